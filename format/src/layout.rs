@@ -1,0 +1,318 @@
+//! The payload region: header, variant data, index. All integers little-endian.
+
+use crate::elf::{self, u16_at, u32_at, u64_at, Elf, PF_R, PT_LOAD};
+use crate::{content_hash, FormatError};
+
+pub const MAGIC: [u8; 8] = *b"MGO-PACK";
+pub const FORMAT_VERSION: u16 = 1;
+pub const HEADER_LEN: usize = 64;
+pub const ENTRY_LEN: usize = 48;
+/// [`Entry::dictionary`] value for "compressed without a dictionary".
+pub const NO_DICTIONARY: u8 = 0xff;
+/// More variants than this is surely a corrupted count (x86-64 has 4 levels, arm64 a few dozen).
+const MAX_VARIANTS: u16 = 256;
+
+/// A machine mgo-pack has a runtime image for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Arch {
+    X86_64,
+    Aarch64,
+}
+
+impl Arch {
+    pub fn from_elf_machine(machine: u16) -> Option<Arch> {
+        match machine {
+            elf::EM_X86_64 => Some(Arch::X86_64),
+            elf::EM_AARCH64 => Some(Arch::Aarch64),
+            _ => None,
+        }
+    }
+
+    pub const fn elf_machine(self) -> u16 {
+        match self {
+            Arch::X86_64 => elf::EM_X86_64,
+            Arch::Aarch64 => elf::EM_AARCH64,
+        }
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Aarch64 => "aarch64",
+        }
+    }
+
+    /// Alignment of the payload region and of each variant inside it: the largest page size the
+    /// architecture's Linux kernels use, so that a variant's file offsets can be mapped directly.
+    pub const fn page_align(self) -> u64 {
+        match self {
+            Arch::X86_64 => 0x1000,
+            Arch::Aarch64 => 0x10000,
+        }
+    }
+
+    /// Virtual address at which the kernel maps the payload region. The runtime image is linked
+    /// below it, and both stay clear of where programs usually live (0x400000, PIE bases, the
+    /// mmap area), and below 2^39 so that 39-bit arm64 kernels can map them too.
+    pub const fn payload_vaddr(self) -> u64 {
+        0x20_0000_0000
+    }
+}
+
+/// How a variant's bytes are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    Stored,
+    Deflate,
+    Zstd,
+    /// Zstandard with another stored variant's original bytes as a raw-content dictionary.
+    ZstdDictionary,
+}
+
+impl Encoding {
+    pub fn from_code(code: u8) -> Option<Encoding> {
+        Some(match code {
+            0 => Encoding::Stored,
+            1 => Encoding::Deflate,
+            2 => Encoding::Zstd,
+            3 => Encoding::ZstdDictionary,
+            _ => return None,
+        })
+    }
+
+    pub const fn code(self) -> u8 {
+        match self {
+            Encoding::Stored => 0,
+            Encoding::Deflate => 1,
+            Encoding::Zstd => 2,
+            Encoding::ZstdDictionary => 3,
+        }
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Encoding::Stored => "stored",
+            Encoding::Deflate => "deflate",
+            Encoding::Zstd => "zstd",
+            Encoding::ZstdDictionary => "zstd-dict",
+        }
+    }
+}
+
+/// The fixed header at the start of the payload region.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub version: u16,
+    pub machine: u16,
+    pub variant_count: u16,
+    pub flags: u16,
+    pub region_len: u64,
+    pub index_offset: u64,
+    pub index_len: u64,
+    pub index_hash: u64,
+}
+
+impl Header {
+    pub fn to_bytes(&self) -> [u8; HEADER_LEN] {
+        let mut b = [0u8; HEADER_LEN];
+        b[0..8].copy_from_slice(&MAGIC);
+        b[8..10].copy_from_slice(&self.version.to_le_bytes());
+        b[10..12].copy_from_slice(&self.machine.to_le_bytes());
+        b[12..14].copy_from_slice(&self.variant_count.to_le_bytes());
+        b[14..16].copy_from_slice(&self.flags.to_le_bytes());
+        b[16..24].copy_from_slice(&self.region_len.to_le_bytes());
+        b[24..32].copy_from_slice(&self.index_offset.to_le_bytes());
+        b[32..40].copy_from_slice(&self.index_len.to_le_bytes());
+        b[40..48].copy_from_slice(&self.index_hash.to_le_bytes());
+        let hash = content_hash(&b[..56]);
+        b[56..64].copy_from_slice(&hash.to_le_bytes());
+        b
+    }
+
+    pub fn parse(b: &[u8]) -> Result<Header, FormatError> {
+        if b.len() < HEADER_LEN {
+            return Err(FormatError::Truncated);
+        }
+        if b[0..8] != MAGIC {
+            return Err(FormatError::BadMagic);
+        }
+        let version = u16_at(b, 8);
+        if version != FORMAT_VERSION {
+            return Err(FormatError::UnsupportedVersion);
+        }
+        if content_hash(&b[..56]) != u64_at(b, 56) {
+            return Err(FormatError::HeaderCorrupt);
+        }
+        Ok(Header {
+            version,
+            machine: u16_at(b, 10),
+            variant_count: u16_at(b, 12),
+            flags: u16_at(b, 14),
+            region_len: u64_at(b, 16),
+            index_offset: u64_at(b, 24),
+            index_len: u64_at(b, 32),
+            index_hash: u64_at(b, 40),
+        })
+    }
+}
+
+/// One variant in the index. Offsets are relative to the start of the payload region.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// Architecture-specific level code, see [`crate::level`].
+    pub level: u32,
+    pub encoding: Encoding,
+    /// Index of the entry whose original bytes are the dictionary, or [`NO_DICTIONARY`].
+    pub dictionary: u8,
+    pub flags: u16,
+    pub offset: u64,
+    pub stored_len: u64,
+    pub original_len: u64,
+    /// [`content_hash`] of the original (decoded) bytes.
+    pub content_hash: u64,
+}
+
+impl Entry {
+    pub fn to_bytes(&self) -> [u8; ENTRY_LEN] {
+        let mut b = [0u8; ENTRY_LEN];
+        b[0..4].copy_from_slice(&self.level.to_le_bytes());
+        b[4] = self.encoding.code();
+        b[5] = self.dictionary;
+        b[6..8].copy_from_slice(&self.flags.to_le_bytes());
+        b[8..16].copy_from_slice(&self.offset.to_le_bytes());
+        b[16..24].copy_from_slice(&self.stored_len.to_le_bytes());
+        b[24..32].copy_from_slice(&self.original_len.to_le_bytes());
+        b[32..40].copy_from_slice(&self.content_hash.to_le_bytes());
+        b
+    }
+
+    fn parse(b: &[u8]) -> Result<Entry, FormatError> {
+        Ok(Entry {
+            level: u32_at(b, 0),
+            encoding: Encoding::from_code(b[4]).ok_or(FormatError::UnknownEncoding)?,
+            dictionary: b[5],
+            flags: u16_at(b, 6),
+            offset: u64_at(b, 8),
+            stored_len: u64_at(b, 16),
+            original_len: u64_at(b, 24),
+            content_hash: u64_at(b, 32),
+        })
+    }
+}
+
+/// Where the payload region lies in a bundle file, as its program header says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Region {
+    pub arch: Arch,
+    pub file_offset: u64,
+    pub len: u64,
+}
+
+impl Region {
+    /// Finds the payload region of a bundle from its ELF header and program headers, which must
+    /// lie inside `file` (at least the first page of the file); the region itself is not read.
+    pub fn locate(file: &[u8]) -> Result<Region, FormatError> {
+        let elf = Elf::parse(file)?;
+        let arch = Arch::from_elf_machine(elf.machine).ok_or(FormatError::UnknownArch)?;
+        let vaddr = arch.payload_vaddr();
+        let ph = elf
+            .phdrs()
+            .find(|ph| ph.p_type == PT_LOAD && ph.p_vaddr == vaddr && ph.p_flags == PF_R)
+            .ok_or(FormatError::NoPayloadSegment)?;
+        Ok(Region { arch, file_offset: ph.p_offset, len: ph.p_filesz })
+    }
+}
+
+/// A parsed, bounds-checked bundle: its region bytes and index. Variant data are not hashed here;
+/// a reader checks [`Entry::content_hash`] on the bytes it is about to use.
+#[derive(Clone, Copy, Debug)]
+pub struct Bundle<'a> {
+    pub arch: Arch,
+    pub header: Header,
+    region: &'a [u8],
+    index: &'a [u8],
+}
+
+impl<'a> Bundle<'a> {
+    /// Parses a whole bundle file.
+    pub fn parse_file(file: &'a [u8]) -> Result<Bundle<'a>, FormatError> {
+        let region = Region::locate(file)?;
+        let end = region.file_offset.checked_add(region.len).ok_or(FormatError::Truncated)?;
+        if end > file.len() as u64 {
+            return Err(FormatError::Truncated);
+        }
+        let bytes = &file[region.file_offset as usize..end as usize];
+        Self::parse_region(region.arch, bytes)
+    }
+
+    /// Parses the payload region alone (for example as mapped in memory).
+    pub fn parse_region(arch: Arch, region: &'a [u8]) -> Result<Bundle<'a>, FormatError> {
+        let header = Header::parse(region)?;
+        if header.machine != arch.elf_machine() {
+            return Err(FormatError::HeaderCorrupt);
+        }
+        if header.region_len != region.len() as u64 {
+            return Err(FormatError::Truncated);
+        }
+        let count = header.variant_count;
+        if count == 0 {
+            return Err(FormatError::Empty);
+        }
+        if count > MAX_VARIANTS || header.index_len != count as u64 * ENTRY_LEN as u64 {
+            return Err(FormatError::IndexOutOfBounds);
+        }
+        let index = slice(region, header.index_offset, header.index_len)
+            .ok_or(FormatError::IndexOutOfBounds)?;
+        if content_hash(index) != header.index_hash {
+            return Err(FormatError::IndexCorrupt);
+        }
+        let bundle = Bundle { arch, header, region, index };
+        for i in 0..bundle.len() {
+            let entry = bundle.entry(i)?;
+            if slice(region, entry.offset, entry.stored_len).is_none() {
+                return Err(FormatError::EntryOutOfBounds);
+            }
+            let needs_dictionary = entry.encoding == Encoding::ZstdDictionary;
+            let dictionary_ok = if needs_dictionary {
+                (entry.dictionary as usize) < bundle.len() && entry.dictionary as usize != i
+            } else {
+                entry.dictionary == NO_DICTIONARY
+            };
+            if !dictionary_ok {
+                return Err(FormatError::BadDictionary);
+            }
+        }
+        Ok(bundle)
+    }
+
+    pub fn len(&self) -> usize {
+        self.header.variant_count as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn entry(&self, i: usize) -> Result<Entry, FormatError> {
+        let at = i.checked_mul(ENTRY_LEN).ok_or(FormatError::IndexOutOfBounds)?;
+        let bytes = self.index.get(at..at + ENTRY_LEN).ok_or(FormatError::IndexOutOfBounds)?;
+        Entry::parse(bytes)
+    }
+
+    pub fn entries(&self) -> impl Iterator<Item = Entry> + '_ {
+        (0..self.len()).filter_map(move |i| self.entry(i).ok())
+    }
+
+    /// The stored bytes of an entry (checked against the region when the bundle was parsed).
+    pub fn stored(&self, entry: &Entry) -> &'a [u8] {
+        slice(self.region, entry.offset, entry.stored_len).unwrap_or(&[])
+    }
+}
+
+fn slice(bytes: &[u8], offset: u64, len: u64) -> Option<&[u8]> {
+    let end = offset.checked_add(len)?;
+    if end > bytes.len() as u64 {
+        return None;
+    }
+    Some(&bytes[offset as usize..end as usize])
+}

@@ -1,0 +1,22 @@
+//! The mgo-pack bundle format, shared by the packer (which writes it) and the launcher (which
+//! reads it), so that the two sides cannot drift. `no_std`, allocation-free, and defensive: every
+//! offset read from a file is bounds-checked before use. `docs/FORMAT.md` is the prose version.
+//!
+//! A bundle is an ELF executable: the launcher ("runtime image") whose one spare program header
+//! (`PT_NULL`) the packer turns into a read-only `PT_LOAD` covering the *payload region* it
+//! appends. The region holds a [`Header`], the variants' bytes and an index of [`Entry`]s.
+
+#![no_std]
+
+pub mod elf;
+mod error;
+mod hash;
+mod layout;
+pub mod level;
+
+pub use error::FormatError;
+pub use hash::{content_hash, ContentHasher};
+pub use layout::{
+    Arch, Bundle, Encoding, Entry, Header, Region, ENTRY_LEN, FORMAT_VERSION, HEADER_LEN, MAGIC,
+    NO_DICTIONARY,
+};
