@@ -86,7 +86,13 @@ impl<'a> Elf<'a> {
         if table_end > bytes.len() as u64 {
             return Err(FormatError::Truncated);
         }
-        Ok(Elf { bytes, machine, elf_type, phoff: phoff as usize, phnum })
+        Ok(Elf {
+            bytes,
+            machine,
+            elf_type,
+            phoff: phoff as usize,
+            phnum,
+        })
     }
 
     pub fn phnum(&self) -> usize {

@@ -219,7 +219,11 @@ impl Region {
             .phdrs()
             .find(|ph| ph.p_type == PT_LOAD && ph.p_vaddr == vaddr && ph.p_flags == PF_R)
             .ok_or(FormatError::NoPayloadSegment)?;
-        Ok(Region { arch, file_offset: ph.p_offset, len: ph.p_filesz })
+        Ok(Region {
+            arch,
+            file_offset: ph.p_offset,
+            len: ph.p_filesz,
+        })
     }
 }
 
@@ -237,7 +241,10 @@ impl<'a> Bundle<'a> {
     /// Parses a whole bundle file.
     pub fn parse_file(file: &'a [u8]) -> Result<Bundle<'a>, FormatError> {
         let region = Region::locate(file)?;
-        let end = region.file_offset.checked_add(region.len).ok_or(FormatError::Truncated)?;
+        let end = region
+            .file_offset
+            .checked_add(region.len)
+            .ok_or(FormatError::Truncated)?;
         if end > file.len() as u64 {
             return Err(FormatError::Truncated);
         }
@@ -266,7 +273,12 @@ impl<'a> Bundle<'a> {
         if content_hash(index) != header.index_hash {
             return Err(FormatError::IndexCorrupt);
         }
-        let bundle = Bundle { arch, header, region, index };
+        let bundle = Bundle {
+            arch,
+            header,
+            region,
+            index,
+        };
         for i in 0..bundle.len() {
             let entry = bundle.entry(i)?;
             if slice(region, entry.offset, entry.stored_len).is_none() {
@@ -294,8 +306,13 @@ impl<'a> Bundle<'a> {
     }
 
     pub fn entry(&self, i: usize) -> Result<Entry, FormatError> {
-        let at = i.checked_mul(ENTRY_LEN).ok_or(FormatError::IndexOutOfBounds)?;
-        let bytes = self.index.get(at..at + ENTRY_LEN).ok_or(FormatError::IndexOutOfBounds)?;
+        let at = i
+            .checked_mul(ENTRY_LEN)
+            .ok_or(FormatError::IndexOutOfBounds)?;
+        let bytes = self
+            .index
+            .get(at..at + ENTRY_LEN)
+            .ok_or(FormatError::IndexOutOfBounds)?;
         Entry::parse(bytes)
     }
 

@@ -1,1 +1,5 @@
-//! placeholder
+//! Shared helpers for the end-to-end tests: building the real Go and C
+//! programs that get packed, and reading what those programs report.
+
+pub mod fixtures;
+pub mod harness;

@@ -1,1 +1,34 @@
-fn main() {}
+//! Project automation: `cargo xtask <command>`.
+//!
+//! - `runtime [--check]`: build the launcher images with pinned flags and store them under
+//!   `runtime/image/`, or check that a rebuild is byte-identical to the committed images.
+
+use std::process::ExitCode;
+
+mod runtime;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("runtime") => runtime::main(&args[1..]),
+        _ => {
+            eprintln!("usage: cargo xtask runtime [--check]");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root (xtask lives one level below it).
+pub fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask has a parent")
+        .to_path_buf()
+}

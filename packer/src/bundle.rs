@@ -1,0 +1,122 @@
+//! Laying out a bundle: the runtime image, then the page-aligned payload region (header, variant
+//! data, index), with the image's spare program header turned into the `PT_LOAD` that maps the
+//! region. `docs/FORMAT.md` describes the result.
+
+use std::collections::HashMap;
+
+use mgo_format::elf::{Elf, ProgramHeader, PF_R, PT_LOAD, PT_NULL};
+use mgo_format::{
+    content_hash, Encoding, Entry, Header, ENTRY_LEN, FORMAT_VERSION, HEADER_LEN, NO_DICTIONARY,
+};
+
+use crate::{runtime_image, PackError, Variant};
+
+/// Builds the bundle bytes for `variants` (any order; at most one per level).
+pub fn build_bundle(variants: &[Variant]) -> Result<Vec<u8>, PackError> {
+    let first = variants.first().ok_or(PackError::NoInputs)?;
+    let arch = first.arch;
+    let mut order: Vec<&Variant> = variants.iter().collect();
+    order.sort_by_key(|v| v.level);
+    for pair in order.windows(2) {
+        if pair[0].level == pair[1].level {
+            return Err(PackError::DuplicateLevel {
+                level: crate::level_name(pair[0].level).into(),
+                first: pair[0].path.clone(),
+                second: pair[1].path.clone(),
+            });
+        }
+    }
+    let image = runtime_image::for_arch(arch).ok_or(PackError::RuntimeImage {
+        arch: arch.name(),
+        reason: "no image for this architecture",
+    })?;
+    let align = arch.page_align();
+
+    // Region layout: header, then each distinct variant at a page boundary, then the index.
+    let mut region = vec![0u8; HEADER_LEN];
+    let mut entries = Vec::with_capacity(order.len());
+    let mut stored_at: HashMap<u64, Vec<(usize, u64)>> = HashMap::new();
+    for variant in &order {
+        let hash = content_hash(&variant.bytes);
+        // Identical builds (a program that gains nothing from v3, say) are stored once.
+        let same = stored_at.get(&hash).and_then(|places| {
+            places
+                .iter()
+                .find(|(i, _)| order[*i].bytes == variant.bytes)
+                .map(|&(_, off)| off)
+        });
+        let offset = match same {
+            Some(offset) => offset,
+            None => {
+                pad_to(&mut region, align);
+                let offset = region.len() as u64;
+                region.extend_from_slice(&variant.bytes);
+                let index = entries.len();
+                stored_at.entry(hash).or_default().push((index, offset));
+                offset
+            }
+        };
+        entries.push(Entry {
+            level: variant.level,
+            encoding: Encoding::Stored,
+            dictionary: NO_DICTIONARY,
+            flags: 0,
+            offset,
+            stored_len: variant.bytes.len() as u64,
+            original_len: variant.bytes.len() as u64,
+            content_hash: hash,
+        });
+    }
+    pad_to(&mut region, 8);
+    let index_offset = region.len() as u64;
+    for entry in &entries {
+        region.extend_from_slice(&entry.to_bytes());
+    }
+    let index_len = (entries.len() * ENTRY_LEN) as u64;
+    let header = Header {
+        version: FORMAT_VERSION,
+        machine: arch.elf_machine(),
+        variant_count: entries.len() as u16,
+        flags: 0,
+        region_len: region.len() as u64,
+        index_offset,
+        index_len,
+        index_hash: content_hash(&region[index_offset as usize..]),
+    };
+    region[..HEADER_LEN].copy_from_slice(&header.to_bytes());
+
+    let mut out = image.to_vec();
+    pad_to(&mut out, align as usize as u64);
+    let region_offset = out.len() as u64;
+    let phdr = ProgramHeader {
+        p_type: PT_LOAD,
+        p_flags: PF_R,
+        p_offset: region_offset,
+        p_vaddr: arch.payload_vaddr(),
+        p_paddr: arch.payload_vaddr(),
+        p_filesz: region.len() as u64,
+        p_memsz: region.len() as u64,
+        p_align: align,
+    };
+    let slot = spare_phdr_offset(image, arch.name())?;
+    out[slot..slot + phdr.to_bytes().len()].copy_from_slice(&phdr.to_bytes());
+    out.extend_from_slice(&region);
+    Ok(out)
+}
+
+/// The file offset of the image's one spare (`PT_NULL`) program header.
+fn spare_phdr_offset(image: &[u8], arch: &'static str) -> Result<usize, PackError> {
+    let damaged = |reason| PackError::RuntimeImage { arch, reason };
+    let elf = Elf::parse(image).map_err(|e| damaged(e.message()))?;
+    let mut spare = (0..elf.phnum()).filter(|&i| elf.phdr(i).p_type == PT_NULL);
+    match (spare.next(), spare.next()) {
+        (Some(i), None) => Ok(elf.phdr_offset(i)),
+        _ => Err(damaged("it needs exactly one spare program header")),
+    }
+}
+
+fn pad_to(bytes: &mut Vec<u8>, align: u64) {
+    let len = bytes.len() as u64;
+    let padded = len.div_ceil(align) * align;
+    bytes.resize(padded as usize, 0);
+}

@@ -1,0 +1,115 @@
+//! Reading and vetting one input variant.
+
+use std::path::{Path, PathBuf};
+
+use goblin::elf::header::{EM_X86_64, ET_CORE, ET_DYN, ET_EXEC, ET_REL};
+use goblin::elf::program_header::PT_INTERP;
+use mgo_format::Arch;
+
+use crate::PackError;
+
+/// One build of the program, at one level.
+#[derive(Clone, Debug)]
+pub struct Variant {
+    /// x86-64 level code, 1..=4 (`GOAMD64=vN`).
+    pub level: u32,
+    pub arch: Arch,
+    pub bytes: Vec<u8>,
+    pub path: PathBuf,
+}
+
+impl Variant {
+    /// Reads `path` and checks that it is an x86-64 ELF executable.
+    pub fn read(path: impl AsRef<Path>, level: Option<u32>) -> Result<Variant, PackError> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| PackError::io(path, e))?;
+        Self::from_bytes(path, bytes, level)
+    }
+
+    pub fn from_bytes(
+        path: &Path,
+        bytes: Vec<u8>,
+        level: Option<u32>,
+    ) -> Result<Variant, PackError> {
+        let arch = check_executable(path, &bytes)?;
+        let level = level.ok_or(PackError::NoInputs)?;
+        Ok(Variant {
+            level,
+            arch,
+            bytes,
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+/// Refuses anything the launcher could not exec as a program: other formats, other machines,
+/// object files, shared libraries.
+fn check_executable(path: &Path, bytes: &[u8]) -> Result<Arch, PackError> {
+    if bytes.len() < 4 || &bytes[..4] != b"\x7fELF" {
+        return Err(PackError::NotElf { path: path.into() });
+    }
+    let elf = goblin::elf::Elf::parse(bytes).map_err(|e| PackError::BadElf {
+        path: path.into(),
+        reason: e.to_string(),
+    })?;
+    if !elf.is_64 || !elf.little_endian || elf.header.e_machine != EM_X86_64 {
+        let machine = goblin::elf::header::machine_to_str(elf.header.e_machine);
+        let bits = if elf.is_64 { 64 } else { 32 };
+        return Err(PackError::WrongArch {
+            path: path.into(),
+            machine: format!("{machine} ({bits}-bit)"),
+        });
+    }
+    match elf.header.e_type {
+        ET_EXEC => {}
+        ET_DYN => {
+            let has_interp = elf.program_headers.iter().any(|ph| ph.p_type == PT_INTERP);
+            let pie_flag = elf
+                .dynamic
+                .as_ref()
+                .is_some_and(|d| d.info.flags_1 & goblin::elf::dynamic::DF_1_PIE != 0);
+            if !has_interp && !pie_flag {
+                return Err(PackError::NotExecutable {
+                    path: path.into(),
+                    kind: "a shared library",
+                });
+            }
+        }
+        ET_REL => {
+            return Err(PackError::NotExecutable {
+                path: path.into(),
+                kind: "an object file",
+            })
+        }
+        ET_CORE => {
+            return Err(PackError::NotExecutable {
+                path: path.into(),
+                kind: "a core dump",
+            })
+        }
+        _ => {
+            return Err(PackError::NotExecutable {
+                path: path.into(),
+                kind: "an ELF file of unknown type",
+            })
+        }
+    }
+    if elf.entry == 0 {
+        return Err(PackError::NotExecutable {
+            path: path.into(),
+            kind: "an ELF file without an entry point",
+        });
+    }
+    Ok(Arch::X86_64)
+}
+
+/// Parses `v1`..`v4`.
+pub fn parse_level(text: &str) -> Result<u32, PackError> {
+    mgo_format::level::parse_x86_64(text.as_bytes())
+        .ok_or_else(|| PackError::BadLevel(text.to_string()))
+}
+
+/// `v1`..`v4`.
+pub fn level_name(level: u32) -> &'static str {
+    mgo_format::level::x86_64_name(level)
+}

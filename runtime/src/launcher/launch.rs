@@ -1,0 +1,261 @@
+//! The launch itself: choose, copy into a memfd, exec.
+
+use mgo_format::{level, Bundle, ContentHasher, Encoding, Entry, FormatError};
+use mgo_runtime::message::{errno_name, Line};
+use mgo_runtime::name::{memfd_name, MEMFD_NAME_MAX};
+use mgo_runtime::switches::Switches;
+use mgo_runtime::{exit, select};
+use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use rustix::fs::{MemfdFlags, SealFlags};
+use rustix::io::Errno;
+
+use crate::start::StartInfo;
+use crate::{own_file, sys};
+
+/// Copy and hash in chunks small enough to stay in cache between the hash and the copy.
+const CHUNK: usize = 128 * 1024;
+
+/// Why the program could not be started.
+pub enum Failure {
+    BadOverride,
+    OwnFile(Errno),
+    Bundle(FormatError),
+    Corrupt(u32),
+    UnsupportedEncoding(Encoding),
+    NoVariant {
+        lowest: u32,
+        cpu: u32,
+    },
+    Extract(Errno),
+    Memfd(Errno),
+    Copy(Errno),
+    Exec {
+        execveat: Errno,
+        execve: Option<Errno>,
+    },
+}
+
+impl Failure {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Failure::BadOverride => exit::BAD_OVERRIDE,
+            Failure::OwnFile(_) => exit::OWN_FILE,
+            Failure::Bundle(_) | Failure::Corrupt(_) | Failure::UnsupportedEncoding(_) => {
+                exit::BAD_BUNDLE
+            }
+            Failure::NoVariant { .. } => exit::NO_VARIANT,
+            Failure::Extract(_) => exit::EXTRACT_FAILED,
+            Failure::Memfd(_) | Failure::Copy(_) | Failure::Exec { .. } => exit::CANNOT_EXECUTE,
+        }
+    }
+
+    pub fn describe(&self, line: &mut Line) {
+        line.str("mgo: ");
+        match *self {
+            Failure::BadOverride => {
+                line.str("GOAMD64 must be v1, v2, v3 or v4 (or unset)");
+            }
+            Failure::OwnFile(e) => {
+                line.str("cannot open the launcher's own executable (/proc/self/exe, AT_EXECFN, argv[0]): ");
+                errno(line, e);
+            }
+            Failure::Bundle(e) => {
+                line.str("this bundle is damaged: ").str(e.message());
+            }
+            Failure::Corrupt(level) => {
+                line.str("this bundle is damaged: variant GOAMD64=")
+                    .str(level::x86_64_name(level))
+                    .str(" does not match its checksum; refusing to run it");
+            }
+            Failure::UnsupportedEncoding(encoding) => {
+                line.str("this launcher cannot decode ")
+                    .str(encoding.name())
+                    .str(" variants; the bundle is damaged or was made by a different packer");
+            }
+            Failure::NoVariant { lowest, cpu } => {
+                line.str("this program needs an x86-64-")
+                    .str(level::x86_64_name(lowest))
+                    .str(" CPU or better, but this CPU is x86-64-")
+                    .str(level::x86_64_name(cpu));
+            }
+            Failure::Extract(e) => {
+                line.str("cannot write the variant to stdout: ");
+                errno(line, e);
+            }
+            Failure::Memfd(e) => {
+                line.str("cannot create a memfd for the program: ");
+                errno(line, e);
+            }
+            Failure::Copy(e) => {
+                line.str("cannot copy the program into its memfd: ");
+                errno(line, e);
+            }
+            Failure::Exec { execveat, execve } => {
+                line.str("cannot start the program: execveat(memfd): ");
+                errno(line, execveat);
+                if let Some(e) = execve {
+                    line.str("; execve(/proc/self/fd/N): ");
+                    errno(line, e);
+                }
+            }
+        }
+    }
+}
+
+fn errno(line: &mut Line, e: Errno) {
+    let raw = e.raw_os_error();
+    match errno_name(raw) {
+        Some(name) => line.str(name),
+        None => line.str("errno ").dec(raw as u64),
+    };
+}
+
+/// Runs the launch. Returns the exit status for the cases that end without exec (extract).
+pub fn run(start: &StartInfo) -> Result<i32, Failure> {
+    let switches = Switches::from_env(start.env()).map_err(|_| Failure::BadOverride)?;
+    let fd = own_file::open(start).map_err(Failure::OwnFile)?;
+    let file = own_file::map(&fd).map_err(Failure::OwnFile)?;
+    drop(fd);
+    let bundle = Bundle::parse_file(file.bytes).map_err(Failure::Bundle)?;
+
+    let (cap, forced) = match switches.forced_level {
+        Some(level) => (level, true),
+        None => (mgo_runtime::cpu::detect_level(), false),
+    };
+    let chosen =
+        select::highest_at_most(bundle.entries().map(|e| e.level), cap).ok_or_else(|| {
+            Failure::NoVariant {
+                lowest: bundle.entries().map(|e| e.level).min().unwrap_or(0),
+                cpu: cap,
+            }
+        })?;
+    let entry = bundle.entry(chosen).map_err(Failure::Bundle)?;
+    if entry.encoding != Encoding::Stored {
+        return Err(Failure::UnsupportedEncoding(entry.encoding));
+    }
+    let data = bundle.stored(&entry);
+
+    if switches.extract {
+        return extract(data, &entry).map(|()| 0);
+    }
+
+    let memfd = create_memfd(start, &entry).map_err(Failure::Memfd)?;
+    copy_checked(&memfd, data, &entry)?;
+    // Sealing makes the bytes that were hashed the bytes that run: nobody holding the memfd (it is
+    // close-on-exec, but /proc/PID/fd lets root reopen it) can change them afterwards.
+    let seals = SealFlags::SEAL | SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE;
+    rustix::fs::fcntl_add_seals(&memfd, seals).map_err(Failure::Copy)?;
+
+    if switches.log {
+        log_choice(&entry, cap, forced);
+    }
+    Err(exec(start, memfd.as_fd()))
+}
+
+fn log_choice(entry: &Entry, cap: u32, forced: bool) {
+    let mut why = Line::new();
+    why.str("[mgo] launcher: ");
+    if forced {
+        why.str("GOAMD64=")
+            .str(level::x86_64_name(cap))
+            .str(" set in the environment");
+    } else {
+        why.str("CPU supports x86-64-").str(level::x86_64_name(cap));
+    }
+    write_stderr(why.finish());
+    let mut line = Line::new();
+    line.str("[mgo] launcher: starting variant GOAMD64=")
+        .str(level::x86_64_name(entry.level));
+    write_stderr(line.finish());
+}
+
+fn extract(data: &[u8], entry: &Entry) -> Result<(), Failure> {
+    if mgo_format::content_hash(data) != entry.content_hash {
+        return Err(Failure::Corrupt(entry.level));
+    }
+    // SAFETY: descriptor 1 is the launcher's stdout, open for the whole call or invalid (EBADF).
+    let stdout = unsafe { BorrowedFd::borrow_raw(1) };
+    write_all(stdout, data).map_err(Failure::Extract)
+}
+
+fn create_memfd(start: &StartInfo, entry: &Entry) -> Result<OwnedFd, Errno> {
+    let mut name = [0u8; MEMFD_NAME_MAX + 1];
+    let path = start
+        .execfn()
+        .or_else(|| start.argv0())
+        .map_or(&b"mgo"[..], |p| p.to_bytes());
+    let len = memfd_name(&mut name, path, level::x86_64_name(entry.level));
+    let name = core::ffi::CStr::from_bytes_with_nul(&name[..=len]).map_err(|_| Errno::INVAL)?;
+    let flags = MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING;
+    match rustix::fs::memfd_create(name, flags | MemfdFlags::EXEC) {
+        // Kernels before 6.3 do not know MFD_EXEC; there every memfd is executable anyway.
+        Err(Errno::INVAL) => rustix::fs::memfd_create(name, flags),
+        other => other,
+    }
+}
+
+fn copy_checked(memfd: &OwnedFd, data: &[u8], entry: &Entry) -> Result<(), Failure> {
+    let mut hasher = ContentHasher::new();
+    for chunk in data.chunks(CHUNK) {
+        hasher.update(chunk);
+        write_all(memfd.as_fd(), chunk).map_err(Failure::Copy)?;
+    }
+    if hasher.finish() != entry.content_hash {
+        return Err(Failure::Corrupt(entry.level));
+    }
+    Ok(())
+}
+
+fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> Result<(), Errno> {
+    while !data.is_empty() {
+        match rustix::io::write(fd, data) {
+            Ok(0) => return Err(Errno::IO),
+            Ok(n) => data = &data[n..],
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+pub fn write_stderr(bytes: &[u8]) {
+    // SAFETY: descriptor 2 is stderr or invalid; a failed write is ignored on purpose, since there
+    // is nowhere else to report it.
+    let stderr = unsafe { BorrowedFd::borrow_raw(2) };
+    let _ = write_all(stderr, bytes);
+}
+
+/// Execs the memfd with the launcher's own argv and environment. Returns only on failure.
+fn exec(start: &StartInfo, memfd: BorrowedFd<'_>) -> Failure {
+    let fd = memfd.as_raw_fd();
+    // SAFETY: argv and envp are the kernel's NULL-terminated arrays; the path is a C string.
+    let execveat = unsafe {
+        sys::execveat(
+            fd,
+            c"".as_ptr().cast(),
+            start.argv,
+            start.envp,
+            sys::AT_EMPTY_PATH,
+        )
+    };
+    // Emulators without execveat (qemu-user answers ENOSYS) still run the program through the
+    // /proc/self/fd link to the memfd.
+    if execveat != Errno::NOSYS && execveat != Errno::NOENT {
+        return Failure::Exec {
+            execveat,
+            execve: None,
+        };
+    }
+    let mut path = Line::new();
+    path.str("/proc/self/fd/").dec(fd as u64);
+    let bytes = path.finish();
+    let last = bytes.len() - 1;
+    let mut cpath = [0u8; 32];
+    cpath[..last].copy_from_slice(&bytes[..last]);
+    // SAFETY: cpath is NUL-terminated (zero-filled past the digits); argv/envp as above.
+    let execve = unsafe { sys::execve(cpath.as_ptr(), start.argv, start.envp) };
+    Failure::Exec {
+        execveat,
+        execve: Some(execve),
+    }
+}

@@ -1,0 +1,42 @@
+//! The mgo-pack launcher: the program at the front of every bundle.
+//!
+//! It finds its own file, maps it, picks the variant for this CPU, copies it into a sealed memfd
+//! (checking its hash on the way) and execs it with the launcher's own argv and environment, so
+//! that the program starts as if it had been run directly.
+
+#![no_std]
+#![no_main]
+
+mod launch;
+mod mem;
+mod own_file;
+mod start;
+mod sys;
+
+use launch::Failure;
+use start::StartInfo;
+
+/// Called by `_start` with the kernel's initial stack pointer.
+///
+/// # Safety
+/// Only `_start` calls it, once, with the stack as the kernel laid it out.
+unsafe extern "C" fn entry(sp: *const usize) -> ! {
+    // SAFETY: `sp` is the kernel's initial stack pointer, as `_start` passes it.
+    let start = unsafe { StartInfo::from_stack(sp) };
+    let failure: Failure = match launch::run(&start) {
+        Ok(code) => sys::exit(code),
+        Err(failure) => failure,
+    };
+    let mut line = mgo_runtime::message::Line::new();
+    failure.describe(&mut line);
+    launch::write_stderr(line.finish());
+    sys::exit(failure.exit_code())
+}
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    // Every error is handled as a value; a panic is a bug, reported without formatting machinery
+    // (which would triple the image's size).
+    launch::write_stderr(b"mgo: internal error in the launcher\n");
+    sys::exit(mgo_runtime::exit::CANNOT_EXECUTE)
+}

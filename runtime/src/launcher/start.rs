@@ -1,0 +1,114 @@
+//! Process entry: the kernel's initial stack, read without libc.
+
+use core::ffi::CStr;
+
+// The kernel enters `_start` with `rsp`/`sp` pointing at argc, followed by argv, NULL, envp,
+// NULL and the auxiliary vector. The stack is realigned to 16 bytes before calling Rust, as the
+// ABI requires at a call.
+#[cfg(target_arch = "x86_64")]
+core::arch::global_asm!(
+    ".globl _start",
+    "_start:",
+    "xor ebp, ebp",
+    "mov rdi, rsp",
+    "and rsp, -16",
+    "call {entry}",
+    "ud2",
+    entry = sym crate::entry,
+);
+
+#[cfg(target_arch = "aarch64")]
+core::arch::global_asm!(
+    ".globl _start",
+    "_start:",
+    "mov x29, xzr",
+    "mov x30, xzr",
+    "mov x0, sp",
+    "and sp, x0, #-16",
+    "bl {entry}",
+    "brk #1",
+    entry = sym crate::entry,
+);
+
+pub const AT_NULL: usize = 0;
+pub const AT_EXECFN: usize = 31;
+
+/// What the kernel passed to the launcher.
+pub struct StartInfo {
+    pub argv: *const *const u8,
+    pub envp: *const *const u8,
+    pub auxv: *const usize,
+}
+
+impl StartInfo {
+    /// # Safety
+    /// `sp` must be the stack pointer the kernel gave `_start`.
+    pub unsafe fn from_stack(sp: *const usize) -> StartInfo {
+        // SAFETY: the kernel lays out argc, argv[argc], NULL, envp..., NULL, auxv pairs; every
+        // pointer computed here stays inside that block.
+        unsafe {
+            let argc = *sp;
+            let argv = sp.add(1) as *const *const u8;
+            let envp = argv.add(argc + 1);
+            let mut end = envp;
+            while !(*end).is_null() {
+                end = end.add(1);
+            }
+            StartInfo {
+                argv,
+                envp,
+                auxv: end.add(1) as *const usize,
+            }
+        }
+    }
+
+    pub fn argv0(&self) -> Option<&'static CStr> {
+        // SAFETY: argv is NULL-terminated and its strings live for the whole process.
+        unsafe { cstr((*self.argv).cast()) }
+    }
+
+    /// The environment as `NAME=VALUE` byte strings.
+    pub fn env(&self) -> impl Iterator<Item = &'static [u8]> {
+        let mut at = self.envp;
+        core::iter::from_fn(move || {
+            // SAFETY: envp is NULL-terminated; we stop at the NULL and never step past it.
+            unsafe {
+                let s = cstr(*at)?;
+                at = at.add(1);
+                Some(s.to_bytes())
+            }
+        })
+    }
+
+    pub fn aux(&self, key: usize) -> Option<usize> {
+        let mut at = self.auxv;
+        // SAFETY: the auxiliary vector is a list of (key, value) pairs ending with AT_NULL.
+        unsafe {
+            loop {
+                match *at {
+                    AT_NULL => return None,
+                    k if k == key => return Some(*at.add(1)),
+                    _ => at = at.add(2),
+                }
+            }
+        }
+    }
+
+    /// The path given to `execve`, as the kernel recorded it.
+    pub fn execfn(&self) -> Option<&'static CStr> {
+        // SAFETY: AT_EXECFN points at a NUL-terminated string on the initial stack.
+        self.aux(AT_EXECFN)
+            .and_then(|p| unsafe { cstr(p as *const u8) })
+    }
+}
+
+/// # Safety
+/// `p` is null or points at a NUL-terminated string that lives for the process.
+unsafe fn cstr(p: *const u8) -> Option<&'static CStr> {
+    if p.is_null() {
+        None
+    } else {
+        // SAFETY: as the caller promises.
+        Some(unsafe { CStr::from_ptr(p.cast()) })
+    }
+}

@@ -1,0 +1,81 @@
+//! The environment variables mgo documents, read once from the launcher's environment and passed
+//! on to the program unchanged.
+
+use mgo_format::level;
+
+/// What the user asked of the launcher.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Switches {
+    /// `GOAMD64=vN`: run this level (or the highest packed one below it) whatever the CPU says.
+    pub forced_level: Option<u32>,
+    /// `MGODEBUG=log`: say on stderr which variant starts, and why.
+    pub log: bool,
+    /// `MGODEBUG=extract`: write the chosen variant to stdout instead of running it.
+    pub extract: bool,
+}
+
+/// `GOAMD64` was set to something that is not a level. Refusing beats guessing: the user asked
+/// for a specific variant and would otherwise silently get another one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BadOverride;
+
+impl Switches {
+    /// Reads the switches from `NAME=VALUE` environment strings. `MGODEBUG` is a comma-separated
+    /// list, like `GODEBUG`; unknown words are ignored so that newer bundles' words do not break
+    /// older launchers. An empty `GOAMD64` counts as unset.
+    pub fn from_env<'a>(env: impl Iterator<Item = &'a [u8]>) -> Result<Switches, BadOverride> {
+        let mut switches = Switches::default();
+        for entry in env {
+            if let Some(value) = entry.strip_prefix(b"GOAMD64=") {
+                if value.is_empty() {
+                    continue;
+                }
+                switches.forced_level = Some(level::parse_x86_64(value).ok_or(BadOverride)?);
+            } else if let Some(value) = entry.strip_prefix(b"MGODEBUG=") {
+                for word in value.split(|&b| b == b',') {
+                    match word {
+                        b"log" => switches.log = true,
+                        b"extract" => switches.extract = true,
+                        _ => {}
+                    }
+                }
+            }
+        }
+        Ok(switches)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(env: &[&str]) -> Result<Switches, BadOverride> {
+        Switches::from_env(env.iter().map(|s| s.as_bytes()))
+    }
+
+    #[test]
+    fn reads_mgo_switches() {
+        let s = parse(&["PATH=/bin", "GOAMD64=v3", "MGODEBUG=log"]).unwrap();
+        assert_eq!(
+            s,
+            Switches {
+                forced_level: Some(3),
+                log: true,
+                extract: false
+            }
+        );
+        let s = parse(&["MGODEBUG=extract,log,other"]).unwrap();
+        assert!(s.log && s.extract);
+        assert_eq!(
+            parse(&["MGODEBUG=logs", "XGOAMD64=v2"]).unwrap(),
+            Switches::default()
+        );
+        assert_eq!(parse(&["GOAMD64="]).unwrap().forced_level, None);
+    }
+
+    #[test]
+    fn refuses_unknown_level() {
+        assert_eq!(parse(&["GOAMD64=v5"]), Err(BadOverride));
+        assert_eq!(parse(&["GOAMD64=3"]), Err(BadOverride));
+    }
+}
