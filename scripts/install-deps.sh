@@ -23,8 +23,8 @@ if ((${#missing[@]})); then
   if ((EUID != 0)); then
     sudo=(sudo)
   fi
-  export DEBIAN_FRONTEND=noninteractive
-  "${sudo[@]}" apt-get update -qq >/dev/null
+  # sudo drops the caller's environment, hence env inside it.
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   for pkg in "${missing[@]}"; do

@@ -1,19 +1,14 @@
 //! The launch itself: choose, copy into a memfd, exec.
 
-use mgo_format::{level, Bundle, ContentHasher, Encoding, Entry, FormatError};
+use mgo_format::{level, Bundle, Encoding, Entry, FormatError};
 use mgo_runtime::message::{errno_name, Line};
-use mgo_runtime::name::{memfd_name, MEMFD_NAME_MAX};
 use mgo_runtime::switches::Switches;
 use mgo_runtime::{exit, select};
-use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use rustix::fs::{MemfdFlags, SealFlags};
+use rustix::fd::{AsFd, BorrowedFd};
 use rustix::io::Errno;
 
 use crate::start::StartInfo;
-use crate::{own_file, sys};
-
-/// Copy and hash in chunks small enough to stay in cache between the hash and the copy.
-const CHUNK: usize = 128 * 1024;
+use crate::{decode, exec, own_file, target};
 
 /// Why the program could not be started.
 pub enum Failure {
@@ -139,17 +134,14 @@ pub fn run(start: &StartInfo) -> Result<i32, Failure> {
         return extract(data, &entry).map(|()| 0);
     }
 
-    let memfd = create_memfd(start, &entry).map_err(Failure::Memfd)?;
-    copy_checked(&memfd, data, &entry)?;
-    // Sealing makes the bytes that were hashed the bytes that run: nobody holding the memfd (it is
-    // close-on-exec, but /proc/PID/fd lets root reopen it) can change them afterwards.
-    let seals = SealFlags::SEAL | SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE;
-    rustix::fs::fcntl_add_seals(&memfd, seals).map_err(Failure::Copy)?;
+    let memfd = target::create(start, &entry).map_err(Failure::Memfd)?;
+    decode::write_variant(&memfd, data, &entry)?;
+    target::seal(&memfd).map_err(Failure::Copy)?;
 
     if switches.log {
         log_choice(&entry, cap, forced);
     }
-    Err(exec(start, memfd.as_fd()))
+    Err(exec::exec(start, memfd.as_fd()))
 }
 
 fn log_choice(entry: &Entry, cap: u32, forced: bool) {
@@ -178,35 +170,7 @@ fn extract(data: &[u8], entry: &Entry) -> Result<(), Failure> {
     write_all(stdout, data).map_err(Failure::Extract)
 }
 
-fn create_memfd(start: &StartInfo, entry: &Entry) -> Result<OwnedFd, Errno> {
-    let mut name = [0u8; MEMFD_NAME_MAX + 1];
-    let path = start
-        .execfn()
-        .or_else(|| start.argv0())
-        .map_or(&b"mgo"[..], |p| p.to_bytes());
-    let len = memfd_name(&mut name, path, level::x86_64_name(entry.level));
-    let name = core::ffi::CStr::from_bytes_with_nul(&name[..=len]).map_err(|_| Errno::INVAL)?;
-    let flags = MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING;
-    match rustix::fs::memfd_create(name, flags | MemfdFlags::EXEC) {
-        // Kernels before 6.3 do not know MFD_EXEC; there every memfd is executable anyway.
-        Err(Errno::INVAL) => rustix::fs::memfd_create(name, flags),
-        other => other,
-    }
-}
-
-fn copy_checked(memfd: &OwnedFd, data: &[u8], entry: &Entry) -> Result<(), Failure> {
-    let mut hasher = ContentHasher::new();
-    for chunk in data.chunks(CHUNK) {
-        hasher.update(chunk);
-        write_all(memfd.as_fd(), chunk).map_err(Failure::Copy)?;
-    }
-    if hasher.finish() != entry.content_hash {
-        return Err(Failure::Corrupt(entry.level));
-    }
-    Ok(())
-}
-
-fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> Result<(), Errno> {
+pub fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> Result<(), Errno> {
     while !data.is_empty() {
         match rustix::io::write(fd, data) {
             Ok(0) => return Err(Errno::IO),
@@ -223,39 +187,4 @@ pub fn write_stderr(bytes: &[u8]) {
     // is nowhere else to report it.
     let stderr = unsafe { BorrowedFd::borrow_raw(2) };
     let _ = write_all(stderr, bytes);
-}
-
-/// Execs the memfd with the launcher's own argv and environment. Returns only on failure.
-fn exec(start: &StartInfo, memfd: BorrowedFd<'_>) -> Failure {
-    let fd = memfd.as_raw_fd();
-    // SAFETY: argv and envp are the kernel's NULL-terminated arrays; the path is a C string.
-    let execveat = unsafe {
-        sys::execveat(
-            fd,
-            c"".as_ptr().cast(),
-            start.argv,
-            start.envp,
-            sys::AT_EMPTY_PATH,
-        )
-    };
-    // Emulators without execveat (qemu-user answers ENOSYS) still run the program through the
-    // /proc/self/fd link to the memfd.
-    if execveat != Errno::NOSYS && execveat != Errno::NOENT {
-        return Failure::Exec {
-            execveat,
-            execve: None,
-        };
-    }
-    let mut path = Line::new();
-    path.str("/proc/self/fd/").dec(fd as u64);
-    let bytes = path.finish();
-    let last = bytes.len() - 1;
-    let mut cpath = [0u8; 32];
-    cpath[..last].copy_from_slice(&bytes[..last]);
-    // SAFETY: cpath is NUL-terminated (zero-filled past the digits); argv/envp as above.
-    let execve = unsafe { sys::execve(cpath.as_ptr(), start.argv, start.envp) };
-    Failure::Exec {
-        execveat,
-        execve: Some(execve),
-    }
 }

@@ -7,11 +7,14 @@
 #![no_std]
 #![no_main]
 
+mod decode;
+mod exec;
 mod launch;
 mod mem;
 mod own_file;
 mod start;
 mod sys;
+mod target;
 
 use launch::Failure;
 use start::StartInfo;
