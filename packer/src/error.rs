@@ -37,6 +37,56 @@ pub enum PackError {
         arch: &'static str,
         reason: &'static str,
     },
+    /// An input's level as given (`vN=PATH` or its position) differs from what the file records.
+    #[error(
+        "{}: {given}, but {declared}; correct the level, or pass --force to pack it as {level} anyway",
+        path.display()
+    )]
+    LevelContradiction {
+        path: PathBuf,
+        /// How the level was given: "named v3" or "is input 2, so v2".
+        given: String,
+        level: String,
+        /// What the file records, as [`crate::Declared`] displays it.
+        declared: String,
+    },
+    #[error(
+        "{}: {declared}, so its level must be given, as in `v3={}`",
+        path.display(),
+        path.display()
+    )]
+    LevelUnknown { path: PathBuf, declared: String },
+    #[error(
+        "{}: is already an mgo-pack bundle; pack the original builds (`mgo-pack extract` gets them back)",
+        path.display()
+    )]
+    AlreadyBundle { path: PathBuf },
+    #[error("{}: not an mgo-pack bundle ({reason})", path.display())]
+    NotBundle { path: PathBuf, reason: &'static str },
+    #[error("{}: damaged mgo-pack bundle: {reason}", path.display())]
+    DamagedBundle { path: PathBuf, reason: String },
+    #[error("{}: holds no {level} variant (it holds {available})", path.display())]
+    NoSuchVariant {
+        path: PathBuf,
+        level: String,
+        available: String,
+    },
+    #[error("{}: the {level} variant is damaged: {reason}", path.display())]
+    VariantDamaged {
+        path: PathBuf,
+        level: String,
+        reason: String,
+    },
+    #[error(
+        "{}: the {level} variant is stored as {encoding}, which this mgo-pack cannot decode; \
+         use the mgo-pack that made the bundle, or a newer one",
+        path.display()
+    )]
+    UnsupportedEncoding {
+        path: PathBuf,
+        level: String,
+        encoding: &'static str,
+    },
 }
 
 impl PackError {

@@ -1,8 +1,9 @@
 //! Reading and vetting one input variant.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
-use goblin::elf::header::{EM_X86_64, ET_CORE, ET_DYN, ET_EXEC, ET_REL};
+use goblin::elf::header::{EM_AARCH64, EM_X86_64, ET_CORE, ET_DYN, ET_EXEC, ET_REL};
 use goblin::elf::program_header::PT_INTERP;
 use mgo_format::Arch;
 
@@ -11,7 +12,8 @@ use crate::PackError;
 /// One build of the program, at one level.
 #[derive(Clone, Debug)]
 pub struct Variant {
-    /// x86-64 level code, 1..=4 (`GOAMD64=vN`).
+    /// Level code (mgo_format::level): 1..=4 for x86-64 (`GOAMD64=vN`), an arm64 code for
+    /// arm64 (`GOARM64=v8.1,lse`); it must be a level of `arch`.
     pub level: u32,
     pub arch: Arch,
     pub bytes: Vec<u8>,
@@ -19,7 +21,8 @@ pub struct Variant {
 }
 
 impl Variant {
-    /// Reads `path` and checks that it is an x86-64 ELF executable.
+    /// Reads `path` and checks that it is an x86-64 ELF executable. `level: None` takes the level
+    /// the file records; a given level is used as it is (use [`crate::Packer`] to have it checked).
     pub fn read(path: impl AsRef<Path>, level: Option<u32>) -> Result<Variant, PackError> {
         let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(|e| PackError::io(path, e))?;
@@ -32,7 +35,24 @@ impl Variant {
         level: Option<u32>,
     ) -> Result<Variant, PackError> {
         let arch = check_executable(path, &bytes)?;
-        let level = level.ok_or(PackError::NoInputs)?;
+        // Without a level, the one the file records (Go build info, GNU ISA note).
+        let level = match level {
+            Some(level) => level,
+            None => {
+                let declared = crate::declared_level(&bytes);
+                declared.level.ok_or_else(|| PackError::LevelUnknown {
+                    path: path.to_path_buf(),
+                    declared: declared.to_string(),
+                })?
+            }
+        };
+        if !mgo_format::level::is_valid(arch, level) {
+            return Err(PackError::LevelNotForArch {
+                path: path.to_path_buf(),
+                level: level_name(level).into_owned(),
+                arch: arch_name(arch),
+            });
+        }
         Ok(Variant {
             level,
             arch,
@@ -52,6 +72,11 @@ fn check_executable(path: &Path, bytes: &[u8]) -> Result<Arch, PackError> {
         path: path.into(),
         reason: e.to_string(),
     })?;
+    let arch = match elf.header.e_machine {
+        EM_X86_64 => Arch::X86_64,
+        EM_AARCH64 => Arch::Aarch64,
+        _ => 0,
+    };
     if !elf.is_64 || !elf.little_endian || elf.header.e_machine != EM_X86_64 {
         let machine = goblin::elf::header::machine_to_str(elf.header.e_machine);
         let bits = if elf.is_64 { 64 } else { 32 };

@@ -1,24 +1,57 @@
 //! mgo-pack as a library: turn already-built variants of one program into a single executable
-//! whose launcher runs the best variant for the CPU it lands on.
+//! whose launcher runs the best variant for the CPU it lands on, and read such bundles back.
+//! The `mgo-pack` command is a thin layer over this crate.
+//!
+//! Packing files, with levels read from the files where they record them (Go build info, GNU
+//! ISA notes) and given explicitly where they do not:
 //!
 //! ```no_run
-//! let variants = vec![
-//!     mgo_pack::Variant::read("app.v1", Some(1))?,
-//!     mgo_pack::Variant::read("app.v3", Some(3))?,
+//! use mgo_pack::{Input, PackOptions};
+//!
+//! let inputs = [
+//!     Input::detect("dist/app_linux_amd64_v1/app"),
+//!     Input::detect("dist/app_linux_amd64_v3/app"),
+//!     Input::with_level("build/app-c-v2", 2),
 //! ];
-//! let bundle = mgo_pack::build_bundle(&variants)?;
-//! mgo_pack::write_executable("app".as_ref(), &bundle)?;
+//! let packed = mgo_pack::pack_files(&inputs, "app".as_ref(), &PackOptions::default())?;
+//! for v in &packed.variants {
+//!     println!("{} {}", mgo_pack::level_name(v.level), v.path.display());
+//! }
 //! # Ok::<(), mgo_pack::PackError>(())
 //! ```
+//!
+//! Reading a bundle back:
+//!
+//! ```no_run
+//! let info = mgo_pack::inspect("app")?;
+//! println!("{} variants", info.variants.len());
+//! let v3 = mgo_pack::extract("app", 3)?; // byte-identical to the v3 input
+//! mgo_pack::verify("app")?.into_result()?; // every variant decoded and hash-checked
+//! # Ok::<(), mgo_pack::PackError>(())
+//! ```
+//!
+//! The lower layer, for callers that have the bytes already: [`Variant`], [`build_bundle`],
+//! [`write_executable`].
 
 mod bundle;
+pub mod detect;
 mod error;
 mod input;
+pub mod inspect;
 mod output;
+mod pack;
 pub mod runtime_image;
 
 pub use bundle::build_bundle;
+pub use detect::{declared_level, Declared};
 pub use error::PackError;
 pub use input::{level_name, parse_level, Variant};
-pub use mgo_format::Arch;
+pub use inspect::{
+    decode_variant, extract, inspect, verify, BundleFile, BundleInfo, RuntimeInfo, VariantInfo,
+    Verification,
+};
+pub use mgo_format::{Arch, Encoding, FORMAT_VERSION};
 pub use output::write_executable;
+pub use pack::{
+    pack_files, Event, Input, LevelOrigin, LevelSpec, PackOptions, Packed, PackedVariant, Packer,
+};

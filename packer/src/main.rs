@@ -1,91 +1,272 @@
 //! `mgo-pack`: the command line over the `mgo_pack` library.
+//!
+//! Without a subcommand it packs, as mgo's users expect: `mgo-pack -o OUT IN...`. The
+//! subcommands read bundles back: `inspect`, `extract`, `verify`.
 
+mod cli;
+
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::Parser;
-use mgo_pack::{build_bundle, parse_level, write_executable, PackError, Variant};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use mgo_pack::{parse_level, BundleFile, Input, PackError, PackOptions, Packer};
 
-/// Pack GOAMD64 variants of one program into a single executable that runs the best variant for
-/// the CPU it starts on.
+use cli::Verbosity;
+
+const AFTER_HELP: &str = "\
+Examples:
+  mgo-pack -o app app.v1 app.v2 app.v3 app.v4   positions are v1..v4, as with mgo
+  mgo-pack -o app dist/app_linux_amd64_v*/app   Go builds: levels read from their build info
+  mgo-pack -o app v1=build/app v3=build/app-v3  levels named explicitly
+  mgo-pack inspect app                          what a bundle holds (--json for scripts)
+  mgo-pack extract app --variant v3 -o app.v3   one build back, byte for byte
+  mgo-pack verify app                           decode every variant and check its hash
+
+Levels: `vN=PATH` packs PATH as vN. Inputs without `vN=` take the level their file records
+(Go build info `GOAMD64=vN`; a GNU property note `x86 ISA needed: x86-64-vN`) when every one of
+them records one, in any order; otherwise they are v1, v2, v3, v4 in the order given. A level
+given or implied by position that contradicts the file's own is refused unless --force.
+
+Exit status: 0 done; 1 an input, a level, the output or a file operation failed;
+2 usage error; 3 not a bundle, or a damaged bundle (inspect, extract, verify).";
+
+/// Exit statuses, listed in AFTER_HELP and README.md.
+const EXIT_FAILURE: u8 = 1;
+const EXIT_BAD_BUNDLE: u8 = 3;
+
+/// Pack x86-64 builds of one program (GOAMD64=v1..v4, or any ELF executable built per level)
+/// into a single executable that runs the best one for the CPU it starts on.
 #[derive(Parser, Debug)]
 #[command(
     name = "mgo-pack",
     version,
-    after_help = "Examples:\n  mgo-pack -o app app.v1 app.v2 app.v3 app.v4   inputs are v1..v4 in order\n  \
-                  mgo-pack -o app v1=build/app-v1 v3=build/app-v3  name the levels explicitly\n\n\
-                  Exit status: 0 packed; 1 an input, the output or the runtime image is unusable; 2 usage error."
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    after_help = AFTER_HELP
 )]
 struct Cli {
-    /// Where to write the bundle (written atomically, mode 0755).
-    #[arg(short, long, value_name = "OUT")]
-    output: PathBuf,
-    /// The variants: `PATH` (positions mean v1, v2, v3, v4) or `vN=PATH`.
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    pack: PackArgs,
+    /// Print nothing but errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Say more: each input's level and where it comes from, sizes, hashes.
+    #[arg(short, long, global = true)]
+    verbose: bool,
+}
+
+/// The pack form, `mgo-pack -o OUT IN...`.
+#[derive(Args, Debug)]
+struct PackArgs {
+    /// Where to write the bundle (atomically, mode 0755; an existing file is replaced).
+    #[arg(short, long, value_name = "OUT", required = true)]
+    output: Option<PathBuf>,
+    /// Pack inputs at the level given even where the file records another one.
+    #[arg(short, long)]
+    force: bool,
+    /// The variants: `vN=PATH`, or `PATH` (see Levels below).
     #[arg(value_name = "INPUT", required = true)]
     inputs: Vec<String>,
 }
 
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Show what a bundle holds: its launcher, format version, and each variant's level,
+    /// encoding, stored and original size and content hash.
+    Inspect {
+        bundle: PathBuf,
+        /// One JSON object on stdout, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write one packed variant out, byte-identical to the file it was packed from.
+    Extract {
+        bundle: PathBuf,
+        /// The level to extract: v1, v2, v3 or v4.
+        #[arg(long, value_name = "vN", value_parser = level_arg)]
+        variant: u32,
+        /// Where to write it (mode 0755); `-` for stdout.
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+    },
+    /// Decode every variant of a bundle and check its length and content hash.
+    Verify { bundle: PathBuf },
+}
+
+fn level_arg(text: &str) -> Result<u32, String> {
+    parse_level(text).map_err(|_| "use v1, v2, v3 or v4".to_string())
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match pack(&cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("mgo-pack: error: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn pack(cli: &Cli) -> Result<(), PackError> {
-    let specs = input_specs(&cli.inputs)?;
-    refuse_overwriting_inputs(&cli.output, specs.iter().map(|(_, p)| p.as_path()))?;
-    let variants = specs
-        .iter()
-        .map(|(level, path)| Variant::read(path, Some(*level)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let bundle = build_bundle(&variants)?;
-    write_executable(&cli.output, &bundle)
-}
-
-/// Positional inputs are v1, v2, v3, v4 in order, as in mgo; `vN=PATH` names a level.
-fn input_specs(inputs: &[String]) -> Result<Vec<(u32, PathBuf)>, PackError> {
-    let mut specs = Vec::new();
-    let mut next_positional = 1;
-    for input in inputs {
-        match input.split_once('=') {
-            Some((level, path)) if looks_like_level(level) => {
-                specs.push((parse_level(level)?, PathBuf::from(path)));
-            }
-            _ => {
-                if next_positional > 4 {
-                    return Err(PackError::TooManyInputs);
-                }
-                specs.push((next_positional, PathBuf::from(input)));
-                next_positional += 1;
-            }
-        }
-    }
-    Ok(specs)
-}
-
-/// `v7=x` is a mistyped level, not a file called `v7=x`.
-fn looks_like_level(text: &str) -> bool {
-    text.len() <= 3 && text.starts_with('v')
-}
-
-fn refuse_overwriting_inputs<'a>(
-    output: &Path,
-    inputs: impl Iterator<Item = &'a Path>,
-) -> Result<(), PackError> {
-    let Ok(out) = output.canonicalize() else {
-        return Ok(());
+    let matches = Cli::command().long_version(long_version()).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
     };
-    for input in inputs {
-        if input.canonicalize().is_ok_and(|p| p == out) {
-            return Err(PackError::OutputIsInput {
-                path: output.into(),
-            });
+    let verbosity = match (cli.quiet, cli.verbose) {
+        (true, _) => Verbosity::Quiet,
+        (_, true) => Verbosity::Verbose,
+        _ => Verbosity::Normal,
+    };
+    let result = match cli.command {
+        None => pack(&cli.pack, verbosity),
+        Some(Command::Inspect { bundle, json }) => inspect(&bundle, json),
+        Some(Command::Extract {
+            bundle,
+            variant,
+            output,
+        }) => extract(&bundle, variant, &output, verbosity),
+        Some(Command::Verify { bundle }) => verify(&bundle, verbosity),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            cli::error(&e);
+            ExitCode::from(exit_status(&e))
         }
     }
-    Ok(())
+}
+
+fn exit_status(e: &PackError) -> u8 {
+    match e {
+        PackError::NotBundle { .. }
+        | PackError::DamagedBundle { .. }
+        | PackError::VariantDamaged { .. } => EXIT_BAD_BUNDLE,
+        _ => EXIT_FAILURE,
+    }
+}
+
+/// `--version`: the crate version, the bundle format it writes and the launcher it embeds.
+fn long_version() -> &'static str {
+    let mut text = format!(
+        "{}\nbundle format version {}",
+        env!("CARGO_PKG_VERSION"),
+        mgo_pack::FORMAT_VERSION
+    );
+    if let Some(runtime) = mgo_pack::RuntimeInfo::builtin(mgo_pack::Arch::X86_64) {
+        text.push_str(&format!(
+            "\nruntime x86_64: launcher of {} bytes, id {:016x}",
+            runtime.len, runtime.id
+        ));
+    }
+    Box::leak(text.into_boxed_str())
+}
+
+fn pack(args: &PackArgs, verbosity: Verbosity) -> Result<ExitCode, PackError> {
+    let output = args.output.as_deref().ok_or(PackError::NoInputs)?;
+    let inputs = Input::parse_args(&args.inputs)?;
+    let options = PackOptions { force: args.force };
+    let mut progress = cli::Progress::new(verbosity);
+    let on_terminal = progress.on_terminal();
+    let result = Packer::new(options)
+        .on_event(|event| progress.event(event))
+        .pack_to(&inputs, output);
+    progress.clear();
+    let packed = result?;
+    if verbosity != Verbosity::Quiet {
+        for warning in &packed.warnings {
+            cli::warn(warning);
+        }
+    }
+    cli::report_pack(output, &packed, verbosity, on_terminal);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn inspect(path: &Path, json: bool) -> Result<ExitCode, PackError> {
+    let info = BundleFile::open(path)?.info();
+    let text = if json {
+        cli::inspect_json(&info)
+    } else {
+        cli::inspect_text(&info)
+    };
+    print_stdout(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn extract(
+    path: &Path,
+    level: u32,
+    output: &Path,
+    verbosity: Verbosity,
+) -> Result<ExitCode, PackError> {
+    let to_stdout = output == Path::new("-");
+    if to_stdout && std::io::stdout().is_terminal() {
+        return Err(PackError::Io {
+            path: "-".into(),
+            source: std::io::Error::other(
+                "refusing to write a program to a terminal; redirect stdout or use -o FILE",
+            ),
+        });
+    }
+    if !to_stdout
+        && output
+            .canonicalize()
+            .is_ok_and(|o| path.canonicalize().is_ok_and(|p| p == o))
+    {
+        return Err(PackError::OutputIsInput {
+            path: output.into(),
+        });
+    }
+    let bundle = BundleFile::open(path)?;
+    let bytes = bundle.extract(level)?;
+    if to_stdout {
+        let mut out = std::io::stdout().lock();
+        out.write_all(&bytes)
+            .and_then(|()| out.flush())
+            .map_err(|e| PackError::Io {
+                path: "-".into(),
+                source: e,
+            })?;
+    } else {
+        mgo_pack::write_executable(output, &bytes)?;
+    }
+    let wanted = match verbosity {
+        Verbosity::Quiet => false,
+        Verbosity::Verbose => true,
+        Verbosity::Normal => std::io::stderr().is_terminal(),
+    };
+    if wanted && !to_stdout {
+        eprintln!(
+            "mgo-pack: wrote {} ({}): the {} variant of {}",
+            output.display(),
+            cli::size(bytes.len() as u64),
+            mgo_pack::level_name(level),
+            path.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify(path: &Path, verbosity: Verbosity) -> Result<ExitCode, PackError> {
+    let verification = BundleFile::open(path)?.verify();
+    let ok = verification.is_ok();
+    if verbosity != Verbosity::Quiet {
+        print_stdout(&cli::verify_text(&verification))?;
+    }
+    if ok {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        if verbosity == Verbosity::Quiet {
+            if let Some(Err(e)) = verification.results.iter().find(|r| r.is_err()) {
+                cli::error(e);
+            }
+        }
+        Ok(ExitCode::from(EXIT_BAD_BUNDLE))
+    }
+}
+
+fn print_stdout(text: &str) -> Result<(), PackError> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        // `mgo-pack inspect app | head` is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(PackError::Io {
+            path: "stdout".into(),
+            source: e,
+        }),
+    }
 }

@@ -1,0 +1,431 @@
+//! Packing from files, as the command line and build tools do: read the inputs, settle each
+//! one's level (given, positional, or recorded in the file itself), build the bundle and write it
+//! atomically. The result depends only on the inputs' bytes, their levels and the options: no
+//! paths, times or host details reach the bundle.
+
+use std::path::{Path, PathBuf};
+
+use mgo_format::content_hash;
+
+use crate::detect::{declared_level, Declared};
+use crate::{build_bundle, level_name, parse_level, write_executable, PackError, Variant};
+
+/// How an input's level is chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LevelSpec {
+    /// Given explicitly (`vN=PATH`): must agree with what the file records, unless forced.
+    Given(u32),
+    /// The input's place among the inputs given without a level (1 = first), as in mgo:
+    /// positions mean v1, v2, v3, v4. See [`Packer::pack`] for when the position counts.
+    Position(u32),
+    /// Whatever the file records (Go build info, GNU ISA note); an error if it records nothing.
+    Detect,
+}
+
+/// One input file and how its level is chosen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Input {
+    pub path: PathBuf,
+    pub level: LevelSpec,
+}
+
+impl Input {
+    /// An input whose level is read from the file.
+    pub fn detect(path: impl Into<PathBuf>) -> Input {
+        Input {
+            path: path.into(),
+            level: LevelSpec::Detect,
+        }
+    }
+
+    /// An input at a given level (1..=4).
+    pub fn with_level(path: impl Into<PathBuf>, level: u32) -> Input {
+        Input {
+            path: path.into(),
+            level: LevelSpec::Given(level),
+        }
+    }
+
+    /// Parses the command line's input syntax: `vN=PATH` names a level, anything else is a path
+    /// whose level is its position among such paths (v1, v2, v3, v4).
+    pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Vec<Input>, PackError> {
+        let mut inputs = Vec::with_capacity(args.len());
+        let mut position = 0;
+        for arg in args {
+            let arg = arg.as_ref();
+            match arg.split_once('=') {
+                Some((level, path)) if looks_like_level(level) => {
+                    inputs.push(Input::with_level(path, parse_level(level)?));
+                }
+                _ => {
+                    position += 1;
+                    if position > 4 {
+                        return Err(PackError::TooManyInputs);
+                    }
+                    inputs.push(Input {
+                        path: arg.into(),
+                        level: LevelSpec::Position(position),
+                    });
+                }
+            }
+        }
+        Ok(inputs)
+    }
+}
+
+/// `v7=x` is a mistyped level, not a file called `v7=x`.
+fn looks_like_level(text: &str) -> bool {
+    text.len() <= 3 && text.starts_with('v')
+}
+
+/// Settings that change how a pack is done.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PackOptions {
+    /// Pack inputs at the level given even where the file records another one.
+    pub force: bool,
+}
+
+/// How a packed variant's level was settled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LevelOrigin {
+    /// `vN=PATH`, matching the file or with the file silent.
+    Given,
+    /// Its position, the file being silent or agreeing.
+    Position,
+    /// Read from the file.
+    Recorded,
+    /// Given or positional, overriding what the file records (`force`).
+    Forced,
+}
+
+/// What a pack did, one entry per input in the order given.
+#[derive(Clone, Debug)]
+pub struct PackedVariant {
+    pub path: PathBuf,
+    pub level: u32,
+    pub origin: LevelOrigin,
+    pub declared: Declared,
+    pub len: u64,
+    pub content_hash: u64,
+}
+
+/// A finished pack: the bundle's bytes and how each input went into it.
+#[derive(Clone, Debug)]
+pub struct Packed {
+    pub bytes: Vec<u8>,
+    pub variants: Vec<PackedVariant>,
+    /// Things worth telling the user that did not stop the pack (levels forced over the files').
+    pub warnings: Vec<String>,
+}
+
+/// Progress of a pack, for a progress display or a log. More kinds may be added.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub enum Event<'a> {
+    /// Input `index` (0-based) of `count` has been read.
+    Read {
+        index: usize,
+        count: usize,
+        path: &'a Path,
+        len: u64,
+    },
+    /// The bundle is being laid out (and its variants encoded).
+    Building { variants: usize },
+    /// The bundle is being written.
+    Writing { path: &'a Path, len: u64 },
+}
+
+/// Packs files into a bundle, reporting progress to an optional observer.
+///
+/// Levels: an input given as `vN=PATH` ([`LevelSpec::Given`]) is at level N, and it is an error
+/// (unless [`PackOptions::force`]) when the file records another level. Inputs given by position
+/// take the levels their files record when every one of them records one, so their order does
+/// not matter; otherwise positions mean v1, v2, v3, v4 as in mgo, and a file recording another
+/// level than its position is an error (unless forced, when the position wins).
+pub struct Packer<'a> {
+    options: PackOptions,
+    observer: Option<Observer<'a>>,
+}
+
+type Observer<'a> = Box<dyn FnMut(Event<'_>) + 'a>;
+
+/// Each input's level and how it was settled, and the warnings that produced.
+type Settled = (Vec<(u32, LevelOrigin)>, Vec<String>);
+
+impl<'a> Packer<'a> {
+    pub fn new(options: PackOptions) -> Packer<'a> {
+        Packer {
+            options,
+            observer: None,
+        }
+    }
+
+    /// Calls `observer` as the pack progresses.
+    pub fn on_event(mut self, observer: impl FnMut(Event<'_>) + 'a) -> Packer<'a> {
+        self.observer = Some(Box::new(observer));
+        self
+    }
+
+    fn emit(&mut self, event: Event<'_>) {
+        if let Some(observer) = self.observer.as_mut() {
+            observer(event);
+        }
+    }
+
+    /// Reads `inputs` and builds the bundle in memory.
+    pub fn pack(&mut self, inputs: &[Input]) -> Result<Packed, PackError> {
+        if inputs.is_empty() {
+            return Err(PackError::NoInputs);
+        }
+        let mut variants = Vec::with_capacity(inputs.len());
+        let mut declared = Vec::with_capacity(inputs.len());
+        for (index, input) in inputs.iter().enumerate() {
+            let (variant, recorded) = read_input(input)?;
+            self.emit(Event::Read {
+                index,
+                count: inputs.len(),
+                path: &input.path,
+                len: variant.bytes.len() as u64,
+            });
+            variants.push(variant);
+            declared.push(recorded);
+        }
+        let (levels, warnings) = settle_levels(inputs, &declared, self.options.force)?;
+        let mut report = Vec::with_capacity(inputs.len());
+        for ((variant, (level, origin)), declared) in variants.iter_mut().zip(levels).zip(declared)
+        {
+            variant.level = level;
+            report.push(PackedVariant {
+                path: variant.path.clone(),
+                level,
+                origin,
+                declared,
+                len: variant.bytes.len() as u64,
+                content_hash: content_hash(&variant.bytes),
+            });
+        }
+        self.emit(Event::Building {
+            variants: variants.len(),
+        });
+        let bytes = build_bundle(&variants)?;
+        Ok(Packed {
+            bytes,
+            variants: report,
+            warnings,
+        })
+    }
+
+    /// Packs `inputs` and writes the bundle to `output` (atomically, mode 0755). Nothing is
+    /// written when anything fails, and an existing `output` is then left as it was.
+    pub fn pack_to(&mut self, inputs: &[Input], output: &Path) -> Result<Packed, PackError> {
+        refuse_overwriting_inputs(output, inputs.iter().map(|i| i.path.as_path()))?;
+        let packed = self.pack(inputs)?;
+        self.emit(Event::Writing {
+            path: output,
+            len: packed.bytes.len() as u64,
+        });
+        write_executable(output, &packed.bytes)?;
+        Ok(packed)
+    }
+}
+
+/// Packs `inputs` into `output` with `options`; [`Packer`] has the details.
+pub fn pack_files(
+    inputs: &[Input],
+    output: &Path,
+    options: &PackOptions,
+) -> Result<Packed, PackError> {
+    Packer::new(options.clone()).pack_to(inputs, output)
+}
+
+fn read_input(input: &Input) -> Result<(Variant, Declared), PackError> {
+    let path = &input.path;
+    let bytes = std::fs::read(path).map_err(|e| PackError::Io {
+        path: path.clone(),
+        source: e,
+    })?;
+    if mgo_format::Region::locate(&bytes).is_ok() {
+        return Err(PackError::AlreadyBundle { path: path.clone() });
+    }
+    let declared = declared_level(&bytes);
+    // The file's own problems (not ELF, wrong machine) come before any question of its level;
+    // the level is settled once every input has been read.
+    let provisional = match input.level {
+        LevelSpec::Given(level) | LevelSpec::Position(level) => level,
+        LevelSpec::Detect => declared.level.unwrap_or(1),
+    };
+    let variant = Variant::from_bytes(path, bytes, Some(provisional))?;
+    Ok((variant, declared))
+}
+
+/// Each input's level and how it was settled, per the rules on [`Packer`].
+fn settle_levels(
+    inputs: &[Input],
+    declared: &[Declared],
+    force: bool,
+) -> Result<Settled, PackError> {
+    let positions_recorded = inputs
+        .iter()
+        .zip(declared)
+        .filter(|(input, _)| matches!(input.level, LevelSpec::Position(_)))
+        .all(|(_, d)| d.level.is_some());
+    let mut levels = Vec::with_capacity(inputs.len());
+    let mut warnings = Vec::new();
+    for (input, declared) in inputs.iter().zip(declared) {
+        let (level, given) = match input.level {
+            LevelSpec::Detect => match declared.level {
+                Some(level) => (level, None),
+                None => {
+                    return Err(PackError::LevelUnknown {
+                        path: input.path.clone(),
+                        declared: declared.to_string(),
+                    })
+                }
+            },
+            LevelSpec::Position(_) if positions_recorded => {
+                (declared.level.unwrap_or_default(), None)
+            }
+            LevelSpec::Position(n) => (
+                n,
+                Some((
+                    LevelOrigin::Position,
+                    format!("is input {n} without a level, so {}", level_name(n)),
+                )),
+            ),
+            LevelSpec::Given(n) => (
+                n,
+                Some((LevelOrigin::Given, format!("is named {}", level_name(n)))),
+            ),
+        };
+        let origin = match (given, declared.level) {
+            (None, _) => LevelOrigin::Recorded,
+            (Some((origin, _)), None) => origin,
+            (Some((origin, _)), Some(recorded)) if recorded == level => origin,
+            (Some(_), Some(_)) if force => {
+                warnings.push(format!(
+                    "{}: packed as {} although {} (--force)",
+                    input.path.display(),
+                    level_name(level),
+                    declared
+                ));
+                LevelOrigin::Forced
+            }
+            (Some((_, how)), Some(_)) => {
+                return Err(PackError::LevelContradiction {
+                    path: input.path.clone(),
+                    given: how,
+                    level: level_name(level).to_string(),
+                    declared: declared.to_string(),
+                })
+            }
+        };
+        levels.push((level, origin));
+    }
+    Ok((levels, warnings))
+}
+
+fn refuse_overwriting_inputs<'p>(
+    output: &Path,
+    inputs: impl Iterator<Item = &'p Path>,
+) -> Result<(), PackError> {
+    let Ok(out) = output.canonicalize() else {
+        return Ok(());
+    };
+    for input in inputs {
+        if input.canonicalize().is_ok_and(|p| p == out) {
+            return Err(PackError::OutputIsInput {
+                path: output.into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::Source;
+
+    fn go(level: u32) -> Declared {
+        Declared {
+            level: Some(level),
+            source: Source::GoBuildInfo {
+                go_version: "go1.19".into(),
+                goamd64: Some(level_name(level).into()),
+            },
+        }
+    }
+
+    fn silent() -> Declared {
+        Declared {
+            level: None,
+            source: Source::Nothing,
+        }
+    }
+
+    fn levels(inputs: &[Input], declared: &[Declared], force: bool) -> Vec<u32> {
+        let (levels, _) = settle_levels(inputs, declared, force).unwrap();
+        levels.into_iter().map(|(l, _)| l).collect()
+    }
+
+    #[test]
+    fn parses_positional_and_named_inputs() {
+        let inputs = Input::parse_args(&["a", "v3=b", "c", "v4=d=e"]).unwrap();
+        assert_eq!(inputs[0].level, LevelSpec::Position(1));
+        assert_eq!(inputs[1].level, LevelSpec::Given(3));
+        assert_eq!(inputs[1].path, Path::new("b"));
+        assert_eq!(inputs[2].level, LevelSpec::Position(2));
+        assert_eq!(inputs[3].path, Path::new("d=e"));
+        assert!(matches!(
+            Input::parse_args(&["v7=x"]),
+            Err(PackError::BadLevel(_))
+        ));
+        // A path that merely contains `=` is a path.
+        assert_eq!(
+            Input::parse_args(&["dir/x=y"]).unwrap()[0].path,
+            Path::new("dir/x=y")
+        );
+        assert!(matches!(
+            Input::parse_args(&["a", "b", "c", "d", "e"]),
+            Err(PackError::TooManyInputs)
+        ));
+    }
+
+    #[test]
+    fn recorded_levels_make_order_irrelevant() {
+        let inputs = Input::parse_args(&["x", "y", "z"]).unwrap();
+        assert_eq!(levels(&inputs, &[go(3), go(1), go(4)], false), [3, 1, 4]);
+    }
+
+    #[test]
+    fn silent_files_use_positions_and_recorded_ones_must_agree() {
+        let inputs = Input::parse_args(&["x", "y", "z"]).unwrap();
+        assert_eq!(
+            levels(&inputs, &[silent(), go(2), silent()], false),
+            [1, 2, 3]
+        );
+        let err = settle_levels(&inputs, &[silent(), go(3), silent()], false).unwrap_err();
+        assert!(matches!(err, PackError::LevelContradiction { .. }), "{err}");
+        let (forced, warnings) =
+            settle_levels(&inputs, &[silent(), go(3), silent()], true).unwrap();
+        assert_eq!(forced[1], (2, LevelOrigin::Forced));
+        assert_eq!(warnings.len(), 1);
+    }
+
+    #[test]
+    fn given_levels_must_agree_unless_forced() {
+        let inputs = vec![Input::with_level("x", 3)];
+        assert_eq!(levels(&inputs, &[silent()], false), [3]);
+        assert_eq!(levels(&inputs, &[go(3)], false), [3]);
+        assert!(settle_levels(&inputs, &[go(1)], false).is_err());
+        assert_eq!(levels(&inputs, &[go(1)], true), [3]);
+    }
+
+    #[test]
+    fn detection_needs_a_record() {
+        let inputs = vec![Input::detect("x")];
+        assert_eq!(levels(&inputs, &[go(2)], false), [2]);
+        let err = settle_levels(&inputs, &[silent()], true).unwrap_err();
+        assert!(matches!(err, PackError::LevelUnknown { .. }), "{err}");
+    }
+}
