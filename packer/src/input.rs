@@ -1,9 +1,8 @@
 //! Reading and vetting one input variant.
 
-use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
-use goblin::elf::header::{EM_AARCH64, EM_X86_64, ET_CORE, ET_DYN, ET_EXEC, ET_REL};
+use goblin::elf::header::{EM_X86_64, ET_CORE, ET_DYN, ET_EXEC, ET_REL};
 use goblin::elf::program_header::PT_INTERP;
 use mgo_format::Arch;
 
@@ -12,8 +11,7 @@ use crate::PackError;
 /// One build of the program, at one level.
 #[derive(Clone, Debug)]
 pub struct Variant {
-    /// Level code (mgo_format::level): 1..=4 for x86-64 (`GOAMD64=vN`), an arm64 code for
-    /// arm64 (`GOARM64=v8.1,lse`); it must be a level of `arch`.
+    /// x86-64 level code, 1..=4 (`GOAMD64=vN`).
     pub level: u32,
     pub arch: Arch,
     pub bytes: Vec<u8>,
@@ -46,13 +44,6 @@ impl Variant {
                 })?
             }
         };
-        if !mgo_format::level::is_valid(arch, level) {
-            return Err(PackError::LevelNotForArch {
-                path: path.to_path_buf(),
-                level: level_name(level).into_owned(),
-                arch: arch_name(arch),
-            });
-        }
         Ok(Variant {
             level,
             arch,
@@ -72,11 +63,6 @@ fn check_executable(path: &Path, bytes: &[u8]) -> Result<Arch, PackError> {
         path: path.into(),
         reason: e.to_string(),
     })?;
-    let arch = match elf.header.e_machine {
-        EM_X86_64 => Arch::X86_64,
-        EM_AARCH64 => Arch::Aarch64,
-        _ => 0,
-    };
     if !elf.is_64 || !elf.little_endian || elf.header.e_machine != EM_X86_64 {
         let machine = goblin::elf::header::machine_to_str(elf.header.e_machine);
         let bits = if elf.is_64 { 64 } else { 32 };
