@@ -2,17 +2,21 @@
 //!
 //! - `runtime [--check]`: build the launcher images with pinned flags and store them under
 //!   `runtime/image/`, or check that a rebuild is byte-identical to the committed images.
+//! - `bench [--quick]`: time, size and weigh bundles against their variants run directly, and
+//!   write `docs/BENCHMARKS.md` (a benchmark, not a test: CI does not run it).
 
 use std::process::ExitCode;
 
+mod bench;
 mod runtime;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("runtime") => runtime::main(&args[1..]),
+        Some("bench") => bench::main(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask runtime [--check]");
+            eprintln!("usage: cargo xtask runtime [--check] | cargo xtask bench [--quick]");
             return ExitCode::from(2);
         }
     };

@@ -1,0 +1,3 @@
+module mgobench/hello
+
+go 1.19
