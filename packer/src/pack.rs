@@ -73,9 +73,14 @@ impl Input {
     }
 }
 
-/// `v7=x` is a mistyped level, not a file called `v7=x`.
+/// `v7=x` is a mistyped level, not a file called `v7=x`; so is `v8.1,lse=x` (arm64's spelling).
+/// A path such as `./v3=x` or `build/v3=x` stays a path.
 fn looks_like_level(text: &str) -> bool {
-    text.len() <= 3 && text.starts_with('v')
+    let mut chars = text.chars();
+    chars.next() == Some('v')
+        && chars.next().is_some_and(|c| c.is_ascii_digit())
+        && text.len() <= 16
+        && !text.contains('/')
 }
 
 /// Settings that change how a pack is done.
@@ -380,6 +385,18 @@ mod tests {
             Input::parse_args(&["v7=x"]),
             Err(PackError::BadLevel(_))
         ));
+        assert!(matches!(
+            Input::parse_args(&["v3.x=y"]),
+            Err(PackError::BadLevel(_))
+        ));
+        assert_eq!(
+            Input::parse_args(&["./v3=x"]).unwrap()[0].path,
+            Path::new("./v3=x")
+        );
+        assert_eq!(
+            Input::parse_args(&["vendor=x"]).unwrap()[0].path,
+            Path::new("vendor=x")
+        );
         // A path that merely contains `=` is a path.
         assert_eq!(
             Input::parse_args(&["dir/x=y"]).unwrap()[0].path,
