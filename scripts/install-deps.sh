@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Installs what the tests and samples need on Debian 12: Go 1.19 and gcc
+# Installs what the tests and samples need on Debian 12: Go 1.19, gcc and g++
 # build the fixtures, qemu-user and the aarch64 toolchain run cross tests,
 # hyperfine, strace, file and binutils inspect and time the bundles.
 # Safe to re-run: it only installs what is missing, so it stays quiet (and
 # needs no network or root) on an already prepared machine.
 set -euo pipefail
 
-packages=(golang-go qemu-user hyperfine musl-tools gcc-aarch64-linux-gnu strace file binutils)
+packages=(golang-go gcc g++ qemu-user hyperfine musl-tools gcc-aarch64-linux-gnu strace file binutils)
 rust_targets=(aarch64-unknown-linux-musl x86_64-unknown-linux-musl)
 
 installed() {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One command from a fresh Debian 12 machine with Rust: install what mgo-pack's tests and samples
-# need, build mgo-pack, pack a sample Go program built for GOAMD64=v1..v4, and run the bundle.
+# need, build mgo-pack, pack a sample Go program built for GOAMD64=v1..v4, run the bundle, and
+# show what it holds (inspect) and that it is intact (verify).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,3 +22,7 @@ ls -l "$sample/probe" "$sample"/probe.v*
 echo
 echo "running the bundle: MGODEBUG=log $sample/probe hello"
 MGODEBUG=log "$sample/probe" hello | grep -E '^(level|argv|exe)='
+echo
+echo "what the bundle holds: target/release/mgo-pack inspect $sample/probe"
+target/release/mgo-pack inspect "$sample/probe"
+target/release/mgo-pack verify "$sample/probe"

@@ -268,7 +268,7 @@ pub fn inspect_json(info: &BundleInfo) -> String {
             s,
             "{}\n    {{\"index\": {}, \"level\": {}, \"level_code\": {}, \"encoding\": {}, \
              \"stored_size\": {}, \"original_size\": {}, \"content_hash\": \"{:016x}\", \
-             \"offset\": {}, \"dictionary\": {}, \"same_as\": {}}}",
+             \"offset\": {}, \"flags\": {}, \"dictionary\": {}, \"same_as\": {}}}",
             if i == 0 { "" } else { "," },
             v.index,
             json_string(v.level_name()),
@@ -278,6 +278,7 @@ pub fn inspect_json(info: &BundleInfo) -> String {
             v.original_len,
             v.content_hash,
             v.offset,
+            v.flags,
             index_or_null(v.dictionary),
             index_or_null(v.same_as),
         );

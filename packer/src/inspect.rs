@@ -73,6 +73,8 @@ pub struct VariantInfo {
     pub encoding: Encoding,
     /// For dictionary encodings: the entry whose original bytes are the dictionary.
     pub dictionary: Option<usize>,
+    /// The entry's flag bits (docs/FORMAT.md, index entries).
+    pub flags: u16,
     /// Offset of the stored bytes from the start of the payload region.
     pub offset: u64,
     pub stored_len: u64,
@@ -189,6 +191,7 @@ impl BundleFile {
                 encoding: e.encoding,
                 dictionary: (e.encoding == Encoding::ZstdDictionary)
                     .then_some(usize::from(e.dictionary)),
+                flags: e.flags,
                 offset: e.offset,
                 stored_len: e.stored_len,
                 original_len: e.original_len,

@@ -470,7 +470,11 @@ fn build_cpp_and_rust(dir: &Path) -> Vec<Built> {
                         } else {
                             format!("x86-64-v{n}")
                         };
-                        let out = dir.join(format!("{name}-v{n}"));
+                        // One directory per build: rustc keeps its intermediate objects beside
+                        // the output, named after the crate, so parallel builds must not share one.
+                        let build_dir = dir.join(format!("build-{name}-v{n}"));
+                        fs::create_dir_all(&build_dir).unwrap();
+                        let out = build_dir.join(format!("{name}-v{n}"));
                         let mut cmd = match lang {
                             "cpp" => {
                                 let mut c = Command::new("g++");
