@@ -3,10 +3,14 @@
 //! The level is the highest one whose start-up check in a Go binary built for it would pass
 //! (`rt0_go` in Go's `runtime/asm_amd64.s`): a more generous choice starts a program that prints
 //! "This program can only be run on AMD64 processors with vN microarchitecture support." and exits,
-//! a stricter one passes over a faster variant that would have run. On top of Go's check, v1 needs
-//! the baseline leaf-1 EDX bits (Go checks nothing for v1; glibc does), and two leaves are trusted
-//! only when the CPU reports them: leaf 7 when leaf 0 reaches 7, and leaf 0x8000_0001 when leaf
-//! 0x8000_0000 reaches it (Go does not guard leaf 7).
+//! a stricter one passes over a faster variant that would have run. Like Go, it checks nothing for
+//! v1: a CPU that runs this code runs a v1 program, so the level is never below 1, and the
+//! baseline leaf-1 EDX bits (FPU, CMOV, SSE2, ...) that glibc also checks never lower it (only an
+//! emulator can clear them, and Go's v2 to v4 programs then still start). Unlike Go, two leaves are
+//! trusted only when the CPU reports them: leaf 7 when leaf 0 reaches 7 (Go reads it unguarded),
+//! and leaf 0x8000_0001 when leaf 0x8000_0000 reaches it as an unsigned number (Go compares signed,
+//! so a maximum below 0x8000_0000 passes its guard). No real CPU that passes Go's other v2 or v3
+//! checks lacks those leaves, so the guards change no answer there and keep meaningless values out.
 //!
 //! [`level_from_cpuid`] and [`missing_for`] are pure and tested with the register values of real
 //! CPU models. [`read_cpuid`] reads the registers, with as few CPUID instructions as the answer
@@ -15,8 +19,8 @@
 //!
 //! | what the registers show | CPUID | XGETBV | level |
 //! |---|---|---|---|
-//! | leaf 0 reports no leaf 1 | 1 | 0 | 0 |
-//! | leaf 1 lacks a v1 or v2 bit | 2 | 0 | 0 or 1 |
+//! | leaf 0 reports no leaf 1 | 1 | 0 | 1 |
+//! | leaf 1 lacks a v2 bit | 2 | 0 | 1 |
 //! | no leaf 0x8000_0001 | 3 | 0 | 1 |
 //! | leaf 0x8000_0001 lacks LAHF-SAHF, or leaf 1 / 0x8000_0001 lack a v3 bit | 4 | 0 | 1 or 2 |
 //! | XCR0 lacks the YMM state, or leaf 0 reports no leaf 7 | 4 | 1 | 2 |
@@ -36,8 +40,6 @@ pub struct X86Cpuid {
     pub max_leaf: u32,
     /// Leaf 1 ECX; trusted when `max_leaf >= 1`.
     pub leaf1_ecx: u32,
-    /// Leaf 1 EDX; trusted when `max_leaf >= 1`.
-    pub leaf1_edx: u32,
     /// Leaf 7 subleaf 0 EBX; trusted when `max_leaf >= 7`.
     pub leaf7_ebx: u32,
     /// Leaf 0x8000_0000 EAX: the highest extended leaf.
@@ -55,7 +57,6 @@ const OSXSAVE: u32 = 1 << 27;
 
 #[derive(Clone, Copy)]
 enum Reg {
-    Leaf1Edx,
     Leaf1Ecx,
     Leaf7Ebx,
     Ext1Ecx,
@@ -85,13 +86,6 @@ const fn req(level: u32, reg: Reg, mask: u64, name: &'static str) -> Requirement
 const REQUIREMENTS: &[Requirement] = {
     use Reg::*;
     &[
-        req(1, Leaf1Edx, 1 << 0, "FPU"),
-        req(1, Leaf1Edx, 1 << 8, "CX8"),
-        req(1, Leaf1Edx, 1 << 15, "CMOV"),
-        req(1, Leaf1Edx, 1 << 23, "MMX"),
-        req(1, Leaf1Edx, 1 << 24, "FXSR"),
-        req(1, Leaf1Edx, 1 << 25, "SSE"),
-        req(1, Leaf1Edx, 1 << 26, "SSE2"),
         req(2, Leaf1Ecx, 1 << 0, "SSE3"),
         req(2, Leaf1Ecx, 1 << 9, "SSSE3"),
         req(2, Leaf1Ecx, 1 << 13, "CX16"),
@@ -145,7 +139,6 @@ const fn mask_up_to(reg: Reg, level: u32) -> u64 {
     mask
 }
 
-const LEAF1_EDX_UP_TO_V2: u32 = mask_up_to(Reg::Leaf1Edx, 2) as u32;
 const LEAF1_ECX_UP_TO_V2: u32 = mask_up_to(Reg::Leaf1Ecx, 2) as u32;
 const LEAF1_ECX_UP_TO_V3: u32 = mask_up_to(Reg::Leaf1Ecx, 3) as u32;
 const EXT1_ECX_UP_TO_V3: u32 = mask_up_to(Reg::Ext1Ecx, 3) as u32;
@@ -158,7 +151,6 @@ impl X86Cpuid {
     /// The register as far as its guard lets it be trusted; an untrusted register counts as 0.
     fn reg(&self, reg: Reg) -> u64 {
         match reg {
-            Reg::Leaf1Edx if self.max_leaf >= 1 => self.leaf1_edx.into(),
             Reg::Leaf1Ecx if self.max_leaf >= 1 => self.leaf1_ecx.into(),
             Reg::Leaf7Ebx if self.max_leaf >= 7 => self.leaf7_ebx.into(),
             Reg::Ext1Ecx if self.max_ext_leaf >= EXT1_LEAF => self.ext1_ecx.into(),
@@ -175,7 +167,7 @@ fn first_missing(c: &X86Cpuid, level: u32) -> Option<&'static Requirement> {
         .find(|r| c.reg(r.reg) & r.mask != r.mask)
 }
 
-/// The highest level, 0 to 4, whose requirements `c` meets; 0 when even v1's are not met.
+/// The highest level, 1 to 4, whose requirements `c` meets. v1 has none, as in Go.
 pub fn level_from_cpuid(c: &X86Cpuid) -> u32 {
     first_missing(c, MAX_LEVEL).map_or(MAX_LEVEL, |r| r.level - 1)
 }
@@ -208,10 +200,9 @@ fn read_with(
     if c.max_leaf < 1 {
         return c;
     }
-    let [_, _, ecx, edx] = cpuid(1, 0);
+    let ecx = cpuid(1, 0)[2];
     c.leaf1_ecx = ecx;
-    c.leaf1_edx = edx;
-    if !has_all(edx, LEAF1_EDX_UP_TO_V2) || !has_all(ecx, LEAF1_ECX_UP_TO_V2) {
+    if !has_all(ecx, LEAF1_ECX_UP_TO_V2) {
         return c;
     }
     c.max_ext_leaf = cpuid(0x8000_0000, 0)[0];
@@ -240,7 +231,7 @@ pub fn read_cpuid() -> X86Cpuid {
     })
 }
 
-/// The level of this CPU, 0 to 4 (0 cannot happen on a CPU that runs x86-64 code).
+/// The level of this CPU, 1 to 4.
 pub fn detect_level() -> u32 {
     level_from_cpuid(&read_cpuid())
 }
@@ -281,11 +272,11 @@ mod tests {
 
     // Bits the edge-case rows clear; their names are checked against the table below.
     const MOVBE: u32 = 1 << 22;
-    const SSE2: u32 = 1 << 26;
+    const CX16: u32 = 1 << 13;
     const LAHF: u32 = 1 << 0;
     const LZCNT: u32 = 1 << 5;
 
-    // Rows named after QEMU models take leaf 0 EAX ("level"), leaf 1 EDX/ECX, leaf 7 EBX,
+    // Rows named after QEMU models take leaf 0 EAX ("level"), leaf 1 ECX, leaf 7 EBX,
     // leaf 0x8000_0000 EAX ("xlevel") and leaf 0x8000_0001 ECX from that model's definition in
     // QEMU's target/i386/cpu.c (builtin_x86_defs). QEMU leaves OSXSAVE out of its models (the
     // guest OS sets it), so rows whose model has XSAVE add it, and XCR0 is what Linux enables
@@ -294,7 +285,6 @@ mod tests {
     // QEMU "Conroe" (Core 2 Merom/Conroe); the model also omits CX16. No XSAVE.
     const CONROE: X86Cpuid = X86Cpuid {
         max_leaf: 10,
-        leaf1_edx: 0x078B_FBFF,
         leaf1_ecx: 0x0000_0201,
         leaf7_ebx: 0,
         max_ext_leaf: 0x8000_0008,
@@ -309,7 +299,6 @@ mod tests {
     // QEMU "Nehalem" (Core i7 9xx). No XSAVE.
     const NEHALEM: X86Cpuid = X86Cpuid {
         max_leaf: 11,
-        leaf1_edx: 0x078B_FBFF,
         leaf1_ecx: 0x0098_2201,
         leaf7_ebx: 0,
         max_ext_leaf: 0x8000_0008,
@@ -319,7 +308,6 @@ mod tests {
     // QEMU "SandyBridge" (Xeon E312xx): AVX, no FMA, F16C, AVX2 or BMI.
     const SANDY_BRIDGE: X86Cpuid = X86Cpuid {
         max_leaf: 0xD,
-        leaf1_edx: 0x078B_FBFF,
         leaf1_ecx: 0x1FB8_2203,
         leaf7_ebx: 0,
         max_ext_leaf: 0x8000_0008,
@@ -329,7 +317,6 @@ mod tests {
     // QEMU "Haswell" (Core Processor (Haswell)).
     const HASWELL: X86Cpuid = X86Cpuid {
         max_leaf: 0xD,
-        leaf1_edx: 0x078B_FBFF,
         leaf1_ecx: 0x7FFA_3203,
         leaf7_ebx: 0x0000_0FB9,
         max_ext_leaf: 0x8000_0008,
@@ -342,7 +329,6 @@ mod tests {
     // lists the flag); leaf limits are Haswell's.
     const PENTIUM_G3258: X86Cpuid = X86Cpuid {
         max_leaf: 0xD,
-        leaf1_edx: 0xBFEB_FBFF,
         leaf1_ecx: 0x4DDA_EBBF,
         leaf7_ebx: 0x0000_0603,
         max_ext_leaf: 0x8000_0008,
@@ -364,7 +350,6 @@ mod tests {
     // QEMU "KnightsMill" (Xeon Phi): AVX512F and CD, but not DQ, BW or VL.
     const KNIGHTS_MILL: X86Cpuid = X86Cpuid {
         max_leaf: 0xD,
-        leaf1_edx: 0x0F8B_FBFF,
         leaf1_ecx: 0x7FF8_3203,
         leaf7_ebx: 0x1C0D_03A9,
         max_ext_leaf: 0x8000_0008,
@@ -376,7 +361,6 @@ mod tests {
     // bits, plus OSXSAVE; "pku ospke" there gives XCR0 its PKRU bit.
     const ALDER_LAKE: X86Cpuid = X86Cpuid {
         max_leaf: 0x20,
-        leaf1_edx: 0x1F8B_FBFF,
         leaf1_ecx: 0xFFF8_3223,
         leaf7_ebx: 0x219C_07AB,
         max_ext_leaf: 0x8000_0008,
@@ -386,7 +370,6 @@ mod tests {
     // QEMU "Opteron_G3" (Opteron 23xx, K10 Barcelona): SSE4a and POPCNT, but no SSSE3. No XSAVE.
     const K10_BARCELONA: X86Cpuid = X86Cpuid {
         max_leaf: 5,
-        leaf1_edx: 0x078B_FBFF,
         leaf1_ecx: 0x0080_2009,
         leaf7_ebx: 0,
         max_ext_leaf: 0x8000_0008,
@@ -396,7 +379,6 @@ mod tests {
     // QEMU "EPYC" (Zen 1).
     const ZEN1: X86Cpuid = X86Cpuid {
         max_leaf: 0xD,
-        leaf1_edx: 0x078B_FBFF,
         leaf1_ecx: 0x7ED8_320B,
         leaf7_ebx: 0x209C_01A9,
         max_ext_leaf: 0x8000_001E,
@@ -426,7 +408,6 @@ mod tests {
     // QEMU "Denverton" (Atom C3000, Goldmont): SSE4.2 and MOVBE, no AVX.
     const GOLDMONT: X86Cpuid = X86Cpuid {
         max_leaf: 21,
-        leaf1_edx: 0x078B_FBFF,
         leaf1_ecx: 0x4FF8_220B,
         leaf7_ebx: 0x2094_4281,
         max_ext_leaf: 0x8000_0008,
@@ -589,24 +570,25 @@ mod tests {
             0,
         ),
         row(
-            "Conroe without SSE2",
+            "Nehalem without CX16",
             X86Cpuid {
-                leaf1_edx: CONROE.leaf1_edx & !SSE2,
-                ..CONROE
+                leaf1_ecx: NEHALEM.leaf1_ecx & !CX16,
+                ..NEHALEM
             },
-            0,
-            Some("SSE2"),
+            1,
+            Some("CX16"),
             2,
             0,
         ),
+        // Go's v1 checks nothing, so v1 programs start even here.
         row(
             "max leaf 0, garbage elsewhere",
             X86Cpuid {
                 max_leaf: 0,
                 ..SKYLAKE_SERVER
             },
-            0,
-            Some("FPU"),
+            1,
+            Some("SSE3"),
             1,
             0,
         ),
@@ -624,7 +606,10 @@ mod tests {
                     0 => [regs.max_leaf, 0, 0, 0],
                     1 => {
                         assert!(regs.max_leaf >= 1, "leaf 1 beyond the maximum");
-                        [0, 0, regs.leaf1_ecx, regs.leaf1_edx]
+                        // EDX (FPU, CMOV, SSE2, ...) empty: Go's checks never look at it, and
+                        // emulators such as `qemu-x86_64 -cpu Haswell,-mmx` can clear it while
+                        // Go's v3 programs still start.
+                        [0, 0, regs.leaf1_ecx, 0]
                     }
                     7 => {
                         assert!(regs.max_leaf >= 7, "leaf 7 beyond the maximum");
@@ -689,6 +674,14 @@ mod tests {
     }
 
     #[test]
+    fn every_cpu_runs_v1() {
+        // Go's v1 programs check nothing; a CPU that reports nothing at all still runs them.
+        assert_eq!(level_from_cpuid(&X86Cpuid::default()), 1);
+        assert_eq!(missing_for(&X86Cpuid::default(), 1), None);
+        assert_eq!(missing_for(&X86Cpuid::default(), 2), Some("SSE3"));
+    }
+
+    #[test]
     fn reader_executes_the_documented_instructions() {
         for r in ROWS {
             let (_, cpuids, xgetbvs) = read_fake(&r.cpu);
@@ -725,10 +718,10 @@ mod tests {
             ),
             (
                 X86Cpuid {
-                    leaf1_edx: base.leaf1_edx & !SSE2,
+                    leaf1_ecx: base.leaf1_ecx & !CX16,
                     ..base
                 },
-                "SSE2",
+                "CX16",
             ),
             (
                 X86Cpuid {
@@ -758,7 +751,6 @@ mod tests {
             let bit = own & own.wrapping_neg();
             let mut cpu = ZEN4;
             match r.reg {
-                Reg::Leaf1Edx => cpu.leaf1_edx &= !(bit as u32),
                 Reg::Leaf1Ecx => cpu.leaf1_ecx &= !(bit as u32),
                 Reg::Leaf7Ebx => cpu.leaf7_ebx &= !(bit as u32),
                 Reg::Ext1Ecx => cpu.ext1_ecx &= !(bit as u32),
