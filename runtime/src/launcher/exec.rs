@@ -1,44 +1,274 @@
-//! Starting the program from its filled exec target.
+//! Starting the program: each exec target in turn (the memfd, then a file in each temporary
+//! directory), each exec'd with `execveat` or, where that is refused, `execve` through its
+//! `/proc/self/fd` link. When everything fails, one line names each path tried and why it failed.
 
+use core::ffi::CStr;
+
+use mgo_format::Entry;
 use mgo_runtime::message::Line;
-use rustix::fd::{AsRawFd, BorrowedFd};
+use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use rustix::io::Errno;
 
-use crate::launch::Failure;
+use crate::launch::{errno, write_stderr, Failure};
 use crate::start::StartInfo;
-use crate::sys;
+use crate::{sys, target};
 
-/// Execs the memfd with the launcher's own argv and environment. Returns only on failure.
-pub fn exec(start: &StartInfo, memfd: BorrowedFd<'_>) -> Failure {
-    let fd = memfd.as_raw_fd();
+const AT_RANDOM: usize = 25;
+
+/// Where a launch was tried: the memfd, or a file in a directory.
+#[derive(Clone, Copy)]
+enum Place {
+    Memfd,
+    Dir(&'static CStr),
+}
+
+/// Why a path failed.
+#[derive(Clone, Copy)]
+pub enum Failed {
+    /// `memfd_create` or `open(O_TMPFILE)`.
+    Create(Errno),
+    /// The directory's file system is mounted `noexec`.
+    Noexec,
+    /// Copying the program in (a full file system, a size limit).
+    Write(Errno),
+    Seal(Errno),
+    /// Reopening the unnamed file read-only through `/proc/self/fd`.
+    Reopen(Errno),
+    /// Making the private directory used when `/proc` is missing.
+    Private(Errno),
+    Exec {
+        execveat: Errno,
+        execve: Option<Errno>,
+    },
+}
+
+const MAX_ATTEMPTS: usize = 1 + target::MAX_DIRS;
+
+/// Every path tried, in order. Kept small, since it travels inside [`Failure`]: a directory is
+/// held as a thin pointer to its NUL-terminated name (the memfd as null).
+#[derive(Clone, Copy)]
+pub struct Attempts {
+    places: [*const core::ffi::c_char; MAX_ATTEMPTS],
+    failed: [Failed; MAX_ATTEMPTS],
+    len: u8,
+    /// Neither `execveat` nor `/proc` works, so no target can be exec'd and the rest were skipped.
+    no_exec: bool,
+}
+
+impl Attempts {
+    fn new() -> Attempts {
+        Attempts {
+            places: [core::ptr::null(); MAX_ATTEMPTS],
+            failed: [Failed::Noexec; MAX_ATTEMPTS],
+            len: 0,
+            no_exec: false,
+        }
+    }
+
+    fn push(&mut self, place: Place, failed: Failed) {
+        let i = self.len as usize;
+        if i < MAX_ATTEMPTS {
+            self.places[i] = match place {
+                Place::Memfd => core::ptr::null(),
+                Place::Dir(dir) => dir.as_ptr(),
+            };
+            self.failed[i] = failed;
+            self.len += 1;
+        }
+    }
+
+    fn place(&self, i: usize) -> Place {
+        let p = self.places[i];
+        if p.is_null() {
+            Place::Memfd
+        } else {
+            // SAFETY: `push` stored it from a `&'static CStr`.
+            Place::Dir(unsafe { CStr::from_ptr(p) })
+        }
+    }
+
+    /// `memfd: create: EACCES; file in /tmp: mounted noexec; ...`
+    pub fn describe(&self, line: &mut Line) {
+        for i in 0..self.len as usize {
+            if i > 0 {
+                line.str("; ");
+            }
+            describe_place(line, self.place(i));
+            line.str(": ");
+            describe_failed(line, self.failed[i]);
+        }
+        if self.no_exec {
+            line.str("; without execveat or /proc no file can be started either");
+        }
+    }
+}
+
+fn describe_place(line: &mut Line, place: Place) {
+    match place {
+        Place::Memfd => line.str("memfd"),
+        Place::Dir(dir) => line.str("file in ").push(dir.to_bytes()),
+    };
+}
+
+fn describe_failed(line: &mut Line, failed: Failed) {
+    let (what, e) = match failed {
+        Failed::Create(e) => ("create: ", e),
+        Failed::Noexec => {
+            line.str("mounted noexec");
+            return;
+        }
+        Failed::Write(e) => ("write: ", e),
+        Failed::Seal(e) => ("seal: ", e),
+        Failed::Reopen(e) => ("reopen read-only: ", e),
+        Failed::Private(e) => ("private directory: ", e),
+        Failed::Exec { execveat, execve } => {
+            line.str("execveat: ");
+            errno(line, execveat);
+            if let Some(e) = execve {
+                line.str(", execve /proc/self/fd: ");
+                errno(line, e);
+            }
+            return;
+        }
+    };
+    line.str(what);
+    errno(line, e);
+}
+
+/// Copies the variant into each target in turn (`fill` writes and checks it) and execs it.
+/// `ready` runs once, just before the first exec; with `log`, each fallback is announced too.
+/// Returns only on failure: a damaged variant stops at once, everything else moves on to the
+/// next target, and when none is left the failure lists them all.
+pub fn launch(
+    start: &StartInfo,
+    entry: &Entry,
+    mut fill: impl FnMut(&OwnedFd) -> Result<(), Failure>,
+    ready: impl FnOnce(),
+    log: bool,
+) -> Failure {
+    let mut tried = Attempts::new();
+    let mut ready = Some(ready);
+    let mut before_exec = |tried: &Attempts, place: Place| {
+        if let Some(ready) = ready.take() {
+            ready();
+        }
+        if log && tried.len > 0 {
+            let mut line = Line::new();
+            line.str("[mgo] launcher: fallback after ");
+            tried.describe(&mut line);
+            line.str("; launch path ");
+            describe_place(&mut line, place);
+            write_stderr(line.finish());
+        }
+    };
+
+    let failed = match target::memfd(start, entry) {
+        Err(e) => Failed::Create(e),
+        Ok(memfd) => match fill(&memfd) {
+            Err(Failure::Copy(e)) => Failed::Write(e),
+            Err(damaged) => return damaged,
+            Ok(()) => match target::seal(&memfd) {
+                Err(e) => Failed::Seal(e),
+                Ok(()) => {
+                    before_exec(&tried, Place::Memfd);
+                    exec(start, memfd.as_fd())
+                }
+            },
+        },
+    };
+    tried.push(Place::Memfd, failed);
+    if cannot_exec_any(failed) {
+        tried.no_exec = true;
+        return Failure::Start(tried);
+    }
+
+    let mut random = random_seed(start);
+    for dir in target::temp_dirs(start).iter() {
+        random = random.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(1);
+        let failed = match target::temp_file(dir, random) {
+            Err(failed) => failed,
+            Ok(file) => match fill(&file.write) {
+                Err(Failure::Copy(e)) => Failed::Write(e),
+                Err(damaged) => return damaged,
+                Ok(()) => {
+                    drop(file.write);
+                    before_exec(&tried, Place::Dir(dir));
+                    exec(start, file.exec.as_fd())
+                }
+            },
+        };
+        tried.push(Place::Dir(dir), failed);
+        if cannot_exec_any(failed) {
+            tried.no_exec = true;
+            break;
+        }
+    }
+    Failure::Start(tried)
+}
+
+/// execveat missing (an emulator) and execve of /proc/self/fd/N missing (no /proc): every other
+/// target would fail the same way, after a copy each.
+fn cannot_exec_any(failed: Failed) -> bool {
+    matches!(
+        failed,
+        Failed::Exec {
+            execve: Some(Errno::NOENT),
+            ..
+        }
+    )
+}
+
+/// The kernel's 16 random bytes for this exec (`AT_RANDOM`), folded; 0 if absent.
+fn random_seed(start: &StartInfo) -> u64 {
+    match start.aux(AT_RANDOM) {
+        // SAFETY: AT_RANDOM points at 16 bytes on the initial stack, readable for the process.
+        Some(p) if p != 0 => unsafe {
+            let p = p as *const u64;
+            p.read_unaligned() ^ p.add(1).read_unaligned()
+        },
+        _ => 0,
+    }
+}
+
+/// Execs `fd` with the launcher's own argv and environment. Returns only on failure.
+fn exec(start: &StartInfo, fd: BorrowedFd<'_>) -> Failed {
     // SAFETY: argv and envp are the kernel's NULL-terminated arrays; the path is a C string.
     let execveat = unsafe {
         sys::execveat(
-            fd,
+            fd.as_raw_fd(),
             c"".as_ptr().cast(),
             start.argv,
             start.envp,
             sys::AT_EMPTY_PATH,
         )
     };
-    // Emulators without execveat (qemu-user answers ENOSYS) still run the program through the
-    // /proc/self/fd link to the memfd.
+    // Emulators without execveat (qemu-user answers ENOSYS, others ENOENT) still run the
+    // program through the /proc/self/fd link to the target.
     if execveat != Errno::NOSYS && execveat != Errno::NOENT {
-        return Failure::Exec {
+        return Failed::Exec {
             execveat,
             execve: None,
         };
     }
-    let mut path = Line::new();
-    path.str("/proc/self/fd/").dec(fd as u64);
-    let bytes = path.finish();
-    let last = bytes.len() - 1;
-    let mut cpath = [0u8; 32];
-    cpath[..last].copy_from_slice(&bytes[..last]);
-    // SAFETY: cpath is NUL-terminated (zero-filled past the digits); argv/envp as above.
-    let execve = unsafe { sys::execve(cpath.as_ptr(), start.argv, start.envp) };
-    Failure::Exec {
+    let mut buf = [0u8; 32];
+    let path = proc_fd_path(&mut buf, &fd);
+    // SAFETY: the path is a C string; argv/envp as above.
+    let execve = unsafe { sys::execve(path.as_ptr().cast(), start.argv, start.envp) };
+    Failed::Exec {
         execveat,
         execve: Some(execve),
     }
+}
+
+/// `/proc/self/fd/N` for `fd`.
+pub fn proc_fd_path<'b>(buf: &'b mut [u8; 32], fd: &impl AsFd) -> &'b CStr {
+    let mut line = Line::new();
+    line.str("/proc/self/fd/")
+        .dec(fd.as_fd().as_raw_fd() as u64);
+    let bytes = line.finish();
+    let len = bytes.len() - 1;
+    buf[..len].copy_from_slice(&bytes[..len]);
+    buf[len] = 0;
+    // The digits of a descriptor never hold a NUL, and the path is at most 24 bytes long.
+    CStr::from_bytes_with_nul(&buf[..=len]).unwrap_or(c"/proc/self/fd")
 }

@@ -8,7 +8,7 @@ use rustix::fd::{AsFd, BorrowedFd};
 use rustix::io::Errno;
 
 use crate::start::StartInfo;
-use crate::{decode, exec, own_file, target};
+use crate::{decode, exec, own_file};
 
 /// Why the program could not be started.
 pub enum Failure {
@@ -22,12 +22,10 @@ pub enum Failure {
         cpu: u32,
     },
     Extract(Errno),
-    Memfd(Errno),
+    /// Writing into an exec target failed; the launch moves on to the next target.
     Copy(Errno),
-    Exec {
-        execveat: Errno,
-        execve: Option<Errno>,
-    },
+    /// Every exec target failed (docs/RELIABILITY.md lists them).
+    Start(exec::Attempts),
 }
 
 impl Failure {
@@ -40,7 +38,7 @@ impl Failure {
             }
             Failure::NoVariant { .. } => exit::NO_VARIANT,
             Failure::Extract(_) => exit::EXTRACT_FAILED,
-            Failure::Memfd(_) | Failure::Copy(_) | Failure::Exec { .. } => exit::CANNOT_EXECUTE,
+            Failure::Copy(_) | Failure::Start(_) => exit::CANNOT_EXECUTE,
         }
     }
 
@@ -77,27 +75,19 @@ impl Failure {
                 line.str("cannot write the variant to stdout: ");
                 errno(line, e);
             }
-            Failure::Memfd(e) => {
-                line.str("cannot create a memfd for the program: ");
-                errno(line, e);
-            }
             Failure::Copy(e) => {
                 line.str("cannot copy the program into its memfd: ");
                 errno(line, e);
             }
-            Failure::Exec { execveat, execve } => {
-                line.str("cannot start the program: execveat(memfd): ");
-                errno(line, execveat);
-                if let Some(e) = execve {
-                    line.str("; execve(/proc/self/fd/N): ");
-                    errno(line, e);
-                }
+            Failure::Start(ref tried) => {
+                line.str("cannot start the program; tried ");
+                tried.describe(line);
             }
         }
     }
 }
 
-fn errno(line: &mut Line, e: Errno) {
+pub fn errno(line: &mut Line, e: Errno) {
     let raw = e.raw_os_error();
     match errno_name(raw) {
         Some(name) => line.str(name),
@@ -134,14 +124,13 @@ pub fn run(start: &StartInfo) -> Result<i32, Failure> {
         return extract(data, &entry).map(|()| 0);
     }
 
-    let memfd = target::create(start, &entry).map_err(Failure::Memfd)?;
-    decode::write_variant(&memfd, data, &entry)?;
-    target::seal(&memfd).map_err(Failure::Copy)?;
-
-    if switches.log {
-        log_choice(&entry, cap, forced);
-    }
-    Err(exec::exec(start, memfd.as_fd()))
+    let fill = |target: &_| decode::write_variant(target, data, &entry);
+    let ready = || {
+        if switches.log {
+            log_choice(&entry, cap, forced);
+        }
+    };
+    Err(exec::launch(start, &entry, fill, ready, switches.log))
 }
 
 fn log_choice(entry: &Entry, cap: u32, forced: bool) {
