@@ -8,12 +8,14 @@
 
 #![no_std]
 
+pub mod direct;
 pub mod elf;
 mod error;
 mod hash;
 mod layout;
 pub mod level;
 
+pub use direct::ENTRY_DIRECT;
 pub use error::FormatError;
 pub use hash::{content_hash, ContentHasher};
 pub use layout::{

@@ -6,13 +6,49 @@ use std::collections::HashMap;
 
 use mgo_format::elf::{Elf, ProgramHeader, PF_R, PT_LOAD, PT_NULL};
 use mgo_format::{
-    content_hash, Encoding, Entry, Header, ENTRY_LEN, FORMAT_VERSION, HEADER_LEN, NO_DICTIONARY,
+    content_hash, direct, Encoding, Entry, Header, ENTRY_DIRECT, ENTRY_LEN, FORMAT_VERSION,
+    HEADER_LEN, NO_DICTIONARY,
 };
 
 use crate::{runtime_image, PackError, Variant};
 
-/// Builds the bundle bytes for `variants` (any order; at most one per level).
+/// How the launcher starts the packed program (docs/ARCHITECTURE.md, "Launch paths").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Launch {
+    /// Map each variant that is a static executable straight from the bundle file and jump to
+    /// it (no copy, pages shared by all running instances); copy the others (dynamically linked
+    /// ones) into a memfd and exec that.
+    #[default]
+    Direct,
+    /// Copy every variant into a memfd and exec it, as mgo does (`/proc/PID/exe` then names the
+    /// variant).
+    Memfd,
+}
+
+/// Choices that shape the bundle beyond its variants.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BundleOptions {
+    pub launch: Launch,
+}
+
+impl BundleOptions {
+    pub fn with_launch(mut self, launch: Launch) -> BundleOptions {
+        self.launch = launch;
+        self
+    }
+}
+
+/// Builds the bundle bytes for `variants` (any order; at most one per level) with the default
+/// options.
 pub fn build_bundle(variants: &[Variant]) -> Result<Vec<u8>, PackError> {
+    build_bundle_with(variants, &BundleOptions::default())
+}
+
+/// Builds the bundle bytes for `variants` (any order; at most one per level).
+pub fn build_bundle_with(
+    variants: &[Variant],
+    options: &BundleOptions,
+) -> Result<Vec<u8>, PackError> {
     let first = variants.first().ok_or(PackError::NoInputs)?;
     let arch = first.arch;
     let mut order: Vec<&Variant> = variants.iter().collect();
@@ -56,11 +92,14 @@ pub fn build_bundle(variants: &[Variant]) -> Result<Vec<u8>, PackError> {
                 offset
             }
         };
+        // The launcher checks the layout again before mapping; this records the choice.
+        let direct = options.launch == Launch::Direct
+            && direct::check(&variant.bytes, arch.elf_machine(), align).is_ok();
         entries.push(Entry {
             level: variant.level,
             encoding: Encoding::Stored,
             dictionary: NO_DICTIONARY,
-            flags: 0,
+            flags: if direct { ENTRY_DIRECT } else { 0 },
             offset,
             stored_len: variant.bytes.len() as u64,
             original_len: variant.bytes.len() as u64,

@@ -42,7 +42,7 @@ mod output;
 mod pack;
 pub mod runtime_image;
 
-pub use bundle::build_bundle;
+pub use bundle::{build_bundle, build_bundle_with, BundleOptions, Launch};
 pub use detect::{declared_level, Declared};
 pub use error::PackError;
 pub use input::{level_name, parse_level, Variant};

@@ -12,6 +12,19 @@ pub struct Switches {
     pub log: bool,
     /// `MGODEBUG=extract`: write the chosen variant to stdout instead of running it.
     pub extract: bool,
+    /// `MGODEBUG=memfd` or `MGODEBUG=direct`: the launch path to take instead of the one the
+    /// packer chose (the last word wins).
+    pub launch: Option<LaunchPath>,
+}
+
+/// How the launcher starts a stored variant (docs/ARCHITECTURE.md, "Launch paths").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LaunchPath {
+    /// Copy the variant into a sealed memfd and exec it.
+    Memfd,
+    /// Map the variant's segments from the bundle file and jump to its entry point; variants the
+    /// launcher cannot map that way still go through the memfd.
+    Direct,
 }
 
 /// `GOAMD64` was set to something that is not a level. Refusing beats guessing: the user asked
@@ -36,6 +49,8 @@ impl Switches {
                     match word {
                         b"log" => switches.log = true,
                         b"extract" => switches.extract = true,
+                        b"memfd" => switches.launch = Some(LaunchPath::Memfd),
+                        b"direct" => switches.launch = Some(LaunchPath::Direct),
                         _ => {}
                     }
                 }
@@ -61,11 +76,21 @@ mod tests {
             Switches {
                 forced_level: Some(3),
                 log: true,
-                extract: false
+                extract: false,
+                launch: None,
             }
         );
         let s = parse(&["MGODEBUG=extract,log,other"]).unwrap();
         assert!(s.log && s.extract);
+        assert_eq!(
+            parse(&["MGODEBUG=log,memfd"]).unwrap().launch,
+            Some(LaunchPath::Memfd)
+        );
+        assert_eq!(
+            parse(&["MGODEBUG=memfd,direct"]).unwrap().launch,
+            Some(LaunchPath::Direct)
+        );
+        assert_eq!(parse(&["MGODEBUG=directly"]).unwrap().launch, None);
         assert_eq!(
             parse(&["MGODEBUG=logs", "XGOAMD64=v2"]).unwrap(),
             Switches::default()

@@ -13,18 +13,27 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// Packs `(level, path)` variants into `out` through the library, as the CLI does.
+/// Packs `(level, path)` variants into `out` through the library, for the memfd launch path:
+/// the path mgo takes, which these helpers' users (the memfd path's tests and its fallbacks) rely
+/// on. [`pack_with`] chooses the path; the library's default is the direct path.
 pub fn pack(out: &Path, variants: &[(u32, &Path)]) -> PathBuf {
+    pack_with(out, variants, mgo_pack::Launch::Memfd)
+}
+
+/// Packs `(level, path)` variants into `out` through the library, as the CLI does, with the
+/// launch path `launch`.
+pub fn pack_with(out: &Path, variants: &[(u32, &Path)], launch: mgo_pack::Launch) -> PathBuf {
     let variants: Vec<mgo_pack::Variant> = variants
         .iter()
         .map(|&(level, path)| mgo_pack::Variant::read(path, Some(level)).expect("reading variant"))
         .collect();
-    let bytes = mgo_pack::build_bundle(&variants).expect("building bundle");
+    let options = mgo_pack::BundleOptions::default().with_launch(launch);
+    let bytes = mgo_pack::build_bundle_with(&variants, &options).expect("building bundle");
     mgo_pack::write_executable(out, &bytes).expect("writing bundle");
     out.to_path_buf()
 }
 
-/// Packs all four levels of a fixture.
+/// Packs all four levels of a fixture, for the memfd launch path.
 pub fn pack_all(out: &Path, levels: &[PathBuf; 4]) -> PathBuf {
     let variants: Vec<(u32, &Path)> = levels
         .iter()
@@ -44,7 +53,28 @@ pub fn command(program: &Path) -> Command {
 }
 
 pub fn run(cmd: &mut Command) -> Output {
-    cmd.output().expect("spawning")
+    retry_busy(|| cmd.output())
+}
+
+/// Starts `cmd`, as [`run`] does.
+pub fn spawn(cmd: &mut Command) -> std::process::Child {
+    retry_busy(|| cmd.spawn())
+}
+
+/// Tests pack bundles while other threads of the same test process fork: a child forked while a
+/// bundle was still open for writing holds that descriptor until its own exec closes it, and
+/// executing the bundle meanwhile fails with ETXTBSY. The window is short; wait it out.
+fn retry_busy<T>(mut attempt: impl FnMut() -> std::io::Result<T>) -> T {
+    const ETXTBSY: i32 = 26;
+    for _ in 0..100 {
+        match attempt() {
+            Err(e) if e.raw_os_error() == Some(ETXTBSY) => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            result => return result.expect("spawning"),
+        }
+    }
+    attempt().expect("spawning (text file still busy after a second)")
 }
 
 pub fn stdout(out: &Output) -> String {

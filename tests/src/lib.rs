@@ -1,5 +1,6 @@
 //! Shared helpers for the end-to-end tests: building the real Go and C
 //! programs that get packed, and reading what those programs report.
 
+pub mod checks;
 pub mod fixtures;
 pub mod harness;

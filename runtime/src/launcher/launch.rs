@@ -8,7 +8,7 @@ use rustix::fd::{AsFd, BorrowedFd};
 use rustix::io::Errno;
 
 use crate::start::StartInfo;
-use crate::{decode, exec, own_file};
+use crate::{decode, direct, exec, own_file};
 
 /// Why the program could not be started.
 pub enum Failure {
@@ -100,7 +100,6 @@ pub fn run(start: &StartInfo) -> Result<i32, Failure> {
     let switches = Switches::from_env(start.env()).map_err(|_| Failure::BadOverride)?;
     let fd = own_file::open(start).map_err(Failure::OwnFile)?;
     let file = own_file::map(&fd).map_err(Failure::OwnFile)?;
-    drop(fd);
     let bundle = Bundle::parse_file(file.bytes).map_err(Failure::Bundle)?;
 
     let (cap, forced) = match switches.forced_level {
@@ -123,11 +122,29 @@ pub fn run(start: &StartInfo) -> Result<i32, Failure> {
     if switches.extract {
         return extract(data, &entry).map(|()| 0);
     }
+    let ready = || {
+        if switches.log {
+            log_choice(&entry, cap, forced);
+            direct::log_path(true, None);
+        }
+    };
+    let refused = direct::try_launch(
+        start,
+        &switches,
+        &bundle,
+        &entry,
+        file.bytes,
+        fd.as_fd(),
+        data,
+        ready,
+    );
+    drop(fd);
 
     let fill = |target: &_| decode::write_variant(target, data, &entry);
     let ready = || {
         if switches.log {
             log_choice(&entry, cap, forced);
+            direct::log_path(false, refused);
         }
     };
     Err(exec::launch(start, &entry, fill, ready, switches.log))

@@ -8,6 +8,7 @@
 #![no_main]
 
 mod decode;
+mod direct;
 mod exec;
 mod launch;
 mod mem;

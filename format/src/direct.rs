@@ -1,0 +1,302 @@
+//! Whether a variant can be launched by mapping its segments straight from the bundle file, and
+//! the facts the launcher needs to do it. The packer runs [`check`] to set
+//! [`crate::ENTRY_DIRECT`]; the launcher runs it again on the bytes it is about to map, so that a
+//! damaged or hostile bundle is refused (and copied into a memfd instead) rather than mapped.
+
+use crate::elf::{Elf, ProgramHeader, PT_LOAD};
+
+/// [`crate::Entry::flags`] bit: the packer checked this stored variant with [`check`] and chose to
+/// launch it by mapping it from the bundle file rather than by copying it into a memfd.
+pub const ENTRY_DIRECT: u16 = 1;
+
+pub const ET_EXEC: u16 = 2;
+pub const ET_DYN: u16 = 3;
+pub const PT_INTERP: u32 = 3;
+pub const PT_PHDR: u32 = 6;
+pub const PT_GNU_STACK: u32 = 0x6474_e551;
+pub const PF_X: u32 = 1;
+pub const PF_W: u32 = 2;
+pub const PF_R: u32 = 4;
+
+/// Highest user-space address any supported kernel gives a program (x86-64 with 4-level paging,
+/// arm64 with 48-bit addresses); a segment above it cannot be mapped.
+const USER_TOP: u64 = 1 << 47;
+
+/// Why a variant goes through the memfd instead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotDirect {
+    NotElf,
+    WrongMachine,
+    /// It names a program interpreter: the dynamic loader must run first.
+    Dynamic,
+    NotExecutable,
+    /// It asks for an executable stack, which only the kernel's own loader sets up.
+    ExecutableStack,
+    NoSegments,
+    /// A loadable segment is not page-congruent, lies outside the file, overlaps another one or
+    /// lies outside user space.
+    BadSegment,
+    /// The program header table is not inside a loaded segment, so `AT_PHDR` could not point at it.
+    HeadersNotLoaded,
+    EntryOutside,
+}
+
+impl NotDirect {
+    pub const fn message(self) -> &'static str {
+        match self {
+            NotDirect::NotElf => "not a 64-bit little-endian ELF file",
+            NotDirect::WrongMachine => "built for another machine",
+            NotDirect::Dynamic => "dynamically linked (has a program interpreter)",
+            NotDirect::NotExecutable => "not an executable (ET_EXEC or static PIE)",
+            NotDirect::ExecutableStack => "asks for an executable stack",
+            NotDirect::NoSegments => "has no loadable segment",
+            NotDirect::BadSegment => {
+                "has a loadable segment that cannot be mapped from the file as it lies"
+            }
+            NotDirect::HeadersNotLoaded => "its program headers are not in a loaded segment",
+            NotDirect::EntryOutside => "its entry point is not in an executable segment",
+        }
+    }
+}
+
+/// A variant checked for direct mapping. Addresses are the ELF's own (before any load bias).
+#[derive(Clone, Copy, Debug)]
+pub struct Image<'a> {
+    elf: Elf<'a>,
+    /// `ET_DYN` (static PIE): mapped wherever the kernel puts it, at a bias.
+    pub relocatable: bool,
+    pub entry: u64,
+    pub phdr_vaddr: u64,
+    pub phnum: u64,
+    /// Page-aligned start of the lowest segment and page-aligned end of the highest one.
+    pub lo: u64,
+    pub hi: u64,
+    /// Largest segment alignment (a power of two, at least the page size).
+    pub align: u64,
+}
+
+impl<'a> Image<'a> {
+    /// The loadable segments, in ascending address order (checked).
+    pub fn loads(&self) -> impl Iterator<Item = ProgramHeader> + 'a {
+        let elf = self.elf;
+        (0..elf.phnum())
+            .map(move |i| elf.phdr(i))
+            .filter(|ph| ph.p_type == PT_LOAD && ph.p_memsz > 0)
+    }
+}
+
+/// Checks that `bytes`, a program for ELF machine `machine`, can be started by mapping its
+/// segments from a file in which it begins at a multiple of `page` (a power of two).
+pub fn check(bytes: &[u8], machine: u16, page: u64) -> Result<Image<'_>, NotDirect> {
+    let elf = Elf::parse(bytes).map_err(|_| NotDirect::NotElf)?;
+    if elf.machine != machine {
+        return Err(NotDirect::WrongMachine);
+    }
+    let relocatable = match elf.elf_type {
+        ET_EXEC => false,
+        ET_DYN => true,
+        _ => return Err(NotDirect::NotExecutable),
+    };
+    let phoff = crate::elf::u64_at(bytes, 32);
+    let entry = crate::elf::u64_at(bytes, 24);
+    let phnum = elf.phnum() as u64;
+    let table_len = phnum * crate::elf::PHDR_LEN as u64;
+    let mask = page - 1;
+
+    let mut lo = u64::MAX;
+    let mut hi = 0u64;
+    let mut align = page;
+    let mut prev_end = 0u64;
+    let mut phdr_vaddr = None;
+    let mut declared_phdr = None;
+    let mut entry_ok = false;
+    for ph in elf.phdrs() {
+        match ph.p_type {
+            PT_INTERP => return Err(NotDirect::Dynamic),
+            PT_GNU_STACK if ph.p_flags & PF_X != 0 => return Err(NotDirect::ExecutableStack),
+            PT_PHDR => declared_phdr = Some(ph.p_vaddr),
+            PT_LOAD if ph.p_memsz > 0 => {
+                let file_end = ph.p_offset.checked_add(ph.p_filesz);
+                let mem_end = ph.p_vaddr.checked_add(ph.p_memsz);
+                let (Some(file_end), Some(mem_end)) = (file_end, mem_end) else {
+                    return Err(NotDirect::BadSegment);
+                };
+                let start = ph.p_vaddr & !mask;
+                let end = mem_end.checked_add(mask).ok_or(NotDirect::BadSegment)? & !mask;
+                let sane = ph.p_filesz <= ph.p_memsz
+                    && file_end <= bytes.len() as u64
+                    && ph.p_offset & mask == ph.p_vaddr & mask
+                    && ph.p_flags & !(PF_R | PF_W | PF_X) == 0
+                    && start >= prev_end
+                    && end <= USER_TOP;
+                if !sane {
+                    return Err(NotDirect::BadSegment);
+                }
+                if ph.p_align.is_power_of_two() && ph.p_align > align {
+                    align = ph.p_align;
+                }
+                prev_end = end;
+                lo = lo.min(start);
+                hi = hi.max(end);
+                if ph.p_offset <= phoff && phoff + table_len <= file_end {
+                    phdr_vaddr = Some(ph.p_vaddr + (phoff - ph.p_offset));
+                }
+                if ph.p_flags & PF_X != 0 && ph.p_vaddr <= entry && entry < ph.p_vaddr + ph.p_filesz
+                {
+                    entry_ok = true;
+                }
+            }
+            _ => {}
+        }
+    }
+    if hi == 0 {
+        return Err(NotDirect::NoSegments);
+    }
+    let phdr_vaddr = phdr_vaddr.ok_or(NotDirect::HeadersNotLoaded)?;
+    if declared_phdr.is_some_and(|v| v != phdr_vaddr) {
+        return Err(NotDirect::HeadersNotLoaded);
+    }
+    if !entry_ok {
+        return Err(NotDirect::EntryOutside);
+    }
+    // A fixed-address program must not sit on page zero; a relocatable one is placed by the kernel.
+    if !relocatable && lo < page {
+        return Err(NotDirect::BadSegment);
+    }
+    Ok(Image {
+        elf,
+        relocatable,
+        entry,
+        phdr_vaddr,
+        phnum,
+        lo,
+        hi,
+        align,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use crate::elf::{EHDR_LEN, PHDR_LEN};
+    use std::vec::Vec;
+
+    /// A minimal ELF with the given program headers (and the table right after the header).
+    fn elf(kind: u16, entry: u64, phdrs: &[ProgramHeader], len: usize) -> Vec<u8> {
+        let mut b = std::vec![0u8; len.max(EHDR_LEN + phdrs.len() * PHDR_LEN)];
+        b[..4].copy_from_slice(b"\x7fELF");
+        b[4] = 2;
+        b[5] = 1;
+        b[16..18].copy_from_slice(&kind.to_le_bytes());
+        b[18..20].copy_from_slice(&62u16.to_le_bytes());
+        b[24..32].copy_from_slice(&entry.to_le_bytes());
+        b[32..40].copy_from_slice(&(EHDR_LEN as u64).to_le_bytes());
+        b[54..56].copy_from_slice(&(PHDR_LEN as u16).to_le_bytes());
+        b[56..58].copy_from_slice(&(phdrs.len() as u16).to_le_bytes());
+        for (i, ph) in phdrs.iter().enumerate() {
+            let at = EHDR_LEN + i * PHDR_LEN;
+            b[at..at + PHDR_LEN].copy_from_slice(&ph.to_bytes());
+        }
+        b
+    }
+
+    fn load(offset: u64, vaddr: u64, filesz: u64, memsz: u64, flags: u32) -> ProgramHeader {
+        ProgramHeader {
+            p_type: PT_LOAD,
+            p_flags: flags,
+            p_offset: offset,
+            p_vaddr: vaddr,
+            p_paddr: vaddr,
+            p_filesz: filesz,
+            p_memsz: memsz,
+            p_align: 0x1000,
+        }
+    }
+
+    fn go_like() -> [ProgramHeader; 3] {
+        [
+            load(0, 0x400000, 0x2000, 0x2000, PF_R | PF_X),
+            load(0x2000, 0x402000, 0x1000, 0x1000, PF_R),
+            load(0x3000, 0x404000, 0x800, 0x3000, PF_R | PF_W),
+        ]
+    }
+
+    #[test]
+    fn accepts_a_static_executable() {
+        let bytes = elf(ET_EXEC, 0x400100, &go_like(), 0x4000);
+        let image = check(&bytes, 62, 0x1000).unwrap();
+        assert!(!image.relocatable);
+        assert_eq!((image.lo, image.hi), (0x400000, 0x407000));
+        assert_eq!(image.phdr_vaddr, 0x400040);
+        assert_eq!(image.phnum, 3);
+        assert_eq!(image.loads().count(), 3);
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_map() {
+        let mut interp = go_like().to_vec();
+        interp.push(ProgramHeader {
+            p_type: PT_INTERP,
+            ..Default::default()
+        });
+        let cases: [(Vec<u8>, NotDirect); 6] = [
+            (elf(ET_EXEC, 0x400100, &interp, 0x4000), NotDirect::Dynamic),
+            (
+                elf(1, 0x400100, &go_like(), 0x4000),
+                NotDirect::NotExecutable,
+            ),
+            // Entry in the read-only data.
+            (
+                elf(ET_EXEC, 0x402010, &go_like(), 0x4000),
+                NotDirect::EntryOutside,
+            ),
+            // Data past the end of the file.
+            (
+                elf(ET_EXEC, 0x400100, &go_like(), 0x3400),
+                NotDirect::BadSegment,
+            ),
+            (b"#!/bin/sh\n".to_vec(), NotDirect::NotElf),
+            (elf(ET_EXEC, 0x400100, &[], 0x100), NotDirect::NoSegments),
+        ];
+        for (bytes, why) in cases {
+            assert_eq!(check(&bytes, 62, 0x1000).unwrap_err(), why);
+        }
+        let bytes = elf(ET_EXEC, 0x400100, &go_like(), 0x4000);
+        assert_eq!(
+            check(&bytes, 183, 0x1000).unwrap_err(),
+            NotDirect::WrongMachine
+        );
+    }
+
+    #[test]
+    fn refuses_bad_layouts() {
+        let mut skewed = go_like();
+        skewed[1].p_vaddr += 0x10;
+        let mut overlapping = go_like();
+        overlapping[1].p_vaddr = 0x401000;
+        overlapping[1].p_offset = 0x1000;
+        let mut exec_stack = go_like().to_vec();
+        exec_stack.push(ProgramHeader {
+            p_type: PT_GNU_STACK,
+            p_flags: PF_R | PF_W | PF_X,
+            ..Default::default()
+        });
+        let mut low = go_like();
+        for ph in &mut low {
+            ph.p_vaddr -= 0x400000;
+        }
+        for (phdrs, entry, why) in [
+            (&skewed[..], 0x400100, NotDirect::BadSegment),
+            (&overlapping[..], 0x400100, NotDirect::BadSegment),
+            (&exec_stack[..], 0x400100, NotDirect::ExecutableStack),
+            (&low[..], 0x100, NotDirect::BadSegment),
+        ] {
+            let bytes = elf(ET_EXEC, entry, phdrs, 0x4000);
+            assert_eq!(check(&bytes, 62, 0x1000).unwrap_err(), why);
+        }
+        // The same low layout is fine for a static PIE, which is placed at a bias.
+        let bytes = elf(ET_DYN, 0x100, &low, 0x4000);
+        assert!(check(&bytes, 62, 0x1000).unwrap().relocatable);
+    }
+}

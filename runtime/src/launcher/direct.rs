@@ -1,0 +1,410 @@
+//! The direct launch path: no memfd, no copy, no second exec. The variant's loadable segments are
+//! mapped straight from the bundle file at their addresses, the auxiliary vector the kernel gave
+//! the launcher is rewritten in place to describe the program, and the launcher jumps to the
+//! program's entry point with the stack pointer where the kernel left it. The program's pages are
+//! the bundle file's page cache, shared by every running instance.
+//!
+//! Only static programs are mapped this way (`mgo_format::direct::check`); anything else, or any
+//! failure before the jump, leaves the process as it was and the launch goes on through the memfd.
+
+use mgo_format::direct::{self, NotDirect, PF_W, PF_X};
+use mgo_format::{Bundle, Encoding, Entry, ENTRY_DIRECT};
+use mgo_runtime::message::Line;
+use mgo_runtime::switches::{LaunchPath, Switches};
+use rustix::fd::{AsRawFd, BorrowedFd};
+use rustix::io::Errno;
+use rustix::mm::{MapFlags, MprotectFlags, ProtFlags};
+
+use crate::launch::write_stderr;
+use crate::start::{StartInfo, AT_NULL};
+
+const AT_PHDR: usize = 3;
+const AT_PHENT: usize = 4;
+const AT_PHNUM: usize = 5;
+const AT_PAGESZ: usize = 6;
+const AT_BASE: usize = 7;
+const AT_ENTRY: usize = 9;
+
+/// A relocatable program's alignment is honoured up to this; beyond it, any page will do (no
+/// real toolchain asks for more than 2 MiB).
+const MAX_ALIGN: u64 = 1 << 30;
+
+/// Why the direct path was not taken. The launch goes on through the memfd.
+#[derive(Clone, Copy)]
+pub enum Refusal {
+    Layout(NotDirect),
+    /// The variant does not start at a page boundary of the file (a bundle the packer did not
+    /// lay out for mapping).
+    Misaligned,
+    /// The kernel would not map it: an address already in use, or a resource limit.
+    Map(Errno),
+}
+
+impl Refusal {
+    fn describe(self, line: &mut Line) {
+        match self {
+            Refusal::Layout(why) => {
+                line.str(why.message());
+            }
+            Refusal::Misaligned => {
+                line.str("its bytes are not page-aligned in the bundle");
+            }
+            Refusal::Map(e) => {
+                let raw = e.raw_os_error();
+                line.str("mapping it failed: ");
+                match mgo_runtime::message::errno_name(raw) {
+                    Some(name) => line.str(name),
+                    None => line.str("errno ").dec(raw as u64),
+                };
+            }
+        }
+    }
+}
+
+/// The `[mgo] launcher:` line that says which path starts the program.
+pub fn log_path(direct: bool, refused: Option<Refusal>) {
+    let mut line = Line::new();
+    line.str("[mgo] launcher: launch path ")
+        .str(if direct { "direct" } else { "memfd" });
+    if let Some(why) = refused {
+        line.str(" (cannot map the variant directly: ");
+        why.describe(&mut line);
+        line.str(")");
+    }
+    write_stderr(line.finish());
+}
+
+/// The launch's hook: takes the direct path if the packer chose it for this entry (or
+/// `MGODEBUG=direct` asks for it) and it can be taken. Returns `None` when the direct path was not
+/// wanted, the reason when it was refused; it does not return at all when the program started.
+#[allow(clippy::too_many_arguments)]
+pub fn try_launch(
+    start: &StartInfo,
+    switches: &Switches,
+    bundle: &Bundle<'_>,
+    entry: &Entry,
+    file: &[u8],
+    fd: BorrowedFd<'_>,
+    data: &[u8],
+    ready: impl FnOnce(),
+) -> Option<Refusal> {
+    let wanted = match switches.launch {
+        Some(LaunchPath::Memfd) => false,
+        Some(LaunchPath::Direct) => true,
+        None => entry.flags & ENTRY_DIRECT != 0,
+    };
+    if !wanted || entry.encoding != Encoding::Stored {
+        return None;
+    }
+    let page_mask = bundle.arch.page_align() as usize - 1;
+    let source = Source {
+        fd,
+        data,
+        file_offset: (data.as_ptr() as usize - file.as_ptr() as usize) as u64,
+        leftovers: [
+            (
+                file.as_ptr() as usize,
+                (file.len() + page_mask) & !page_mask,
+            ),
+            (
+                bundle.arch.payload_vaddr() as usize,
+                (bundle.header.region_len as usize + page_mask) & !page_mask,
+            ),
+        ],
+    };
+    Some(launch(start, &source, bundle.arch.elf_machine(), ready))
+}
+
+/// Where the variant lies, and what the program should not inherit.
+pub struct Source<'a> {
+    /// The bundle file, open.
+    pub fd: BorrowedFd<'a>,
+    /// The variant's stored bytes, as the launcher mapped them.
+    pub data: &'a [u8],
+    /// Offset of `data` in the file.
+    pub file_offset: u64,
+    /// Mappings that are the launcher's alone (its view of the bundle file, the payload region
+    /// the kernel mapped), released on the way into the program: (address, length).
+    pub leftovers: [(usize, usize); 2],
+}
+
+/// Starts the variant by mapping it. Returns only if it could not, with the process unchanged
+/// (`ready` has then not been called). `ready` runs once the program is in place, just before the
+/// jump, for the log lines.
+pub fn launch(
+    start: &StartInfo,
+    source: &Source<'_>,
+    machine: u16,
+    ready: impl FnOnce(),
+) -> Refusal {
+    let page = start
+        .aux(AT_PAGESZ)
+        .filter(|p| p.is_power_of_two())
+        .unwrap_or(4096) as u64;
+    if source.file_offset & (page - 1) != 0 {
+        return Refusal::Misaligned;
+    }
+    let image = match direct::check(source.data, machine, page) {
+        Ok(image) => image,
+        Err(why) => return Refusal::Layout(why),
+    };
+    let bias = match reserve(&image, page) {
+        Ok(bias) => bias,
+        Err(e) => return Refusal::Map(e),
+    };
+    if let Err(e) = map_segments(&image, source, page, bias) {
+        // SAFETY: the span is the reservation made above, which holds only our own mappings.
+        unsafe {
+            let _ = rustix::mm::munmap((image.lo + bias) as *mut _, (image.hi - image.lo) as usize);
+        }
+        return Refusal::Map(e);
+    }
+
+    // From here on nothing can fail: describe the program to itself, as the kernel would have.
+    // SAFETY: the auxiliary vector is on the initial stack, writable and ours; its pairs end with
+    // AT_NULL, and only values are replaced.
+    unsafe {
+        let mut at = start.auxv as *mut usize;
+        loop {
+            let value = match *at {
+                AT_NULL => break,
+                AT_PHDR => (image.phdr_vaddr + bias) as usize,
+                AT_PHENT => mgo_format::elf::PHDR_LEN,
+                AT_PHNUM => image.phnum as usize,
+                // No interpreter: a static program is its own loader.
+                AT_BASE => 0,
+                AT_ENTRY => (image.entry + bias) as usize,
+                _ => *at.add(1),
+            };
+            *at.add(1) = value;
+            at = at.add(2);
+        }
+    }
+    ready();
+    // The descriptor was the launcher's; the program must not inherit it. Nothing else refers to
+    // it after this point: the caller's owner is never dropped, because `jump` does not return.
+    // SAFETY: closing a descriptor we own and no longer use.
+    unsafe { rustix::io::close(source.fd.as_raw_fd()) };
+    // SAFETY: argv is one word above the initial stack pointer (argc), which the program's entry
+    // expects in the stack pointer; the entry is inside a mapped executable segment (checked).
+    unsafe {
+        let sp = (start.argv as *const usize).sub(1) as usize;
+        jump(sp, (image.entry + bias) as usize, source.leftovers)
+    }
+}
+
+/// Claims the address range of all segments, so that nothing the launcher or the kernel placed
+/// is overwritten: at the program's own addresses for a fixed-address executable, wherever the
+/// kernel's address-space randomisation puts it for a static PIE. Returns the load bias.
+fn reserve(image: &direct::Image<'_>, page: u64) -> Result<u64, Errno> {
+    let span = (image.hi - image.lo) as usize;
+    let flags = MapFlags::PRIVATE | MapFlags::NORESERVE;
+    if !image.relocatable {
+        // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping.
+        let got = unsafe {
+            rustix::mm::mmap_anonymous(
+                image.lo as *mut _,
+                span,
+                ProtFlags::empty(),
+                flags | MapFlags::FIXED_NOREPLACE,
+            )?
+        };
+        if got as u64 != image.lo {
+            // Kernels before 4.17 take the flag as a mere hint.
+            // SAFETY: the mapping just made, somewhere else.
+            unsafe {
+                let _ = rustix::mm::munmap(got, span);
+            }
+            return Err(Errno::EXIST);
+        }
+        return Ok(0);
+    }
+    let align = if image.align <= MAX_ALIGN {
+        image.align
+    } else {
+        page
+    };
+    let slack = (align - page) as usize;
+    // SAFETY: a fresh anonymous mapping wherever the kernel likes.
+    let got = unsafe {
+        rustix::mm::mmap_anonymous(
+            core::ptr::null_mut(),
+            span + slack,
+            ProtFlags::empty(),
+            flags,
+        )?
+    } as u64;
+    let base = (got + align - 1) & !(align - 1);
+    // SAFETY: both trimmed ends belong to the mapping just made.
+    unsafe {
+        if base > got {
+            let _ = rustix::mm::munmap(got as *mut _, (base - got) as usize);
+        }
+        let tail = got + (span + slack) as u64 - (base + span as u64);
+        if tail > 0 {
+            let _ = rustix::mm::munmap((base + span as u64) as *mut _, tail as usize);
+        }
+    }
+    Ok(base - image.lo)
+}
+
+/// Maps each loadable segment over the reservation as the kernel's ELF loader would: the file's
+/// pages privately (copy-on-write), the rest of the last file page zeroed, and anonymous zero
+/// pages for the remaining memory size (bss).
+fn map_segments(
+    image: &direct::Image<'_>,
+    source: &Source<'_>,
+    page: u64,
+    bias: u64,
+) -> Result<(), Errno> {
+    let mask = page - 1;
+    let up = |x: u64| (x + mask) & !mask;
+    for ph in image.loads() {
+        let mut prot = ProtFlags::READ;
+        if ph.p_flags & PF_W != 0 {
+            prot |= ProtFlags::WRITE;
+        }
+        if ph.p_flags & PF_X != 0 {
+            prot |= ProtFlags::EXEC;
+        }
+        let vaddr = ph.p_vaddr + bias;
+        let start = vaddr & !mask;
+        let file_end = vaddr + ph.p_filesz;
+        let mem_end = vaddr + ph.p_memsz;
+        let mut anon_start = start;
+        if ph.p_filesz > 0 {
+            let tail = if mem_end > file_end {
+                up(file_end) - file_end
+            } else {
+                0
+            };
+            let map_prot = if tail > 0 {
+                prot | ProtFlags::WRITE
+            } else {
+                prot
+            };
+            // SAFETY: inside our reservation (checked non-overlapping segments within lo..hi);
+            // the offset is page-aligned because the variant starts on a page and p_offset is
+            // congruent to p_vaddr (checked).
+            unsafe {
+                rustix::mm::mmap(
+                    start as *mut _,
+                    (up(file_end) - start) as usize,
+                    map_prot,
+                    MapFlags::PRIVATE | MapFlags::FIXED,
+                    source.fd,
+                    source.file_offset + (ph.p_offset & !mask),
+                )?;
+            }
+            if tail > 0 {
+                // SAFETY: the last page of the mapping just made, writable; these bytes follow
+                // the segment's file contents in the file and must read as zero (bss).
+                unsafe { core::ptr::write_bytes(file_end as *mut u8, 0, tail as usize) };
+                if ph.p_flags & PF_W == 0 {
+                    // SAFETY: the mapping just made, back to the segment's own protection.
+                    unsafe {
+                        rustix::mm::mprotect(
+                            start as *mut _,
+                            (up(file_end) - start) as usize,
+                            MprotectFlags::from_bits_retain(prot.bits()),
+                        )?;
+                    }
+                }
+            }
+            anon_start = up(file_end);
+        }
+        let anon_end = up(mem_end);
+        if anon_end > anon_start {
+            // SAFETY: inside our reservation, past the segment's file pages.
+            unsafe {
+                rustix::mm::mmap_anonymous(
+                    anon_start as *mut _,
+                    (anon_end - anon_start) as usize,
+                    prot,
+                    MapFlags::PRIVATE | MapFlags::FIXED,
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Releases the launcher's leftover mappings and enters the program with the stack pointer at
+/// its argument count and every other register zero, as the kernel enters a program (`rdx`/`x0`,
+/// the function a static program registers with atexit, must be null).
+///
+/// # Safety
+/// `sp` must be the kernel's initial stack pointer and `entry` the program's mapped entry point;
+/// `leftovers` must not cover the program or the running launcher code.
+#[cfg(target_arch = "x86_64")]
+unsafe fn jump(sp: usize, entry: usize, leftovers: [(usize, usize); 2]) -> ! {
+    // SAFETY: as the caller promises. The munmap calls run in assembly, so no Rust code touches
+    // the released memory afterwards; a zero length just fails with EINVAL.
+    unsafe {
+        core::arch::asm!(
+            "mov eax, 11",
+            "syscall",
+            "mov rdi, r8",
+            "mov rsi, r9",
+            "mov eax, 11",
+            "syscall",
+            "mov rsp, r12",
+            "xor eax, eax",
+            "xor ebx, ebx",
+            "xor ecx, ecx",
+            "xor edx, edx",
+            "xor esi, esi",
+            "xor edi, edi",
+            "xor ebp, ebp",
+            "xor r8d, r8d",
+            "xor r9d, r9d",
+            "xor r10d, r10d",
+            "xor r11d, r11d",
+            "xor r12d, r12d",
+            "xor r14d, r14d",
+            "xor r15d, r15d",
+            "jmp r13",
+            in("rdi") leftovers[0].0,
+            in("rsi") leftovers[0].1,
+            in("r8") leftovers[1].0,
+            in("r9") leftovers[1].1,
+            in("r12") sp,
+            in("r13") entry,
+            options(noreturn)
+        )
+    }
+}
+
+/// # Safety
+/// As the x86-64 version.
+#[cfg(target_arch = "aarch64")]
+unsafe fn jump(sp: usize, entry: usize, leftovers: [(usize, usize); 2]) -> ! {
+    // SAFETY: as the caller promises; munmap is system call 215.
+    unsafe {
+        core::arch::asm!(
+            "mov x8, #215",
+            "svc 0",
+            "mov x0, x2",
+            "mov x1, x3",
+            "mov x8, #215",
+            "svc 0",
+            "mov sp, x4",
+            "mov x0, xzr",
+            "mov x1, xzr",
+            "mov x2, xzr",
+            "mov x3, xzr",
+            "mov x4, xzr",
+            "mov x8, xzr",
+            "mov x29, xzr",
+            "mov x30, xzr",
+            "br x5",
+            in("x0") leftovers[0].0,
+            in("x1") leftovers[0].1,
+            in("x2") leftovers[1].0,
+            in("x3") leftovers[1].1,
+            in("x4") sp,
+            in("x5") entry,
+            options(noreturn)
+        )
+    }
+}

@@ -1,0 +1,420 @@
+//! The launch behaviour checks, written once and run on each launch path: `tests/launch.rs` runs
+//! them on bundles packed for the memfd path, `tests/direct.rs` on bundles packed for the direct
+//! path. Each check compares what the program saw through the bundle with what it sees when run
+//! directly (or with what the kernel documents), and also checks that the path asked for is the
+//! path taken, so that a silent fallback cannot pass for the path under test.
+
+use std::io::Write;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+pub use mgo_pack::Launch;
+
+use crate::fixtures::{c_probe_dynamic, c_probe_static, go_probe, gofmt, parse_report, Report};
+use crate::harness::{command, oracle_level, pack_with, run, scratch_dir, spawn, stderr, stdout};
+
+fn tag(launch: Launch) -> &'static str {
+    match launch {
+        Launch::Direct => "direct",
+        Launch::Memfd => "memfd",
+    }
+}
+
+/// A scratch directory private to one check on one path.
+pub fn scratch(name: &str, launch: Launch) -> PathBuf {
+    scratch_dir(&format!("{}-{name}", tag(launch)))
+}
+
+/// Packs all four levels of a fixture for `launch` into `out`.
+pub fn pack_all_for(out: &Path, levels: &[PathBuf; 4], launch: Launch) -> PathBuf {
+    let variants: Vec<(u32, &Path)> = levels
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (i as u32 + 1, p.as_path()))
+        .collect();
+    pack_with(out, &variants, launch)
+}
+
+fn go_bundle(name: &str, launch: Launch) -> PathBuf {
+    pack_all_for(&scratch(name, launch).join("probe"), go_probe(), launch)
+}
+
+fn level_name(level: u32) -> String {
+    format!("v{level}")
+}
+
+/// What `/proc/self/exe` shows the program: the memfd (named as mgo names it) or, on the direct
+/// path, the bundle file itself.
+pub fn expected_exe(bundle: &Path, level: &str, launch: Launch) -> String {
+    match launch {
+        Launch::Memfd => format!("/memfd:{} [GOAMD64={level}] (deleted)", bundle.display()),
+        Launch::Direct => bundle.canonicalize().unwrap().display().to_string(),
+    }
+}
+
+/// Asserts from the probe's report that the program started through `launch`.
+pub fn assert_path(report: &Report, bundle: &Path, launch: Launch) {
+    let level = report.get_str("level").expect("level in the report");
+    assert_eq!(
+        report.get_str("exe").expect("exe in the report"),
+        expected_exe(bundle, &level, launch),
+        "the program did not start through the {} path",
+        tag(launch)
+    );
+}
+
+pub fn runs_the_best_variant_for_this_cpu(launch: Launch) {
+    let expected = oracle_level(go_probe());
+    assert!(
+        expected >= 1,
+        "no probe variant runs directly on this machine"
+    );
+    let bundle = go_bundle("best", launch);
+    let out = run(&mut command(&bundle));
+    assert!(out.status.success(), "bundle failed: {}", stderr(&out));
+    let report = parse_report(&stdout(&out));
+    assert_eq!(report.get_str("level"), Some(level_name(expected)));
+    assert_path(&report, &bundle, launch);
+}
+
+pub fn program_sees_same_argv_env_cwd_and_pid(launch: Launch) {
+    let bundle = go_bundle("argv", launch);
+    let dir = scratch("argv-cwd", launch);
+    let args = ["plain", "with space", "ünïcødé ✓", "", "--flag=x"];
+    let mut cmd = command(&bundle);
+    cmd.args(args)
+        .current_dir(&dir)
+        .env("SOME_VAR", "a value")
+        .env("EMPTY", "");
+    let child = spawn(cmd.stdout(Stdio::piped()));
+    let pid = child.id() as i64;
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let report = parse_report(&stdout(&out));
+
+    let mut expected_argv = vec![bundle.to_str().unwrap().to_string()];
+    expected_argv.extend(args.iter().map(|s| s.to_string()));
+    assert_eq!(report.get_str_array("argv").unwrap(), expected_argv);
+    let mut env = report.get_str_array("env").unwrap();
+    env.sort();
+    assert_eq!(env, ["EMPTY=", "PATH=/usr/bin:/bin", "SOME_VAR=a value"]);
+    assert_eq!(
+        report.get_str("cwd").unwrap(),
+        dir.canonicalize().unwrap().to_str().unwrap()
+    );
+    // The program is the very process that was spawned (exec in place, or no exec at all).
+    assert_eq!(report.get_i64("pid"), Some(pid));
+    assert_path(&report, &bundle, launch);
+}
+
+pub fn exit_statuses_pass_through(launch: Launch) {
+    let bundle = go_bundle("exit", launch);
+    for code in [0, 1, 42, 255] {
+        let out = run(command(&bundle).env("PROBE_EXIT", code.to_string()));
+        assert_eq!(out.status.code(), Some(code), "stderr: {}", stderr(&out));
+    }
+}
+
+pub fn death_by_signal_is_what_the_caller_sees(launch: Launch) {
+    let bundle = go_bundle("signal", launch);
+    for (name, number) in [("TERM", 15), ("KILL", 9), ("INT", 2)] {
+        let out = run(command(&bundle).env("PROBE_SIGNAL", name));
+        assert_eq!(out.status.signal(), Some(number), "PROBE_SIGNAL={name}");
+    }
+}
+
+pub fn stdin_is_the_program_stdin(launch: Launch) {
+    let bundle = go_bundle("stdin", launch);
+    let mut child = spawn(
+        command(&bundle)
+            .env("PROBE_STDIN", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped()),
+    );
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"piped\nbytes \xe2\x9c\x93")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        parse_report(&stdout(&out)).get_str("stdin").unwrap(),
+        "piped\nbytes ✓"
+    );
+}
+
+/// `/proc/self/exe`, and the process name the kernel derives from what it executed.
+pub fn proc_exe_and_comm(launch: Launch) {
+    let bundle = go_bundle("exe", launch);
+    let out = run(command(&bundle).env("GOAMD64", "v2"));
+    let report = parse_report(&stdout(&out));
+    assert_eq!(
+        report.get_str("exe").unwrap(),
+        expected_exe(&bundle, "v2", launch)
+    );
+    let comm = report.get_str("comm").unwrap();
+    match launch {
+        // Since Linux 6.14 the memfd's name; before, the descriptor number.
+        Launch::Memfd => assert!(
+            comm.starts_with("memfd:") || comm.bytes().all(|b| b.is_ascii_digit()),
+            "{comm}"
+        ),
+        // What a direct run of the bundle file shows: its name.
+        Launch::Direct => assert_eq!(comm, "probe"),
+    }
+}
+
+pub fn no_descriptor_is_leaked_or_lost(launch: Launch) {
+    let direct = &go_probe()[0];
+    let bundle = go_bundle("fds", launch);
+    // Descriptor 5 is inherited on purpose (no close-on-exec): it must reach the program too.
+    let observe = |program: &Path| {
+        let script = format!("exec 5</dev/null; exec '{}'", program.display());
+        let out = run(command(Path::new("/bin/bash"))
+            .args(["-c", &script])
+            .env("GOAMD64", "v1"));
+        assert!(out.status.success(), "{}", stderr(&out));
+        let report = parse_report(&stdout(&out));
+        (
+            report.get_i64_array("fds").unwrap(),
+            report.get_str_map("fd_targets").unwrap(),
+        )
+    };
+    let (direct_fds, _) = observe(direct);
+    let (bundle_fds, targets) = observe(&bundle);
+    assert!(direct_fds.contains(&5));
+    assert_eq!(bundle_fds, direct_fds, "bundle targets: {targets:?}");
+    assert!(
+        !targets
+            .values()
+            .any(|t| t.contains("memfd") || t.contains("probe")),
+        "{targets:?}"
+    );
+}
+
+pub fn goamd64_forces_a_level(launch: Launch) {
+    let bundle = go_bundle("force", launch);
+    for level in 1..=4 {
+        let out = run(command(&bundle).env("GOAMD64", level_name(level)));
+        let report = parse_report(&stdout(&out));
+        assert_eq!(report.get_str("level"), Some(level_name(level)));
+        assert_path(&report, &bundle, launch);
+    }
+}
+
+pub fn missing_forced_level_runs_the_highest_below(launch: Launch) {
+    let probe = go_probe();
+    let bundle = pack_with(
+        &scratch("partial", launch).join("probe"),
+        &[(1, &probe[0]), (3, &probe[2])],
+        launch,
+    );
+    let out = run(command(&bundle).env("GOAMD64", "v2"));
+    assert_eq!(parse_report(&stdout(&out)).get_str("level").unwrap(), "v1");
+    let out = run(command(&bundle).env("GOAMD64", "v4"));
+    assert_eq!(parse_report(&stdout(&out)).get_str("level").unwrap(), "v3");
+}
+
+pub fn forced_level_below_every_variant_is_a_clear_error(launch: Launch) {
+    let probe = go_probe();
+    let bundle = pack_with(
+        &scratch("too-low", launch).join("probe"),
+        &[(3, &probe[2]), (4, &probe[3])],
+        launch,
+    );
+    let out = run(command(&bundle).env("GOAMD64", "v2"));
+    assert_eq!(out.status.code(), Some(123));
+    assert!(out.stdout.is_empty());
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("mgo: this program needs an x86-64-v3 CPU"),
+        "{err}"
+    );
+}
+
+pub fn bad_goamd64_value_is_refused(launch: Launch) {
+    let bundle = go_bundle("bad-override", launch);
+    let out = run(command(&bundle).env("GOAMD64", "v9"));
+    assert_eq!(out.status.code(), Some(120));
+    assert!(out.stdout.is_empty());
+    assert!(
+        stderr(&out).starts_with("mgo: GOAMD64 must be"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+pub fn mgodebug_log_prints_the_mgo_line(launch: Launch) {
+    let bundle = go_bundle("log", launch);
+    let out = run(command(&bundle).env("MGODEBUG", "log").env("GOAMD64", "v3"));
+    assert!(out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.lines()
+            .any(|l| l == "[mgo] launcher: starting variant GOAMD64=v3"),
+        "{err}"
+    );
+    assert!(err.contains("GOAMD64=v3 set in the environment"), "{err}");
+    let path = format!("[mgo] launcher: launch path {}", tag(launch));
+    assert!(err.lines().any(|l| l == path), "{err}");
+    let detected = run(command(&bundle).env("MGODEBUG", "log"));
+    let expected = oracle_level(go_probe());
+    let line = format!("[mgo] launcher: starting variant GOAMD64=v{expected}");
+    assert!(
+        stderr(&detected).lines().any(|l| l == line),
+        "{}",
+        stderr(&detected)
+    );
+    // Without the switch the launcher says nothing at all.
+    assert!(run(&mut command(&bundle)).stderr.is_empty());
+}
+
+pub fn mgodebug_extract_writes_each_variant_byte_for_byte(launch: Launch) {
+    let probe = go_probe();
+    let bundle = go_bundle("extract", launch);
+    for level in 1..=4u32 {
+        let out = run(command(&bundle)
+            .env("MGODEBUG", "extract")
+            .env("GOAMD64", level_name(level)));
+        assert_eq!(out.status.code(), Some(0));
+        let original = std::fs::read(&probe[level as usize - 1]).unwrap();
+        assert!(
+            out.stdout == original,
+            "extracted v{level} differs from the packed input"
+        );
+    }
+}
+
+/// Static C programs take the path asked for; dynamically linked ones cannot be mapped directly
+/// (the dynamic loader must run first) and go through the memfd on either path.
+pub fn c_programs_static_and_dynamic(launch: Launch) {
+    for (name, variants, dynamic) in [
+        ("c-static", c_probe_static(), false),
+        ("c-dynamic", c_probe_dynamic(), true),
+    ] {
+        let expected = oracle_level(variants);
+        let bundle = pack_all_for(&scratch(name, launch).join("cprobe"), variants, launch);
+        let out = run(command(&bundle).arg("x y").env("MGODEBUG", "log"));
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        let report = parse_report(&stdout(&out));
+        assert_eq!(
+            report.get_str("level"),
+            Some(level_name(expected)),
+            "{name}"
+        );
+        assert_eq!(report.get_str_array("argv").unwrap()[1], "x y");
+        let taken = if dynamic { Launch::Memfd } else { launch };
+        let line = format!("[mgo] launcher: launch path {}", tag(taken));
+        assert!(
+            stderr(&out).lines().any(|l| l.starts_with(&line)),
+            "{name}: {}",
+            stderr(&out)
+        );
+        let forced = run(command(&bundle)
+            .env("GOAMD64", "v2")
+            .env("PROBE_EXIT", "42"));
+        assert_eq!(forced.status.code(), Some(42));
+        assert_eq!(
+            parse_report(&stdout(&forced)).get_str("level").unwrap(),
+            "v2",
+            "{name}"
+        );
+    }
+}
+
+pub fn gofmt_bundle_formats_go_code(launch: Launch) {
+    let bundle = pack_all_for(&scratch("gofmt", launch).join("gofmt"), gofmt(), launch);
+    let mut child = spawn(
+        command(&bundle)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped()),
+    );
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"package main\nfunc  main( ) {x:=1;_=x}\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        stdout(&out),
+        "package main\n\nfunc main() { x := 1; _ = x }\n"
+    );
+}
+
+pub fn very_long_install_path_still_runs(launch: Launch) {
+    let mut dir = scratch("long-path", launch);
+    for i in 0..6 {
+        dir.push(format!("{i}-{}", "d".repeat(60)));
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    let bundle = pack_all_for(&dir.join("probe"), go_probe(), launch);
+    assert!(bundle.as_os_str().len() > 300);
+    let out = run(command(&bundle).env("GOAMD64", "v1"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let exe = parse_report(&stdout(&out)).get_str("exe").unwrap();
+    match launch {
+        // The memfd name is cut to what the kernel accepts, keeping the end.
+        Launch::Memfd => assert!(
+            exe.starts_with("/memfd:...") && exe.ends_with("/probe [GOAMD64=v1] (deleted)"),
+            "{exe}"
+        ),
+        Launch::Direct => assert_eq!(exe, bundle.canonicalize().unwrap().to_str().unwrap()),
+    }
+}
+
+/// A flipped bit in the payload is refused before it runs on the memfd path, which hashes every
+/// byte it copies. The direct path reads pages only as the program touches them and so cannot
+/// hash them first (docs/ARCHITECTURE.md); it checks the program's headers, and a damaged header
+/// sends the launch to the memfd path, whose hash refuses it.
+pub fn corrupted_payload_is_never_executed(launch: Launch) {
+    let bundle = go_bundle("corrupt", launch);
+    let bytes = std::fs::read(&bundle).unwrap();
+    let refused = |damaged: &[u8], name: &str, env: &[(&str, &str)]| {
+        let path = bundle.with_file_name(name);
+        mgo_pack::write_executable(&path, damaged).unwrap();
+        let mut cmd = command(&path);
+        cmd.env("GOAMD64", "v4").envs(env.iter().copied());
+        let out = run(&mut cmd);
+        assert_eq!(out.status.code(), Some(122), "{name}: {}", stderr(&out));
+        assert!(out.stdout.is_empty(), "the damaged program ran ({name})");
+        assert!(
+            stderr(&out).starts_with("mgo: this bundle is damaged"),
+            "{name}: {}",
+            stderr(&out)
+        );
+    };
+    // A bit in the middle of the last variant's bytes (not the index): only the hash can tell.
+    let mut body = bytes.clone();
+    let at = body.len() - 700_000;
+    body[at] ^= 0x10;
+    match launch {
+        Launch::Memfd => refused(&body, "damaged-body", &[]),
+        Launch::Direct => {
+            refused(&body, "damaged-body", &[("MGODEBUG", "memfd")]);
+            // The v4 variant's first loadable segment made unmappable (p_offset off by one).
+            let v4 = std::fs::read(&go_probe()[3]).unwrap();
+            let start = find(&bytes, &v4[..4096]).expect("the v4 variant in the bundle");
+            let phoff = u64::from_le_bytes(v4[32..40].try_into().unwrap()) as usize;
+            let phnum = u16::from_le_bytes([v4[56], v4[57]]) as usize;
+            let load = (0..phnum)
+                .map(|i| phoff + i * 56)
+                .find(|&at| v4[at..at + 4] == [1, 0, 0, 0])
+                .expect("a PT_LOAD in the probe");
+            let mut header = bytes.clone();
+            header[start + load + 8] ^= 1;
+            refused(&header, "damaged-header", &[]);
+        }
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    // Variants start on page boundaries: only those need looking at.
+    (0..haystack.len().saturating_sub(needle.len()))
+        .step_by(4096)
+        .find(|&at| &haystack[at..at + needle.len()] == needle)
+}

@@ -1,0 +1,372 @@
+//! End-to-end on the direct launch path: the launcher maps the variant's segments from the bundle
+//! file and jumps to its entry point. First every launch behaviour check that `tests/launch.rs`
+//! runs on the memfd path (`mgo_tests::checks`), then what only the direct path has: the program's
+//! memory really is the bundle file's, the auxiliary vector describes the program, other static
+//! runtimes (static PIE, musl) start too, and the pack-time and run-time switches choose the path.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use mgo_format::{Bundle, ENTRY_DIRECT};
+use mgo_tests::checks::{self, expected_exe, pack_all_for, scratch, Launch};
+use mgo_tests::fixtures::{c_probe_dynamic, c_probe_static, go_probe, parse_report};
+use mgo_tests::harness::{command, pack_with, run, spawn, stderr, stdout};
+
+const PATH: Launch = Launch::Direct;
+
+#[test]
+fn runs_the_best_variant_for_this_cpu() {
+    checks::runs_the_best_variant_for_this_cpu(PATH);
+}
+
+#[test]
+fn program_sees_same_argv_env_cwd_and_pid() {
+    checks::program_sees_same_argv_env_cwd_and_pid(PATH);
+}
+
+#[test]
+fn exit_statuses_pass_through() {
+    checks::exit_statuses_pass_through(PATH);
+}
+
+#[test]
+fn death_by_signal_is_what_the_caller_sees() {
+    checks::death_by_signal_is_what_the_caller_sees(PATH);
+}
+
+#[test]
+fn stdin_is_the_program_stdin() {
+    checks::stdin_is_the_program_stdin(PATH);
+}
+
+#[test]
+fn proc_exe_is_the_bundle_itself() {
+    checks::proc_exe_and_comm(PATH);
+}
+
+#[test]
+fn no_descriptor_is_leaked_or_lost() {
+    checks::no_descriptor_is_leaked_or_lost(PATH);
+}
+
+#[test]
+fn goamd64_forces_a_level() {
+    checks::goamd64_forces_a_level(PATH);
+}
+
+#[test]
+fn missing_forced_level_runs_the_highest_below() {
+    checks::missing_forced_level_runs_the_highest_below(PATH);
+}
+
+#[test]
+fn forced_level_below_every_variant_is_a_clear_error() {
+    checks::forced_level_below_every_variant_is_a_clear_error(PATH);
+}
+
+#[test]
+fn bad_goamd64_value_is_refused() {
+    checks::bad_goamd64_value_is_refused(PATH);
+}
+
+#[test]
+fn mgodebug_log_prints_the_mgo_line() {
+    checks::mgodebug_log_prints_the_mgo_line(PATH);
+}
+
+#[test]
+fn mgodebug_extract_writes_each_variant_byte_for_byte() {
+    checks::mgodebug_extract_writes_each_variant_byte_for_byte(PATH);
+}
+
+#[test]
+fn c_programs_static_and_dynamic() {
+    checks::c_programs_static_and_dynamic(PATH);
+}
+
+#[test]
+fn gofmt_bundle_formats_go_code() {
+    checks::gofmt_bundle_formats_go_code(PATH);
+}
+
+#[test]
+fn very_long_install_path_still_runs() {
+    checks::very_long_install_path_still_runs(PATH);
+}
+
+#[test]
+fn corrupted_payload_is_never_executed() {
+    checks::corrupted_payload_is_never_executed(PATH);
+}
+
+/// A program that stays alive (`PROBE_SLEEP_MS`) once it has printed its report, so that its
+/// `/proc` entries can be read. Killed and reaped when dropped.
+struct Sleeper {
+    child: std::process::Child,
+    report: String,
+}
+
+impl Sleeper {
+    fn start(program: &Path, env: &[(&str, &str)]) -> Sleeper {
+        let mut child = spawn(
+            command(program)
+                .env("PROBE_SLEEP_MS", "30000")
+                .envs(env.iter().copied())
+                .stdout(Stdio::piped()),
+        );
+        let mut reader = BufReader::new(child.stdout.take().unwrap());
+        let mut report = String::new();
+        // The report's last line (without PROBE_STDIN) is fd_targets; then the probe sleeps.
+        while !report.contains("fd_targets=") {
+            let before = report.len();
+            reader.read_line(&mut report).unwrap();
+            assert!(report.len() > before, "the probe ended early: {report}");
+        }
+        Sleeper { child, report }
+    }
+
+    fn proc(&self, file: &str) -> String {
+        std::fs::read_to_string(format!("/proc/{}/{file}", self.child.id())).unwrap()
+    }
+}
+
+impl Drop for Sleeper {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn status_kb(status: &str, key: &str) -> u64 {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in {status}"))
+}
+
+#[test]
+fn program_pages_are_the_bundle_files_own() {
+    let bundle = pack_all_for(&scratch("maps", PATH).join("probe"), go_probe(), PATH);
+    let canonical = bundle.canonicalize().unwrap();
+    let sleeper = Sleeper::start(&bundle, &[]);
+    let maps = sleeper.proc("maps");
+    // The probe's text, read-only data and data: file mappings of the bundle, at Go's addresses.
+    let program: Vec<&str> = maps
+        .lines()
+        .filter(|l| l.starts_with("00400000-") || l.contains(canonical.to_str().unwrap()))
+        .collect();
+    assert!(
+        program.iter().any(|l| l.starts_with("00400000-")
+            && l.contains(" r-xp ")
+            && l.ends_with(canonical.to_str().unwrap())),
+        "{maps}"
+    );
+    assert!(!maps.contains("memfd"), "{maps}");
+    // What the launcher leaves behind: its own two small segments, nothing of the payload region
+    // (0x2000000000) and no other view of the bundle file.
+    let launcher: Vec<&&str> = program.iter().filter(|l| l.starts_with("1000")).collect();
+    assert_eq!(launcher.len(), 2, "{maps}");
+    assert!(!maps.lines().any(|l| l.starts_with("2000000000")), "{maps}");
+    let file_views = program
+        .iter()
+        .filter(|l| !l.starts_with("1000") && l.ends_with(canonical.to_str().unwrap()))
+        .count();
+    assert_eq!(file_views, 3, "text, rodata and data of the probe: {maps}");
+    // No copy of the program anywhere: nothing in shared memory.
+    assert_eq!(status_kb(&sleeper.proc("status"), "RssShmem:"), 0);
+    assert!(sleeper.report.contains("level="));
+}
+
+#[test]
+fn run_time_override_chooses_the_path() {
+    let memfd_packed = pack_all_for(
+        &scratch("override", Launch::Memfd).join("probe"),
+        go_probe(),
+        Launch::Memfd,
+    );
+    let direct_packed = pack_all_for(&scratch("override", PATH).join("probe"), go_probe(), PATH);
+    for (bundle, word, taken) in [
+        (&memfd_packed, None, Launch::Memfd),
+        (&memfd_packed, Some("direct"), Launch::Direct),
+        (&direct_packed, None, Launch::Direct),
+        (&direct_packed, Some("memfd"), Launch::Memfd),
+        (&direct_packed, Some("log,memfd,direct"), Launch::Direct),
+    ] {
+        let mut cmd = command(bundle);
+        cmd.env("GOAMD64", "v1");
+        if let Some(word) = word {
+            cmd.env("MGODEBUG", word);
+        }
+        let out = run(&mut cmd);
+        assert!(out.status.success(), "{word:?}: {}", stderr(&out));
+        let report = parse_report(&stdout(&out));
+        assert_eq!(
+            report.get_str("exe").unwrap(),
+            expected_exe(bundle, "v1", taken),
+            "{} with MGODEBUG={word:?}",
+            bundle.display()
+        );
+    }
+}
+
+#[test]
+fn packer_marks_only_static_variants_for_direct_launch() {
+    let static_c = c_probe_static();
+    let dynamic_c = c_probe_dynamic();
+    let mixed = [
+        (1, go_probe()[0].as_path()),
+        (2, static_c[1].as_path()),
+        (3, dynamic_c[2].as_path()),
+    ];
+    for (launch, expected) in [(PATH, [true, true, false]), (Launch::Memfd, [false; 3])] {
+        let bundle = pack_with(&scratch("flags", launch).join("mixed"), &mixed, launch);
+        let bytes = std::fs::read(&bundle).unwrap();
+        let parsed = Bundle::parse_file(&bytes).unwrap();
+        let flags: Vec<bool> = parsed
+            .entries()
+            .map(|e| e.flags & ENTRY_DIRECT != 0)
+            .collect();
+        assert_eq!(flags, expected, "{launch:?}");
+    }
+}
+
+/// A C program that prints what it finds in its auxiliary vector beside what it knows of itself.
+const AUXV_PROBE: &str = r#"
+#include <elf.h>
+#include <stdio.h>
+#include <sys/auxv.h>
+extern const Elf64_Ehdr __ehdr_start;
+extern void _start(void);
+int main(void) {
+    printf("phdr=%lu %lu\n", getauxval(AT_PHDR),
+           (unsigned long)&__ehdr_start + __ehdr_start.e_phoff);
+    printf("phnum=%lu %lu\n", getauxval(AT_PHNUM), (unsigned long)__ehdr_start.e_phnum);
+    printf("phent=%lu %lu\n", getauxval(AT_PHENT), (unsigned long)sizeof(Elf64_Phdr));
+    printf("entry=%lu %lu\n", getauxval(AT_ENTRY), (unsigned long)&_start);
+    printf("base=%lu 0\n", getauxval(AT_BASE));
+    static char bss[1 << 20];
+    unsigned long sum = 0;
+    for (unsigned long i = 0; i < sizeof bss; i += 4096) sum += bss[i];
+    printf("bss=%lu 0\n", sum);
+    return 0;
+}
+"#;
+
+/// Builds `source` with `cc` and `flags` into the scratch directory; `None` (and a visible
+/// SKIPPED line) when the compiler is not installed.
+fn build_c(dir: &Path, name: &str, cc: &str, flags: &[&str], source: &str) -> Option<PathBuf> {
+    let src = dir.join(format!("{name}.c"));
+    std::fs::write(&src, source).unwrap();
+    let out = dir.join(name);
+    let result = Command::new(cc)
+        .args(flags)
+        .arg("-o")
+        .arg(&out)
+        .arg(&src)
+        .output();
+    match result {
+        Ok(o) if o.status.success() => Some(out),
+        Ok(o) => panic!(
+            "{cc} {flags:?} failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            println!("SKIPPED: {cc} is not installed (scripts/install-deps.sh installs it)");
+            None
+        }
+        Err(e) => panic!("running {cc}: {e}"),
+    }
+}
+
+#[test]
+fn auxiliary_vector_describes_the_program() {
+    let dir = scratch("auxv", PATH);
+    for (name, flags) in [
+        ("static", &["-O2", "-static"][..]),
+        ("static-pie", &["-O2", "-static-pie"][..]),
+    ] {
+        let Some(program) = build_c(&dir, name, "gcc", flags, AUXV_PROBE) else {
+            return;
+        };
+        let bundle = pack_with(&dir.join(format!("{name}.bundle")), &[(1, &program)], PATH);
+        let out = run(command(&bundle).env("MGODEBUG", "log"));
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("launch path direct"),
+            "{name}: {}",
+            stderr(&out)
+        );
+        let text = stdout(&out);
+        for line in text.lines() {
+            let (key, values) = line.split_once('=').unwrap();
+            let (seen, truth) = values.split_once(' ').unwrap();
+            assert_eq!(seen, truth, "{name}: {key} in the auxiliary vector");
+        }
+        assert_eq!(text.lines().count(), 6, "{name}: {text}");
+    }
+}
+
+#[test]
+fn static_pie_lands_at_a_random_base() {
+    if std::fs::read_to_string("/proc/sys/kernel/randomize_va_space").is_ok_and(|v| v.trim() == "0")
+    {
+        println!("SKIPPED: address-space randomisation is off on this machine");
+        return;
+    }
+    let dir = scratch("pie", PATH);
+    let source = std::fs::read_to_string(
+        mgo_tests::fixtures::workspace_root().join("tests/fixtures/cprobe.c"),
+    )
+    .unwrap();
+    let Some(program) = build_c(&dir, "cprobe", "gcc", &["-O2", "-static-pie"], &source) else {
+        return;
+    };
+    let bundle = pack_with(&dir.join("bundle"), &[(1, &program)], PATH);
+    let canonical = bundle.canonicalize().unwrap();
+    let base = || {
+        let sleeper = Sleeper::start(&bundle, &[]);
+        let maps = sleeper.proc("maps");
+        let first = maps
+            .lines()
+            .find(|l| l.ends_with(canonical.to_str().unwrap()) && !l.starts_with("1000"))
+            .unwrap_or_else(|| panic!("the program is not mapped from the bundle: {maps}"))
+            .to_string();
+        assert_eq!(
+            parse_report(&sleeper.report).get_str("exe").unwrap(),
+            canonical.to_str().unwrap()
+        );
+        first.split('-').next().unwrap().to_string()
+    };
+    let bases: Vec<String> = (0..3).map(|_| base()).collect();
+    assert!(
+        bases.windows(2).any(|w| w[0] != w[1]),
+        "the same base three times: {bases:?}"
+    );
+}
+
+#[test]
+fn musl_static_programs_start_too() {
+    let dir = scratch("musl", PATH);
+    let source = std::fs::read_to_string(
+        mgo_tests::fixtures::workspace_root().join("tests/fixtures/cprobe.c"),
+    )
+    .unwrap();
+    let Some(program) = build_c(&dir, "cprobe", "musl-gcc", &["-O2", "-static"], &source) else {
+        return;
+    };
+    let bundle = pack_with(&dir.join("bundle"), &[(1, &program)], PATH);
+    let out = run(command(&bundle).args(["a", "b c"]).env("PROBE_EXIT", "7"));
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    let report = parse_report(&stdout(&out));
+    assert_eq!(
+        report.get_str_array("argv").unwrap(),
+        [bundle.to_str().unwrap(), "a", "b c"]
+    );
+    assert_eq!(
+        report.get_str("exe").unwrap(),
+        bundle.canonicalize().unwrap().to_str().unwrap()
+    );
+}
