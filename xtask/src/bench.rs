@@ -678,6 +678,8 @@ enum Kind {
     Direct,
     Floor,
     Bundle(&'static str),
+    /// `MGODEBUG=extract` of the stored bundle, output to /dev/null.
+    Extract,
 }
 
 struct FixtureTiming {
@@ -742,6 +744,18 @@ fn time_fixture(
         groups.push(Group {
             env: path,
             commands,
+        });
+    }
+    // The launcher's own work without the copy: choosing, mapping and hashing the variant, then
+    // writing it to /dev/null (where a write costs nothing).
+    if let Some(stored) = fixture.bundle("stored") {
+        groups.push(Group {
+            env: "extract",
+            commands: vec![(
+                "stored extract".to_string(),
+                Kind::Extract,
+                line(&stored.path, &[]),
+            )],
         });
     }
 
@@ -824,6 +838,7 @@ fn time_fixture(
     rows.sort_by_key(|r| match r.kind {
         Kind::Direct => (0, 0, String::new()),
         Kind::Floor => (1, 0, String::new()),
+        Kind::Extract => (3, 0, String::new()),
         Kind::Bundle(mode) => (
             2,
             MODES.iter().position(|m| *m == mode).unwrap_or(99),
@@ -1370,6 +1385,10 @@ impl Report<'_> {
                     Kind::Direct => "variant run directly".to_string(),
                     Kind::Floor => "floor: copy into a memfd + exec (`bench/floor.c`)".to_string(),
                     Kind::Bundle(_) => format!("bundle, {}", row.label.replace(' ', ", MGODEBUG=")),
+                    Kind::Extract => {
+                        "bundle, stored, MGODEBUG=extract to /dev/null (no copy, no exec)"
+                            .to_string()
+                    }
                 };
                 writeln!(
                     s,
@@ -1393,40 +1412,52 @@ impl Report<'_> {
             s,
             "The floor is `bench/floor.c`: open the variant, `memfd_create`, `write` it from a \
              mapping, `execveat`; no libc, no bundle, no CPU detection, no hash. It is the least \
-             any launcher that copies into a memfd can cost. \"Above floor\" is what the \
-             launcher adds on top of it (stored bundles, `MGODEBUG=memfd`).\n"
+             any launcher that copies into a memfd can cost. \"Above the floor\" is what the \
+             launcher adds to it (stored bundles, `MGODEBUG=memfd`). \"Without the copy\" is the \
+             launcher doing everything but the copy and the exec (`MGODEBUG=extract` to \
+             /dev/null: find and map the bundle, detect the CPU, hash the variant), which bounds \
+             the launcher's own share. Each cell is the median and its ratio to the direct run; \
+             the CPU columns use hyperfine's mean user + system time instead.\n"
         )
         .unwrap();
         writeln!(
             s,
-            "| fixture | variant size | direct | floor | floor ratio | launcher (memfd) | launcher ratio | above floor |"
+            "| fixture | variant | direct | floor | launcher, memfd | above the floor | without the copy | CPU: floor | CPU: launcher |"
         )
         .unwrap();
-        writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|").unwrap();
+        writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|").unwrap();
         for (f, t) in self.fixtures.iter().zip(self.timings) {
-            let direct = t.direct();
-            let floor = t.row(Kind::Floor).map(|r| median(&r.times));
+            let direct = t.row(Kind::Direct);
+            let floor = t.row(Kind::Floor);
             let launcher = t
                 .rows
                 .iter()
-                .find(|r| r.kind == Kind::Bundle("stored") && r.label.ends_with("memfd"))
-                .map(|r| median(&r.times));
-            let (Some(floor), Some(launcher)) = (floor, launcher) else {
+                .find(|r| r.kind == Kind::Bundle("stored") && r.label.ends_with("memfd"));
+            let (Some(direct), Some(floor), Some(launcher)) = (direct, floor, launcher) else {
                 continue;
             };
-            let size = f.bundle("stored").map_or(0, |b| b.original_len);
+            let (d, fl, l) = (
+                median(&direct.times),
+                median(&floor.times),
+                median(&launcher.times),
+            );
+            let cell = |x: f64| format!("{} ({:.2}x)", ms(x), x / d);
+            let cpu = |x: f64| format!("{} ({:.2}x)", ms(x), x / direct.cpu);
+            let extract = t
+                .row(Kind::Extract)
+                .map_or(String::new(), |r| ms(median(&r.times)));
             writeln!(
                 s,
-                "| {} | {} | {} | {} | {:.2}x | {} | {:.2}x | {} ({:+.0}%) |",
+                "| {} | {} | {} | {} | {} | {} ({:+.0}%) | {extract} | {} | {} |",
                 f.spec.name,
-                bytes(size),
-                ms(direct),
-                ms(floor),
-                floor / direct,
-                ms(launcher),
-                launcher / direct,
-                ms_signed(launcher - floor),
-                (launcher / floor - 1.0) * 100.0
+                bytes(f.bundle("stored").map_or(0, |b| b.original_len)),
+                ms(d),
+                cell(fl),
+                cell(l),
+                ms_signed(l - fl),
+                (l / fl - 1.0) * 100.0,
+                cpu(floor.cpu),
+                cpu(launcher.cpu),
             )
             .unwrap();
         }
