@@ -1,7 +1,9 @@
 //! Whether a variant can be launched by mapping its segments straight from the bundle file, and
 //! the facts the launcher needs to do it. The packer runs [`check`] to set
 //! [`crate::ENTRY_DIRECT`]; the launcher runs it again on the bytes it is about to map, so that a
-//! damaged or hostile bundle is refused (and copied into a memfd instead) rather than mapped.
+//! damaged or hostile bundle is refused (and copied into a memfd instead) rather than mapped. A
+//! dynamically linked variant names its program interpreter, which the launcher maps as the
+//! kernel would, after [`check_interpreter`] on the interpreter's first page.
 
 use crate::elf::{Elf, ProgramHeader, PT_LOAD};
 
@@ -27,7 +29,9 @@ const USER_TOP: u64 = 1 << 47;
 pub enum NotDirect {
     NotElf,
     WrongMachine,
-    /// It names a program interpreter: the dynamic loader must run first.
+    /// Its program interpreter is not an absolute path the launcher can open.
+    BadInterpreter,
+    /// The program interpreter itself names an interpreter.
     Dynamic,
     NotExecutable,
     /// It asks for an executable stack, which only the kernel's own loader sets up.
@@ -46,7 +50,8 @@ impl NotDirect {
         match self {
             NotDirect::NotElf => "not a 64-bit little-endian ELF file",
             NotDirect::WrongMachine => "built for another machine",
-            NotDirect::Dynamic => "dynamically linked (has a program interpreter)",
+            NotDirect::BadInterpreter => "its program interpreter (PT_INTERP) is not a usable path",
+            NotDirect::Dynamic => "its program interpreter asks for an interpreter itself",
             NotDirect::NotExecutable => "not an executable (ET_EXEC or static PIE)",
             NotDirect::ExecutableStack => "asks for an executable stack",
             NotDirect::NoSegments => "has no loadable segment",
@@ -63,8 +68,11 @@ impl NotDirect {
 #[derive(Clone, Copy, Debug)]
 pub struct Image<'a> {
     elf: Elf<'a>,
-    /// `ET_DYN` (static PIE): mapped wherever the kernel puts it, at a bias.
+    /// `ET_DYN` (PIE, or an interpreter): mapped wherever the kernel puts it, at a bias.
     pub relocatable: bool,
+    /// The program interpreter's path (`PT_INTERP`, without its NUL), for a dynamically linked
+    /// program.
+    pub interp: Option<&'a [u8]>,
     pub entry: u64,
     pub phdr_vaddr: u64,
     pub phnum: u64,
@@ -88,6 +96,35 @@ impl<'a> Image<'a> {
 /// Checks that `bytes`, a program for ELF machine `machine`, can be started by mapping its
 /// segments from a file in which it begins at a multiple of `page` (a power of two).
 pub fn check(bytes: &[u8], machine: u16, page: u64) -> Result<Image<'_>, NotDirect> {
+    layout(bytes, bytes.len() as u64, machine, page, true)
+}
+
+/// Checks a program interpreter (the dynamic loader) from the start of its file, `head`, which
+/// must hold its ELF header and program headers; `file_len` is the whole file's length. It must
+/// be relocatable and need no interpreter itself, as the kernel requires.
+pub fn check_interpreter(
+    head: &[u8],
+    file_len: u64,
+    machine: u16,
+    page: u64,
+) -> Result<Image<'_>, NotDirect> {
+    let image = layout(head, file_len, machine, page, false)?;
+    if !image.relocatable {
+        return Err(NotDirect::NotExecutable);
+    }
+    Ok(image)
+}
+
+/// The longest interpreter path the launcher opens (the kernel's limit is a page).
+const INTERP_MAX: u64 = 4096;
+
+fn layout(
+    bytes: &[u8],
+    file_len: u64,
+    machine: u16,
+    page: u64,
+    allow_interp: bool,
+) -> Result<Image<'_>, NotDirect> {
     let elf = Elf::parse(bytes).map_err(|_| NotDirect::NotElf)?;
     if elf.machine != machine {
         return Err(NotDirect::WrongMachine);
@@ -110,9 +147,11 @@ pub fn check(bytes: &[u8], machine: u16, page: u64) -> Result<Image<'_>, NotDire
     let mut phdr_vaddr = None;
     let mut declared_phdr = None;
     let mut entry_ok = false;
+    let mut interp = None;
     for ph in elf.phdrs() {
         match ph.p_type {
-            PT_INTERP => return Err(NotDirect::Dynamic),
+            PT_INTERP if !allow_interp => return Err(NotDirect::Dynamic),
+            PT_INTERP => interp = Some(interp_path(bytes, &ph)?),
             PT_GNU_STACK if ph.p_flags & PF_X != 0 => return Err(NotDirect::ExecutableStack),
             PT_PHDR => declared_phdr = Some(ph.p_vaddr),
             PT_LOAD if ph.p_memsz > 0 => {
@@ -124,7 +163,7 @@ pub fn check(bytes: &[u8], machine: u16, page: u64) -> Result<Image<'_>, NotDire
                 let start = ph.p_vaddr & !mask;
                 let end = mem_end.checked_add(mask).ok_or(NotDirect::BadSegment)? & !mask;
                 let sane = ph.p_filesz <= ph.p_memsz
-                    && file_end <= bytes.len() as u64
+                    && file_end <= file_len
                     && ph.p_offset & mask == ph.p_vaddr & mask
                     && ph.p_flags & !(PF_R | PF_W | PF_X) == 0
                     && start >= prev_end
@@ -138,7 +177,10 @@ pub fn check(bytes: &[u8], machine: u16, page: u64) -> Result<Image<'_>, NotDire
                 prev_end = end;
                 lo = lo.min(start);
                 hi = hi.max(end);
-                if ph.p_offset <= phoff && phoff + table_len <= file_end {
+                if ph.p_offset <= phoff
+                    && phoff + table_len <= file_end
+                    && phoff + table_len <= bytes.len() as u64
+                {
                     phdr_vaddr = Some(ph.p_vaddr + (phoff - ph.p_offset));
                 }
                 if ph.p_flags & PF_X != 0 && ph.p_vaddr <= entry && entry < ph.p_vaddr + ph.p_filesz
@@ -166,6 +208,7 @@ pub fn check(bytes: &[u8], machine: u16, page: u64) -> Result<Image<'_>, NotDire
     Ok(Image {
         elf,
         relocatable,
+        interp,
         entry,
         phdr_vaddr,
         phnum,
@@ -173,6 +216,20 @@ pub fn check(bytes: &[u8], machine: u16, page: u64) -> Result<Image<'_>, NotDire
         hi,
         align,
     })
+}
+
+/// The interpreter's path from its `PT_INTERP` segment: inside the file, NUL-terminated, absolute,
+/// without another NUL.
+fn interp_path<'a>(bytes: &'a [u8], ph: &ProgramHeader) -> Result<&'a [u8], NotDirect> {
+    let end = ph.p_offset.checked_add(ph.p_filesz);
+    let Some(end) = end.filter(|&e| e <= bytes.len() as u64 && ph.p_filesz <= INTERP_MAX) else {
+        return Err(NotDirect::BadInterpreter);
+    };
+    let raw = &bytes[ph.p_offset as usize..end as usize];
+    match raw.split_last() {
+        Some((0, path)) if path.first() == Some(&b'/') && !path.contains(&0) => Ok(path),
+        _ => Err(NotDirect::BadInterpreter),
+    }
 }
 
 #[cfg(test)]
@@ -241,7 +298,11 @@ mod tests {
             ..Default::default()
         });
         let cases: [(Vec<u8>, NotDirect); 6] = [
-            (elf(ET_EXEC, 0x400100, &interp, 0x4000), NotDirect::Dynamic),
+            // An empty interpreter path.
+            (
+                elf(ET_EXEC, 0x400100, &interp, 0x4000),
+                NotDirect::BadInterpreter,
+            ),
             (
                 elf(1, 0x400100, &go_like(), 0x4000),
                 NotDirect::NotExecutable,
@@ -266,6 +327,63 @@ mod tests {
         assert_eq!(
             check(&bytes, 183, 0x1000).unwrap_err(),
             NotDirect::WrongMachine
+        );
+    }
+
+    /// A go_like program with a PT_INTERP segment holding `path` at file offset 0x3800.
+    fn with_interp(kind: u16, path: &[u8]) -> Vec<u8> {
+        let mut phdrs = go_like().to_vec();
+        phdrs.push(ProgramHeader {
+            p_type: PT_INTERP,
+            p_flags: PF_R,
+            p_offset: 0x3800,
+            p_filesz: path.len() as u64,
+            ..Default::default()
+        });
+        let mut bytes = elf(kind, 0x400100, &phdrs, 0x4000);
+        bytes[0x3800..0x3800 + path.len()].copy_from_slice(path);
+        bytes
+    }
+
+    #[test]
+    fn dynamic_programs_name_their_interpreter() {
+        let bytes = with_interp(ET_EXEC, b"/lib64/ld-linux-x86-64.so.2\0");
+        let image = check(&bytes, 62, 0x1000).unwrap();
+        assert_eq!(image.interp, Some(&b"/lib64/ld-linux-x86-64.so.2"[..]));
+        for bad in [&b"lib/ld.so\0"[..], b"/lib/ld.so", b"/lib/\0ld.so\0", b"\0"] {
+            let bytes = with_interp(ET_EXEC, bad);
+            assert_eq!(
+                check(&bytes, 62, 0x1000).unwrap_err(),
+                NotDirect::BadInterpreter,
+                "{bad:?}"
+            );
+        }
+        // An interpreter must be relocatable and must not want an interpreter itself; it is
+        // checked from its first page, its segments against the whole file's length.
+        let loader = elf(
+            ET_DYN,
+            0x100,
+            &go_like().map(|mut ph| {
+                ph.p_vaddr -= 0x400000;
+                ph
+            }),
+            0x1000,
+        );
+        let image = check_interpreter(&loader, 0x4000, 62, 0x1000).unwrap();
+        assert!(image.relocatable && image.interp.is_none());
+        assert_eq!(
+            check_interpreter(&loader, 0x3000, 62, 0x1000).unwrap_err(),
+            NotDirect::BadSegment
+        );
+        let bytes = with_interp(ET_DYN, b"/lib/ld.so\0");
+        assert_eq!(
+            check_interpreter(&bytes, 0x4000, 62, 0x1000).unwrap_err(),
+            NotDirect::Dynamic
+        );
+        let fixed = elf(ET_EXEC, 0x400100, &go_like(), 0x4000);
+        assert_eq!(
+            check_interpreter(&fixed, 0x4000, 62, 0x1000).unwrap_err(),
+            NotDirect::NotExecutable
         );
     }
 

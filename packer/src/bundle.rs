@@ -15,9 +15,10 @@ use crate::{runtime_image, PackError, Variant};
 /// How the launcher starts the packed program (docs/ARCHITECTURE.md, "Launch paths").
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Launch {
-    /// Map each variant that is a static executable straight from the bundle file and jump to
-    /// it (no copy, pages shared by all running instances); copy the others (dynamically linked
-    /// ones) into a memfd and exec that.
+    /// Map each stored variant straight from the bundle file (and a dynamically linked one's
+    /// interpreter from its own file) and jump to it: no copy, pages shared by all running
+    /// instances. Variants that cannot be mapped (compressed, asking for an executable stack)
+    /// are copied into a memfd and exec'd.
     #[default]
     Direct,
     /// Copy every variant into a memfd and exec it, as mgo does (`/proc/PID/exe` then names the

@@ -1,8 +1,10 @@
 //! End-to-end on the direct launch path: the launcher maps the variant's segments from the bundle
-//! file and jumps to its entry point. First every launch behaviour check that `tests/launch.rs`
-//! runs on the memfd path (`mgo_tests::checks`), then what only the direct path has: the program's
-//! memory really is the bundle file's, the auxiliary vector describes the program, other static
-//! runtimes (static PIE, musl) start too, and the pack-time and run-time switches choose the path.
+//! file (and a dynamically linked variant's interpreter from its own file) and jumps to the entry
+//! point. First every launch behaviour check that `tests/launch.rs` runs on the memfd path
+//! (`mgo_tests::checks`), then what only the direct path has: the program's memory really is the
+//! bundle file's, the auxiliary vector describes the program, other runtimes (static PIE, musl,
+//! glibc's and musl's dynamic loaders) start too, what cannot be mapped falls back to the memfd,
+//! and the pack-time and run-time switches choose the path.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -213,16 +215,31 @@ fn run_time_override_chooses_the_path() {
 }
 
 #[test]
-fn packer_marks_only_static_variants_for_direct_launch() {
+fn packer_marks_mappable_variants_for_direct_launch() {
     let static_c = c_probe_static();
     let dynamic_c = c_probe_dynamic();
+    let dir = scratch("flags", PATH);
+    // An executable stack is what only the kernel's loader sets up.
+    let Some(exec_stack) = build_c(
+        &dir,
+        "exec-stack",
+        "gcc",
+        &["-O2", "-static", "-z", "execstack"],
+        "int main(void) { return 0; }\n",
+    ) else {
+        return;
+    };
     let mixed = [
         (1, go_probe()[0].as_path()),
         (2, static_c[1].as_path()),
         (3, dynamic_c[2].as_path()),
+        (4, exec_stack.as_path()),
     ];
-    for (launch, expected) in [(PATH, [true, true, false]), (Launch::Memfd, [false; 3])] {
-        let bundle = pack_with(&scratch("flags", launch).join("mixed"), &mixed, launch);
+    for (launch, expected) in [
+        (PATH, [true, true, true, false]),
+        (Launch::Memfd, [false; 4]),
+    ] {
+        let bundle = pack_with(&dir.join(format!("mixed-{launch:?}")), &mixed, launch);
         let bytes = std::fs::read(&bundle).unwrap();
         let parsed = Bundle::parse_file(&bytes).unwrap();
         let flags: Vec<bool> = parsed
@@ -233,20 +250,32 @@ fn packer_marks_only_static_variants_for_direct_launch() {
     }
 }
 
-/// A C program that prints what it finds in its auxiliary vector beside what it knows of itself.
+/// A C program that prints what it finds in its auxiliary vector beside what it knows of itself:
+/// its own headers and entry point, and where its dynamic loader (if any) was mapped.
 const AUXV_PROBE: &str = r#"
+#define _GNU_SOURCE
 #include <elf.h>
+#include <link.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/auxv.h>
 extern const Elf64_Ehdr __ehdr_start;
 extern void _start(void);
+static int find_loader(struct dl_phdr_info *info, size_t size, void *base) {
+    (void)size;
+    if (info->dlpi_name && strstr(info->dlpi_name, "/ld-"))
+        *(unsigned long *)base = info->dlpi_addr;
+    return 0;
+}
 int main(void) {
+    unsigned long loader = 0;
+    dl_iterate_phdr(find_loader, &loader);
     printf("phdr=%lu %lu\n", getauxval(AT_PHDR),
            (unsigned long)&__ehdr_start + __ehdr_start.e_phoff);
     printf("phnum=%lu %lu\n", getauxval(AT_PHNUM), (unsigned long)__ehdr_start.e_phnum);
     printf("phent=%lu %lu\n", getauxval(AT_PHENT), (unsigned long)sizeof(Elf64_Phdr));
     printf("entry=%lu %lu\n", getauxval(AT_ENTRY), (unsigned long)&_start);
-    printf("base=%lu 0\n", getauxval(AT_BASE));
+    printf("base=%lu %lu\n", getauxval(AT_BASE), loader);
     static char bss[1 << 20];
     unsigned long sum = 0;
     for (unsigned long i = 0; i < sizeof bss; i += 4096) sum += bss[i];
@@ -287,6 +316,8 @@ fn auxiliary_vector_describes_the_program() {
     for (name, flags) in [
         ("static", &["-O2", "-static"][..]),
         ("static-pie", &["-O2", "-static-pie"][..]),
+        ("dynamic-pie", &["-O2", "-pie"][..]),
+        ("dynamic-fixed", &["-O2", "-no-pie"][..]),
     ] {
         let Some(program) = build_c(&dir, name, "gcc", flags, AUXV_PROBE) else {
             return;
@@ -348,25 +379,67 @@ fn static_pie_lands_at_a_random_base() {
 }
 
 #[test]
-fn musl_static_programs_start_too() {
+fn musl_programs_start_too() {
     let dir = scratch("musl", PATH);
     let source = std::fs::read_to_string(
         mgo_tests::fixtures::workspace_root().join("tests/fixtures/cprobe.c"),
     )
     .unwrap();
-    let Some(program) = build_c(&dir, "cprobe", "musl-gcc", &["-O2", "-static"], &source) else {
+    // Statically linked, and dynamically linked against musl, whose loader is its libc.
+    for (name, flags) in [
+        ("static", &["-O2", "-static"][..]),
+        ("dynamic", &["-O2"][..]),
+    ] {
+        let Some(program) = build_c(&dir, name, "musl-gcc", flags, &source) else {
+            return;
+        };
+        let bundle = pack_with(&dir.join(format!("{name}.bundle")), &[(1, &program)], PATH);
+        let out = run(command(&bundle)
+            .args(["a", "b c"])
+            .env("PROBE_EXIT", "7")
+            .env("MGODEBUG", "log"));
+        assert_eq!(out.status.code(), Some(7), "{name}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("launch path direct\n"),
+            "{name}: {}",
+            stderr(&out)
+        );
+        let report = parse_report(&stdout(&out));
+        assert_eq!(
+            report.get_str_array("argv").unwrap(),
+            [bundle.to_str().unwrap(), "a", "b c"]
+        );
+        assert_eq!(
+            report.get_str("exe").unwrap(),
+            bundle.canonicalize().unwrap().to_str().unwrap()
+        );
+    }
+}
+
+/// The loader is looked for on the machine that runs the bundle. When the direct path cannot map
+/// it, the launch goes on through the memfd, where the kernel reports the same missing loader.
+#[test]
+fn missing_interpreter_falls_back_to_the_memfd() {
+    let dir = scratch("no-loader", PATH);
+    let Some(program) = build_c(
+        &dir,
+        "lost",
+        "gcc",
+        &["-O2", "-Wl,--dynamic-linker=/nonexistent/ld-mgo-test.so"],
+        "int main(void) { return 0; }\n",
+    ) else {
         return;
     };
     let bundle = pack_with(&dir.join("bundle"), &[(1, &program)], PATH);
-    let out = run(command(&bundle).args(["a", "b c"]).env("PROBE_EXIT", "7"));
-    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
-    let report = parse_report(&stdout(&out));
-    assert_eq!(
-        report.get_str_array("argv").unwrap(),
-        [bundle.to_str().unwrap(), "a", "b c"]
+    let out = run(command(&bundle).env("MGODEBUG", "log"));
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "[mgo] launcher: launch path memfd (cannot map the variant directly: its program \
+             interpreter cannot be read: ENOENT)"
+        ),
+        "{err}"
     );
-    assert_eq!(
-        report.get_str("exe").unwrap(),
-        bundle.canonicalize().unwrap().to_str().unwrap()
-    );
+    assert_eq!(out.status.code(), Some(126), "{err}");
+    assert!(err.lines().last().unwrap().starts_with("mgo: "), "{err}");
 }

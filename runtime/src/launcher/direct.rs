@@ -4,14 +4,17 @@
 //! program's entry point with the stack pointer where the kernel left it. The program's pages are
 //! the bundle file's page cache, shared by every running instance.
 //!
-//! Only static programs are mapped this way (`mgo_format::direct::check`); anything else, or any
-//! failure before the jump, leaves the process as it was and the launch goes on through the memfd.
+//! A dynamically linked program's interpreter (the dynamic loader named by `PT_INTERP`) is mapped
+//! from its own file as the kernel would, and entered instead of the program, with `AT_BASE`
+//! saying where it lies. Whatever `mgo_format::direct::check` refuses, and any failure before the
+//! jump, leaves the process as it was and the launch goes on through the memfd.
 
 use mgo_format::direct::{self, NotDirect, PF_W, PF_X};
 use mgo_format::{Bundle, Encoding, Entry, ENTRY_DIRECT};
 use mgo_runtime::message::Line;
 use mgo_runtime::switches::{LaunchPath, Switches};
-use rustix::fd::{AsRawFd, BorrowedFd};
+use rustix::fd::{AsFd, AsRawFd, BorrowedFd};
+use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 use rustix::mm::{MapFlags, MprotectFlags, ProtFlags};
 
@@ -38,6 +41,10 @@ pub enum Refusal {
     Misaligned,
     /// The kernel would not map it: an address already in use, or a resource limit.
     Map(Errno),
+    /// Its program interpreter cannot be opened or read.
+    Interpreter(Errno),
+    /// Its program interpreter is not a loader the launcher can map.
+    InterpreterLayout(NotDirect),
 }
 
 impl Refusal {
@@ -50,15 +57,26 @@ impl Refusal {
                 line.str("its bytes are not page-aligned in the bundle");
             }
             Refusal::Map(e) => {
-                let raw = e.raw_os_error();
                 line.str("mapping it failed: ");
-                match mgo_runtime::message::errno_name(raw) {
-                    Some(name) => line.str(name),
-                    None => line.str("errno ").dec(raw as u64),
-                };
+                errno(line, e);
+            }
+            Refusal::Interpreter(e) => {
+                line.str("its program interpreter cannot be read: ");
+                errno(line, e);
+            }
+            Refusal::InterpreterLayout(why) => {
+                line.str("its program interpreter ").str(why.message());
             }
         }
     }
+}
+
+fn errno(line: &mut Line, e: Errno) {
+    let raw = e.raw_os_error();
+    match mgo_runtime::message::errno_name(raw) {
+        Some(name) => line.str(name),
+        None => line.str("errno ").dec(raw as u64),
+    };
 }
 
 /// The `[mgo] launcher:` line that says which path starts the program.
@@ -152,13 +170,21 @@ pub fn launch(
         Ok(bias) => bias,
         Err(e) => return Refusal::Map(e),
     };
-    if let Err(e) = map_segments(&image, source, page, bias) {
-        // SAFETY: the span is the reservation made above, which holds only our own mappings.
-        unsafe {
-            let _ = rustix::mm::munmap((image.lo + bias) as *mut _, (image.hi - image.lo) as usize);
-        }
+    if let Err(e) = map_segments(&image, source.fd, source.file_offset, page, bias) {
+        release(&image, bias);
         return Refusal::Map(e);
     }
+    // The kernel enters a dynamically linked program through its interpreter.
+    let (base, start_at) = match image.interp {
+        None => (0, image.entry + bias),
+        Some(path) => match interpreter(path, machine, page) {
+            Ok(loaded) => loaded,
+            Err(refusal) => {
+                release(&image, bias);
+                return refusal;
+            }
+        },
+    };
 
     // From here on nothing can fail: describe the program to itself, as the kernel would have.
     // SAFETY: the auxiliary vector is on the initial stack, writable and ours; its pairs end with
@@ -171,8 +197,8 @@ pub fn launch(
                 AT_PHDR => (image.phdr_vaddr + bias) as usize,
                 AT_PHENT => mgo_format::elf::PHDR_LEN,
                 AT_PHNUM => image.phnum as usize,
-                // No interpreter: a static program is its own loader.
-                AT_BASE => 0,
+                // Where the interpreter lies; 0 for a static program, its own loader.
+                AT_BASE => base as usize,
                 AT_ENTRY => (image.entry + bias) as usize,
                 _ => *at.add(1),
             };
@@ -186,11 +212,49 @@ pub fn launch(
     // SAFETY: closing a descriptor we own and no longer use.
     unsafe { rustix::io::close(source.fd.as_raw_fd()) };
     // SAFETY: argv is one word above the initial stack pointer (argc), which the program's entry
-    // expects in the stack pointer; the entry is inside a mapped executable segment (checked).
+    // expects in the stack pointer; the entry (the program's, or its interpreter's) is inside a
+    // mapped executable segment (checked).
     unsafe {
         let sp = (start.argv as *const usize).sub(1) as usize;
-        jump(sp, (image.entry + bias) as usize, source.leftovers)
+        jump(sp, start_at as usize, source.leftovers)
     }
+}
+
+/// Undoes a mapping: the span is the reservation, which holds only the launcher's own mappings.
+fn release(image: &direct::Image<'_>, bias: u64) {
+    // SAFETY: as said; nothing refers to these pages.
+    unsafe {
+        let _ = rustix::mm::munmap((image.lo + bias) as *mut _, (image.hi - image.lo) as usize);
+    }
+}
+
+/// Maps the program interpreter `path` as the kernel's ELF loader does: relocatable, at a base
+/// chosen by the kernel's address-space randomisation. Returns its load bias (`AT_BASE`) and
+/// its entry point.
+fn interpreter(path: &[u8], machine: u16, page: u64) -> Result<(u64, u64), Refusal> {
+    let mut name = [0u8; 4097];
+    name.get_mut(..path.len())
+        .ok_or(Refusal::Interpreter(Errno::NAMETOOLONG))?
+        .copy_from_slice(path);
+    let name = core::ffi::CStr::from_bytes_until_nul(&name)
+        .map_err(|_| Refusal::Interpreter(Errno::INVAL))?;
+    let fd = rustix::fs::open(name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(Refusal::Interpreter)?;
+    let len = rustix::fs::fstat(&fd)
+        .map_err(Refusal::Interpreter)?
+        .st_size as u64;
+    // The ELF header and program headers: the first page holds them in every loader.
+    let mut head = [0u8; 4096];
+    let got = rustix::io::pread(&fd, &mut head, 0).map_err(Refusal::Interpreter)?;
+    let image = direct::check_interpreter(&head[..got], len, machine, page)
+        .map_err(Refusal::InterpreterLayout)?;
+    let bias = reserve(&image, page).map_err(Refusal::Map)?;
+    if let Err(e) = map_segments(&image, fd.as_fd(), 0, page, bias) {
+        release(&image, bias);
+        return Err(Refusal::Map(e));
+    }
+    // `fd` closes here: the mappings keep the file.
+    Ok((bias, image.entry + bias))
 }
 
 /// Claims the address range of all segments, so that nothing the launcher or the kernel placed
@@ -253,7 +317,8 @@ fn reserve(image: &direct::Image<'_>, page: u64) -> Result<u64, Errno> {
 /// pages for the remaining memory size (bss).
 fn map_segments(
     image: &direct::Image<'_>,
-    source: &Source<'_>,
+    fd: BorrowedFd<'_>,
+    file_offset: u64,
     page: u64,
     bias: u64,
 ) -> Result<(), Errno> {
@@ -284,16 +349,16 @@ fn map_segments(
                 prot
             };
             // SAFETY: inside our reservation (checked non-overlapping segments within lo..hi);
-            // the offset is page-aligned because the variant starts on a page and p_offset is
-            // congruent to p_vaddr (checked).
+            // the offset is page-aligned because the variant (or the interpreter's file) starts
+            // on a page and p_offset is congruent to p_vaddr (checked).
             unsafe {
                 rustix::mm::mmap(
                     start as *mut _,
                     (up(file_end) - start) as usize,
                     map_prot,
                     MapFlags::PRIVATE | MapFlags::FIXED,
-                    source.fd,
-                    source.file_offset + (ph.p_offset & !mask),
+                    fd,
+                    file_offset + (ph.p_offset & !mask),
                 )?;
             }
             if tail > 0 {
