@@ -63,6 +63,7 @@ impl Arch {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Encoding {
     Stored,
+    /// Gzip members, each an independent frame ([`crate::gzip`]); named `gzip`.
     Deflate,
     Zstd,
     /// Zstandard with another stored variant's original bytes as a raw-content dictionary.
@@ -92,7 +93,7 @@ impl Encoding {
     pub const fn name(self) -> &'static str {
         match self {
             Encoding::Stored => "stored",
-            Encoding::Deflate => "deflate",
+            Encoding::Deflate => "gzip",
             Encoding::Zstd => "zstd",
             Encoding::ZstdDictionary => "zstd-dict",
         }

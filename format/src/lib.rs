@@ -11,6 +11,7 @@
 pub mod direct;
 pub mod elf;
 mod error;
+pub mod gzip;
 mod hash;
 mod layout;
 pub mod level;

@@ -10,7 +10,8 @@ use mgo_format::{
     HEADER_LEN, NO_DICTIONARY,
 };
 
-use crate::{runtime_image, PackError, Variant};
+use crate::compress::{self, Compression};
+use crate::{PackError, Variant};
 
 /// How the launcher starts the packed program (docs/ARCHITECTURE.md, "Launch paths").
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -30,11 +31,29 @@ pub enum Launch {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BundleOptions {
     pub launch: Launch,
+    /// How the variants are stored (docs/COMPRESSION.md). Compressed variants always start
+    /// through the memfd.
+    pub compression: Compression,
+    /// With [`Compression::ZstdDict`]: keep the base variant uncompressed, so that it is its own
+    /// dictionary where it lies in the bundle (nothing to decode for it, and a static base can
+    /// take the direct launch path), at the cost of its compressed size. docs/COMPRESSION.md
+    /// weighs the two.
+    pub stored_base: bool,
 }
 
 impl BundleOptions {
     pub fn with_launch(mut self, launch: Launch) -> BundleOptions {
         self.launch = launch;
+        self
+    }
+
+    pub fn with_compression(mut self, compression: Compression) -> BundleOptions {
+        self.compression = compression;
+        self
+    }
+
+    pub fn with_stored_base(mut self, stored_base: bool) -> BundleOptions {
+        self.stored_base = stored_base;
         self
     }
 }
@@ -63,48 +82,88 @@ pub fn build_bundle_with(
             });
         }
     }
-    let image = runtime_image::for_arch(arch).ok_or(PackError::RuntimeImage {
-        arch: arch.name(),
-        reason: "no image for this architecture",
-    })?;
+    let image =
+        compress::runtime_image(arch, options.compression).ok_or(PackError::RuntimeImage {
+            arch: arch.name(),
+            reason: if options.compression == Compression::None {
+                "no image for this architecture"
+            } else {
+                "no launcher with a decoder for this architecture; pack it without compression"
+            },
+        })?;
     let align = arch.page_align();
 
-    // Region layout: header, then each distinct variant at a page boundary, then the index.
-    let mut region = vec![0u8; HEADER_LEN];
-    let mut entries = Vec::with_capacity(order.len());
-    let mut stored_at: HashMap<u64, Vec<(usize, u64)>> = HashMap::new();
-    for variant in &order {
+    // Identical builds (a program that gains nothing from v3, say) are stored once: each
+    // variant refers to one distinct content, named by the first variant that has it.
+    let mut contents: Vec<usize> = Vec::new();
+    let mut content_of = Vec::with_capacity(order.len());
+    let mut hashes = Vec::with_capacity(order.len());
+    let mut by_hash: HashMap<u64, Vec<usize>> = HashMap::new();
+    for (i, variant) in order.iter().enumerate() {
         let hash = content_hash(&variant.bytes);
-        // Identical builds (a program that gains nothing from v3, say) are stored once.
-        let same = stored_at.get(&hash).and_then(|places| {
-            places
+        hashes.push(hash);
+        let same = by_hash.get(&hash).and_then(|candidates| {
+            candidates
                 .iter()
-                .find(|(i, _)| order[*i].bytes == variant.bytes)
-                .map(|&(_, off)| off)
+                .copied()
+                .find(|&c| order[contents[c]].bytes == variant.bytes)
         });
-        let offset = match same {
-            Some(offset) => offset,
-            None => {
-                pad_to(&mut region, align);
-                let offset = region.len() as u64;
-                region.extend_from_slice(&variant.bytes);
-                let index = entries.len();
-                stored_at.entry(hash).or_default().push((index, offset));
-                offset
-            }
+        let content = same.unwrap_or_else(|| {
+            contents.push(i);
+            by_hash.entry(hash).or_default().push(contents.len() - 1);
+            contents.len() - 1
+        });
+        content_of.push(content);
+    }
+    let data: Vec<&[u8]> = contents
+        .iter()
+        .map(|&i| order[i].bytes.as_slice())
+        .collect();
+    let levels: Vec<u32> = contents.iter().map(|&i| order[i].level).collect();
+    let encoded = compress::encode_all(&data, &levels, options.compression, options.stored_base)
+        .map_err(|failure| PackError::Compression {
+            path: order[contents[failure.content]].path.clone(),
+            reason: failure.reason,
+        })?;
+
+    // Region layout: header, then each distinct content at a page boundary, then the index.
+    let mut region = vec![0u8; HEADER_LEN];
+    let mut placed = Vec::with_capacity(contents.len());
+    for (content, encoding) in encoded.iter().enumerate() {
+        pad_to(&mut region, align);
+        let bytes = encoding.bytes.as_deref().unwrap_or(data[content]);
+        placed.push((region.len() as u64, bytes.len() as u64));
+        region.extend_from_slice(bytes);
+    }
+    let mut entries = Vec::with_capacity(order.len());
+    for (i, variant) in order.iter().enumerate() {
+        let content = content_of[i];
+        let encoding = &encoded[content];
+        // A dictionary is named by its entry: the first variant with the base's content.
+        let dictionary = match encoding.dictionary {
+            Some(base) => u8::try_from(contents[base])
+                .ok()
+                .filter(|&index| index != NO_DICTIONARY)
+                .ok_or_else(|| PackError::Compression {
+                    path: variant.path.clone(),
+                    reason: "its dictionary's index does not fit the format".into(),
+                })?,
+            None => NO_DICTIONARY,
         };
         // The launcher checks the layout again before mapping; this records the choice.
-        let direct = options.launch == Launch::Direct
+        let direct = encoding.encoding == Encoding::Stored
+            && options.launch == Launch::Direct
             && direct::check(&variant.bytes, arch.elf_machine(), align).is_ok();
+        let (offset, stored_len) = placed[content];
         entries.push(Entry {
             level: variant.level,
-            encoding: Encoding::Stored,
-            dictionary: NO_DICTIONARY,
+            encoding: encoding.encoding,
+            dictionary,
             flags: if direct { ENTRY_DIRECT } else { 0 },
             offset,
-            stored_len: variant.bytes.len() as u64,
+            stored_len,
             original_len: variant.bytes.len() as u64,
-            content_hash: hash,
+            content_hash: hashes[i],
         });
     }
     pad_to(&mut region, 8);

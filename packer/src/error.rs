@@ -87,6 +87,15 @@ pub enum PackError {
         level: String,
         encoding: &'static str,
     },
+    /// The compressor failed, or its output did not decode back to the input.
+    #[error(
+        "{}: compressing it failed: {reason}; pack it without compression (and report this)",
+        path.display()
+    )]
+    Compression { path: PathBuf, reason: String },
+    /// `--compress` or `MGO_COMPRESS` holds something that is not a compression mode.
+    #[error(transparent)]
+    CompressionSpec(#[from] crate::compress::CompressionSpecError),
 }
 
 impl PackError {

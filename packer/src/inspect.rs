@@ -112,11 +112,7 @@ impl fmt::Display for DecodeError {
 /// The original bytes of `entry`, decoded from its stored form. The result is not checked
 /// against the entry's length or hash here: [`BundleFile::decode`] does that.
 pub fn decode_variant(bundle: &Bundle<'_>, entry: &Entry) -> Result<Vec<u8>, DecodeError> {
-    let stored = bundle.stored(entry);
-    match entry.encoding {
-        Encoding::Stored => Ok(stored.to_vec()),
-        other => Err(DecodeError::Unsupported(other)),
-    }
+    crate::compress::decode(bundle, entry).map_err(DecodeError::Damaged)
 }
 
 /// Whether a failure means "not a bundle" or "a damaged bundle".
@@ -216,8 +212,12 @@ impl BundleFile {
     fn runtime_info(&self) -> RuntimeInfo {
         let launcher = &self.bytes[..self.region.file_offset as usize];
         let id = launcher_id(launcher, Some(self.region.arch.payload_vaddr()));
-        let builtin = RuntimeInfo::builtin(self.region.arch)
-            .is_some_and(|own| own.len == launcher.len() as u64 && own.id == id);
+        // The plain launcher, or one of the launchers with a decoder (compressed bundles).
+        let builtin = crate::compress::runtime_images(self.region.arch).any(|image| {
+            let mut padded = image.to_vec();
+            padded.resize(launcher.len().max(image.len()), 0);
+            padded.len() == launcher.len() && launcher_id(&padded, None) == id
+        });
         RuntimeInfo {
             len: launcher.len() as u64,
             id,

@@ -34,6 +34,7 @@
 //! [`write_executable`].
 
 mod bundle;
+pub mod compress;
 pub mod detect;
 mod error;
 mod input;
@@ -43,6 +44,7 @@ mod pack;
 pub mod runtime_image;
 
 pub use bundle::{build_bundle, build_bundle_with, BundleOptions, Launch};
+pub use compress::{Compression, CompressionSpecError};
 pub use detect::{declared_level, Declared};
 pub use error::PackError;
 pub use input::{level_name, parse_level, Variant};

@@ -67,6 +67,10 @@ struct PackArgs {
     /// Pack inputs at the level given even where the file records another one.
     #[arg(short, long)]
     force: bool,
+    /// Compress the variants: none, gzip[:1..9], zstd[:1..22] or zstd-dict[:1..22]. Wins over
+    /// MGO_COMPRESS (mgo's syntax: g1..g9, z1..z22, Z1..Z22). See docs/COMPRESSION.md.
+    #[arg(long, value_name = "MODE")]
+    compress: Option<String>,
     /// The variants: `vN=PATH`, or `PATH` (see Levels below).
     #[arg(value_name = "INPUT", required = true)]
     inputs: Vec<String>,
@@ -158,7 +162,10 @@ fn long_version() -> &'static str {
 fn pack(args: &PackArgs, verbosity: Verbosity) -> Result<ExitCode, PackError> {
     let output = args.output.as_deref().ok_or(PackError::NoInputs)?;
     let inputs = Input::parse_args(&args.inputs)?;
-    let options = PackOptions { force: args.force };
+    let options = PackOptions {
+        force: args.force,
+        compression: mgo_pack::Compression::resolve_with_env(args.compress.as_deref())?,
+    };
     let mut progress = cli::Progress::new(verbosity);
     let on_terminal = progress.on_terminal();
     let result = Packer::new(options)

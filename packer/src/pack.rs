@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use mgo_format::content_hash;
 
 use crate::detect::{declared_level, Declared};
-use crate::{build_bundle, level_name, parse_level, write_executable, PackError, Variant};
+use crate::{level_name, parse_level, write_executable, PackError, Variant};
 
 /// How an input's level is chosen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,6 +88,8 @@ fn looks_like_level(text: &str) -> bool {
 pub struct PackOptions {
     /// Pack inputs at the level given even where the file records another one.
     pub force: bool,
+    /// How the variants are stored (docs/COMPRESSION.md).
+    pub compression: crate::Compression,
 }
 
 /// How a packed variant's level was settled.
@@ -212,7 +214,9 @@ impl<'a> Packer<'a> {
         self.emit(Event::Building {
             variants: variants.len(),
         });
-        let bytes = build_bundle(&variants)?;
+        let bundle_options =
+            crate::BundleOptions::default().with_compression(self.options.compression);
+        let bytes = crate::build_bundle_with(&variants, &bundle_options)?;
         Ok(Packed {
             bytes,
             variants: report,

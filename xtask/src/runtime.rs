@@ -25,6 +25,39 @@ const IMAGES: &[Image] = &[Image {
     rustflags: &["-Ctarget-cpu=x86-64"],
 }];
 
+/// The decoder sets: each architecture's plain launcher (stored variants only) and, where listed,
+/// one image per codec, so that a bundle carries only the decoder it needs (docs/COMPRESSION.md).
+struct Codec {
+    /// Appended to the architecture in the image's name: `x86_64-zstd.elf`.
+    suffix: &'static str,
+    features: &'static str,
+    arches: &'static [&'static str],
+    /// C sources the image compiles: (variable for runtime/build.rs, crate package, directory
+    /// inside it). The package's version is the one in Cargo.lock.
+    sources: &'static [(&'static str, &'static str, &'static str)],
+}
+
+const CODECS: &[Codec] = &[
+    Codec {
+        suffix: "",
+        features: "launcher",
+        arches: &["x86_64", "aarch64"],
+        sources: &[],
+    },
+    Codec {
+        suffix: "-zstd",
+        features: "launcher,zstd",
+        arches: &["x86_64"],
+        sources: &[("MGO_ZSTD_SRC", "zstd-sys", "zstd/lib")],
+    },
+    Codec {
+        suffix: "-gzip",
+        features: "launcher,deflate",
+        arches: &["x86_64"],
+        sources: &[("MGO_LIBDEFLATE_SRC", "libdeflate-sys", "libdeflate")],
+    },
+];
+
 pub fn main(args: &[String]) -> Result<()> {
     let check = match args {
         [] => false,
@@ -32,12 +65,18 @@ pub fn main(args: &[String]) -> Result<()> {
         _ => bail!("usage: cargo xtask runtime [--check]"),
     };
     let root = workspace_root();
-    let toolchain = rustc_version()?;
-    for image in IMAGES {
-        let built = build(&root, image)?;
-        let committed = root
-            .join("runtime/image")
-            .join(format!("{}.elf", image.arch));
+    let toolchain = format!("{}\n{}", rustc_version()?, cc_version()?);
+    let sources = c_sources(&root)?;
+    let builds = IMAGES.iter().flat_map(|image| {
+        CODECS
+            .iter()
+            .filter(|codec| codec.arches.contains(&image.arch))
+            .map(move |codec| (image, codec))
+    });
+    for (image, codec) in builds {
+        let built = build(&root, image, codec, &sources)?;
+        let name = format!("{}{}", image.arch, codec.suffix);
+        let committed = root.join("runtime/image").join(format!("{name}.elf"));
         let bytes =
             std::fs::read(&built).with_context(|| format!("reading {}", built.display()))?;
         if check {
@@ -61,8 +100,7 @@ pub fn main(args: &[String]) -> Result<()> {
                 );
             }
             println!(
-                "runtime image {}: {} bytes, identical to a fresh build",
-                image.arch,
+                "runtime image {name}: {} bytes, identical to a fresh build",
                 bytes.len()
             );
         } else {
@@ -72,8 +110,7 @@ pub fn main(args: &[String]) -> Result<()> {
                 format!("{toolchain}\n"),
             )?;
             println!(
-                "runtime image {}: {} bytes -> {}",
-                image.arch,
+                "runtime image {name}: {} bytes -> {}",
                 bytes.len(),
                 committed.display()
             );
@@ -82,7 +119,44 @@ pub fn main(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn build(root: &Path, image: &Image) -> Result<PathBuf> {
+/// Where the C sources named in [`CODECS`] are: `cargo metadata` resolves them from Cargo.lock
+/// (downloading them if needed), whatever registry or vendoring the machine uses.
+fn c_sources(root: &Path) -> Result<Vec<(&'static str, PathBuf)>> {
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(root)
+        .args(["metadata", "--format-version", "1", "--locked"])
+        .output()
+        .context("running cargo metadata")?;
+    if !out.status.success() {
+        bail!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let metadata: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let packages = metadata["packages"].as_array().cloned().unwrap_or_default();
+    let mut found = Vec::new();
+    for &(var, package, dir) in CODECS.iter().flat_map(|c| c.sources) {
+        let manifest = packages
+            .iter()
+            .find(|p| p["name"] == package)
+            .and_then(|p| p["manifest_path"].as_str())
+            .with_context(|| format!("{package} is not in Cargo.lock (the packer depends on it)"))?;
+        let path = Path::new(manifest)
+            .parent()
+            .context("manifest path")?
+            .join(dir);
+        found.push((var, path));
+    }
+    Ok(found)
+}
+
+fn build(
+    root: &Path,
+    image: &Image,
+    codec: &Codec,
+    sources: &[(&'static str, PathBuf)],
+) -> Result<PathBuf> {
     let target_dir = root.join("target/runtime");
     let cargo_home = std::env::var("CARGO_HOME")
         .map(PathBuf::from)
@@ -116,7 +190,7 @@ fn build(root: &Path, image: &Image) -> Result<PathBuf> {
         ])
         .args([
             "--features",
-            "launcher",
+            codec.features,
             "--profile",
             "launcher",
             "--target",
@@ -127,10 +201,16 @@ fn build(root: &Path, image: &Image) -> Result<PathBuf> {
         .env_remove("RUSTFLAGS")
         .env("CARGO_ENCODED_RUSTFLAGS", flags.join("\x1f"))
         .env("SOURCE_DATE_EPOCH", "0")
+        .envs(
+            sources
+                .iter()
+                .filter(|(var, _)| codec.sources.iter().any(|s| s.0 == *var))
+                .map(|(var, path)| (*var, path)),
+        )
         .status()
         .context("running cargo")?;
     if !status.success() {
-        bail!("building the {} launcher failed", image.arch);
+        bail!("building the {}{} launcher failed", image.arch, codec.suffix);
     }
     Ok(target_dir.join(image.target).join("launcher/mgo-launcher"))
 }
@@ -141,6 +221,16 @@ fn rustc_version() -> Result<String> {
         .output()
         .context("running rustc --version")?;
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// The C compiler's version, recorded with the images: the codec images contain its output.
+fn cc_version() -> Result<String> {
+    let out = Command::new("gcc")
+        .arg("--version")
+        .output()
+        .context("running gcc --version")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(text.lines().next().unwrap_or_default().trim().to_string())
 }
 
 fn home() -> PathBuf {

@@ -114,12 +114,15 @@ pub fn run(start: &StartInfo) -> Result<i32, Failure> {
             }
         })?;
     let entry = bundle.entry(chosen).map_err(Failure::Bundle)?;
-    if entry.encoding != Encoding::Stored {
+    if !decode::supports(entry.encoding) {
         return Err(Failure::UnsupportedEncoding(entry.encoding));
     }
     let data = bundle.stored(&entry);
 
     if switches.extract {
+        if entry.encoding != Encoding::Stored {
+            return decode::extract(&bundle, &entry).map(|()| 0);
+        }
         return extract(data, &entry).map(|()| 0);
     }
     let ready = || {
@@ -140,7 +143,7 @@ pub fn run(start: &StartInfo) -> Result<i32, Failure> {
     );
     drop(fd);
 
-    let fill = |target: &_| decode::write_variant(target, data, &entry);
+    let fill = |target: &_| decode::write_variant(target, &bundle, &entry);
     let ready = || {
         if switches.log {
             log_choice(&entry, cap, forced);

@@ -8,14 +8,22 @@
 #![no_main]
 
 mod decode;
+#[cfg(feature = "deflate")]
+mod deflate;
 mod direct;
 mod exec;
+#[cfg(any(feature = "zstd", feature = "deflate"))]
+mod frames;
 mod launch;
 mod mem;
 mod own_file;
+#[cfg(any(feature = "zstd", feature = "deflate"))]
+mod par;
 mod start;
 mod sys;
 mod target;
+#[cfg(feature = "zstd")]
+mod zstd;
 
 use launch::Failure;
 use start::StartInfo;
