@@ -201,12 +201,23 @@ pub fn inspect_text(info: &BundleInfo) -> String {
         .variants
         .iter()
         .map(|v| {
-            let mut note = String::new();
+            let mut notes = Vec::new();
             if let Some(i) = v.same_as {
-                note = format!("same data as {}", level_name(info.variants[i].level));
-            } else if let Some(d) = v.dictionary {
-                note = format!("dictionary: {}", level_name(info.variants[d].level));
+                notes.push(format!(
+                    "same data as {}",
+                    level_name(info.variants[i].level)
+                ));
             }
+            if let Some(d) = v.dictionary {
+                notes.push(format!(
+                    "dictionary: {}",
+                    level_name(info.variants[d].level)
+                ));
+            }
+            if v.flags & mgo_format::ENTRY_DIRECT != 0 {
+                notes.push("direct launch".to_string());
+            }
+            let note = notes.join("; ");
             [
                 v.level_name().to_string(),
                 v.encoding.name().to_string(),
@@ -268,7 +279,8 @@ pub fn inspect_json(info: &BundleInfo) -> String {
             s,
             "{}\n    {{\"index\": {}, \"level\": {}, \"level_code\": {}, \"encoding\": {}, \
              \"stored_size\": {}, \"original_size\": {}, \"content_hash\": \"{:016x}\", \
-             \"offset\": {}, \"flags\": {}, \"dictionary\": {}, \"same_as\": {}}}",
+             \"offset\": {}, \"flags\": {}, \"direct\": {}, \"dictionary\": {}, \
+             \"same_as\": {}}}",
             if i == 0 { "" } else { "," },
             v.index,
             json_string(v.level_name()),
@@ -279,6 +291,7 @@ pub fn inspect_json(info: &BundleInfo) -> String {
             v.content_hash,
             v.offset,
             v.flags,
+            v.flags & mgo_format::ENTRY_DIRECT != 0,
             index_or_null(v.dictionary),
             index_or_null(v.same_as),
         );

@@ -228,6 +228,8 @@ fn go_bundle_inspect_extract_verify() {
         assert_eq!(v["content_hash"], xxh3_hex(probe).as_str());
         assert_eq!(v["same_as"], Value::Null);
         assert_eq!(v["offset"].as_u64().unwrap() % 4096, 0);
+        let flags = v["flags"].as_u64().unwrap();
+        assert_eq!(v["direct"], flags & 1 == 1, "{v}");
     }
 
     // extract: byte-identical, to a file (executable) and to stdout.
