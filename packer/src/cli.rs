@@ -5,7 +5,9 @@ use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 
-use mgo_pack::{level_name, BundleInfo, Event, LevelOrigin, PackError, Packed, Verification};
+use mgo_pack::{
+    level_name, BundleInfo, Compression, Event, LevelOrigin, PackError, Packed, Verification,
+};
 
 /// How much the command says; errors are always printed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,7 +45,14 @@ impl Progress {
                 short(path),
                 size(len)
             ),
-            Event::Building { variants } => format!("building the bundle of {variants} variants"),
+            Event::Building {
+                variants,
+                compression: Compression::None,
+            } => format!("building the bundle of {variants} variants"),
+            Event::Building {
+                variants,
+                compression,
+            } => format!("compressing {variants} variants ({compression})"),
             Event::Writing { path, len } => format!("writing {} ({})", short(path), size(len)),
             _ => return,
         };

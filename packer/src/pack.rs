@@ -136,8 +136,12 @@ pub enum Event<'a> {
         path: &'a Path,
         len: u64,
     },
-    /// The bundle is being laid out (and its variants encoded).
-    Building { variants: usize },
+    /// The bundle is being laid out, its variants encoded with `compression` (the long part of
+    /// a compressed pack).
+    Building {
+        variants: usize,
+        compression: crate::Compression,
+    },
     /// The bundle is being written.
     Writing { path: &'a Path, len: u64 },
 }
@@ -213,6 +217,7 @@ impl<'a> Packer<'a> {
         }
         self.emit(Event::Building {
             variants: variants.len(),
+            compression: self.options.compression,
         });
         let bundle_options =
             crate::BundleOptions::default().with_compression(self.options.compression);

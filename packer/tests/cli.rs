@@ -855,3 +855,67 @@ fn library_and_command_line_write_the_same_bundle() {
     assert!(mgo_pack::verify(&by_lib).unwrap().is_ok());
     assert!(mgo_pack::extract(&by_lib, 3).unwrap() == fs::read(&p[2]).unwrap());
 }
+
+#[test]
+fn compressed_bundles_inspect_extract_and_verify() {
+    let dir = scratch_dir("cli-compressed");
+    let p = go_probe();
+    for (mode, encoding) in [
+        ("gzip:1", "gzip"),
+        ("zstd:1", "zstd"),
+        ("zstd-dict:1", "zstd-dict"),
+    ] {
+        let bundle = dir.join(mode.replace(':', "-"));
+        let out = run(mgo_pack()
+            .args(["--compress", mode, "-o"])
+            .arg(&bundle)
+            .args(p));
+        success(&out);
+        let info = inspect_json(&bundle);
+        for (v, probe) in info["variants"].as_array().unwrap().iter().zip(p) {
+            let len = fs::metadata(probe).unwrap().len();
+            assert_eq!(v["original_size"], len);
+            assert!(v["stored_size"].as_u64().unwrap() < len, "{mode}: {v}");
+            assert_eq!(v["content_hash"], xxh3_hex(probe).as_str());
+            if encoding == "zstd-dict" {
+                // One base stored as plain zstd, the others against it.
+                let dict = &v["dictionary"];
+                assert!(
+                    v["encoding"] == "zstd" && dict.is_null()
+                        || v["encoding"] == "zstd-dict" && dict.is_u64(),
+                    "{v}"
+                );
+            } else {
+                assert_eq!(v["encoding"], encoding, "{v}");
+            }
+        }
+        let text = stdout(&run(mgo_pack().arg("verify").arg(&bundle)));
+        assert!(text.contains("ok, 4 variants verified"), "{mode}: {text}");
+        for (level, probe) in LEVELS.iter().zip(p) {
+            let out =
+                run(mgo_pack()
+                    .arg("extract")
+                    .arg(&bundle)
+                    .args(["--variant", level, "-o", "-"]));
+            success(&out);
+            assert!(out.stdout == fs::read(probe).unwrap(), "{mode} {level}");
+        }
+    }
+
+    // A flipped bit in one compressed variant: that one fails, the others still verify.
+    let bundle = dir.join("zstd-1");
+    let info = inspect_json(&bundle);
+    let v3 = &info["variants"][2];
+    let at = info["payload"]["offset"].as_u64().unwrap()
+        + v3["offset"].as_u64().unwrap()
+        + v3["stored_size"].as_u64().unwrap() / 2;
+    let mut bytes = fs::read(&bundle).unwrap();
+    bytes[at as usize] ^= 0x01;
+    let damaged = dir.join("zstd-damaged");
+    fs::write(&damaged, &bytes).unwrap();
+    let out = run(mgo_pack().arg("verify").arg(&damaged));
+    assert_eq!(exit_code(&out), 3);
+    let text = stdout(&out);
+    assert!(text.contains("v3 FAILED"), "{text}");
+    assert!(text.contains("v1 ok") && text.contains("v4 ok"), "{text}");
+}
