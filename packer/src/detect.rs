@@ -14,6 +14,7 @@
 
 use std::fmt;
 
+use goblin::elf::header::{EM_AARCH64, EM_X86_64};
 use goblin::elf::program_header::{PT_LOAD, PT_NOTE};
 use goblin::elf::Elf;
 
@@ -49,8 +50,11 @@ pub enum Source {
     GoBuildInfo {
         /// The toolchain, for example `go1.19.8`; empty before Go 1.18 (not read).
         go_version: String,
-        /// The recorded `GOAMD64` value, if any.
-        goamd64: Option<String>,
+        /// The setting that names the level for the program's architecture: `GOAMD64` on
+        /// x86-64, `GOARM64` on arm64.
+        variable: &'static str,
+        /// Its recorded value, if any.
+        setting: Option<String>,
     },
     /// A GNU property note with `GNU_PROPERTY_X86_ISA_1_NEEDED`: bit 0 baseline, 1 v2, 2 v3, 3 v4.
     IsaNeeded { bits: u32 },
@@ -73,8 +77,12 @@ pub fn declared_level(program: &[u8]) -> Declared {
     let Ok(elf) = Elf::parse(program) else {
         return Declared::nothing();
     };
-    if let Some(declared) = go_build_info(&elf, program) {
+    let machine = elf.header.e_machine;
+    if let Some(declared) = go_build_info(&elf, program, machine) {
         return declared;
+    }
+    if machine != EM_X86_64 {
+        return Declared::nothing();
     }
     if let Some(bits) = isa_needed(&elf, program) {
         return Declared {
@@ -90,26 +98,30 @@ impl fmt::Display for Declared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.source {
             Source::GoBuildInfo {
-                goamd64: Some(v), ..
-            } if self.level.is_some() => {
-                write!(f, "its Go build info says GOAMD64={v}")
-            }
-            Source::GoBuildInfo {
-                goamd64: Some(v), ..
-            } => {
-                write!(
+                variable,
+                setting: Some(v),
+                ..
+            } => match self.level {
+                Some(_) => write!(f, "its Go build info says {variable}={v}"),
+                None => write!(
                     f,
-                    "its Go build info says GOAMD64={v}, which is not an x86-64 level"
-                )
-            }
+                    "its Go build info says {variable}={v}, which mgo-pack does not know as a level"
+                ),
+            },
             Source::GoBuildInfo {
-                goamd64: None,
+                variable,
+                setting: None,
                 go_version,
-            } if go_version.is_empty() => {
-                write!(f, "it is a Go program from before Go 1.18, so v1")
-            }
-            Source::GoBuildInfo { goamd64: None, .. } => {
-                write!(f, "its Go build info has no GOAMD64 setting, so v1")
+            } => {
+                if go_version.is_empty() {
+                    write!(f, "it is a Go program from before Go 1.18")?;
+                } else {
+                    write!(f, "its Go build info has no {variable} setting")?;
+                }
+                match self.level {
+                    Some(level) => write!(f, ", so {}", crate::level_name(level)),
+                    None => Ok(()),
+                }
             }
             Source::IsaNeeded { bits } => match self.level {
                 Some(level) => write!(
@@ -136,7 +148,12 @@ fn level_from_isa_bits(bits: u32) -> Option<u32> {
 
 /// Go build information, found as Go's own reader finds it: at the `.go.buildinfo` section, or
 /// failing that (section headers stripped) in the first writable, non-executable segment.
-fn go_build_info(elf: &Elf, program: &[u8]) -> Option<Declared> {
+fn go_build_info(elf: &Elf, program: &[u8], machine: u16) -> Option<Declared> {
+    let variable = match machine {
+        EM_X86_64 => "GOAMD64",
+        EM_AARCH64 => "GOARM64",
+        _ => return None,
+    };
     let by_section = elf
         .section_headers
         .iter()
@@ -155,13 +172,14 @@ fn go_build_info(elf: &Elf, program: &[u8]) -> Option<Declared> {
         .map(|at| &data[at..])
         .find(|rest| rest.starts_with(GO_MAGIC))?;
     if blob[15] & GO_FLAG_INLINE == 0 {
-        // Before Go 1.18 the strings sit behind pointers; GOAMD64 did not exist yet, so the
-        // program is v1 whatever they say.
+        // Before Go 1.18 the strings sit behind pointers; neither setting existed yet, so the
+        // program is at its architecture's baseline whatever they say.
         return Some(Declared {
-            level: Some(1),
+            level: default_level(machine),
             source: Source::GoBuildInfo {
                 go_version: String::new(),
-                goamd64: None,
+                variable,
+                setting: None,
             },
         });
     }
@@ -170,18 +188,32 @@ fn go_build_info(elf: &Elf, program: &[u8]) -> Option<Declared> {
     if version.is_empty() {
         return None;
     }
-    let goamd64 = go_setting(modinfo, "GOAMD64").map(|v| String::from_utf8_lossy(v).into_owned());
-    let level = match &goamd64 {
-        None => Some(1),
-        Some(v) => mgo_format::level::parse_x86_64(v.as_bytes()),
+    let setting = go_setting(modinfo, variable);
+    let level = match setting {
+        None => default_level(machine),
+        Some(value) => parse_setting(machine, value),
     };
     Some(Declared {
         level,
         source: Source::GoBuildInfo {
             go_version: String::from_utf8_lossy(version).into_owned(),
-            goamd64,
+            variable,
+            setting: setting.map(|v| String::from_utf8_lossy(v).into_owned()),
         },
     })
+}
+
+/// The level of a Go program that records no setting: Go's default, v1 on x86-64. arm64 levels
+/// are not read from build info (Go 1.23 introduced GOARM64): they are given explicitly.
+fn default_level(machine: u16) -> Option<u32> {
+    (machine == EM_X86_64).then_some(1)
+}
+
+fn parse_setting(machine: u16, value: &[u8]) -> Option<u32> {
+    match machine {
+        EM_X86_64 => mgo_format::level::parse_x86_64(value),
+        _ => None,
+    }
 }
 
 /// A build setting from Go's module text, whose lines read `build\tKEY=VALUE`.

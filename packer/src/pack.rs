@@ -365,7 +365,8 @@ mod tests {
             level: Some(level),
             source: Source::GoBuildInfo {
                 go_version: "go1.19".into(),
-                goamd64: Some(level_name(level).into()),
+                variable: "GOAMD64",
+                setting: Some(level_name(level).into()),
             },
         }
     }

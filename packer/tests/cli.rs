@@ -287,13 +287,15 @@ fn go_levels_are_read_from_build_info_in_any_order() {
             assert_eq!(declared.level, Some(i as u32 + 1), "{}", path.display());
             let Source::GoBuildInfo {
                 go_version,
-                goamd64,
+                variable,
+                setting,
             } = &declared.source
             else {
                 panic!("{}: {:?}", path.display(), declared.source)
             };
             assert!(go_version.starts_with("go1."), "{go_version}");
-            assert_eq!(goamd64.as_deref(), Some(LEVELS[i]));
+            assert_eq!(*variable, "GOAMD64");
+            assert_eq!(setting.as_deref(), Some(LEVELS[i]));
         }
     }
     // What `go version -m` says agrees (the tool people check with).
@@ -918,4 +920,45 @@ fn compressed_bundles_inspect_extract_and_verify() {
     let text = stdout(&out);
     assert!(text.contains("v3 FAILED"), "{text}");
     assert!(text.contains("v1 ok") && text.contains("v4 ok"), "{text}");
+}
+
+/// A Go program for another architecture records no GOAMD64: it must not read as x86-64 v1.
+#[test]
+fn arm64_go_build_info_is_not_read_as_an_x86_level() {
+    let dir = scratch_dir("cli-arm64-go");
+    let root = mgo_tests::fixtures::workspace_root();
+    let cache = mgo_tests::fixtures::fixtures_dir();
+    let out = dir.join("goprobe-arm64");
+    let status = Command::new("go")
+        .args(["build", "-trimpath", "-o"])
+        .arg(&out)
+        .arg(".")
+        .current_dir(root.join("tests/fixtures/goprobe"))
+        .env("GOOS", "linux")
+        .env("GOARCH", "arm64")
+        .env("CGO_ENABLED", "0")
+        .env("GOFLAGS", "-mod=mod -modcacherw")
+        .env("GOPROXY", "off")
+        .env("GOWORK", "off")
+        .env("GOENV", "off")
+        .env("GOTOOLCHAIN", "local")
+        .env("GOCACHE", cache.join("gocache"))
+        .env("GOPATH", cache.join("gopath"))
+        .status()
+        .expect("running go build");
+    assert!(status.success());
+    let declared = declared_level(&fs::read(&out).unwrap());
+    assert_eq!(declared.level, None, "{declared}");
+    let Source::GoBuildInfo {
+        variable, setting, ..
+    } = &declared.source
+    else {
+        panic!("{:?}", declared.source)
+    };
+    assert_eq!(*variable, "GOARM64");
+    assert_eq!(*setting, None);
+    assert!(
+        declared.to_string().contains("no GOARM64 setting"),
+        "{declared}"
+    );
 }
