@@ -30,6 +30,35 @@ pub enum PackError {
     NoInputs,
     #[error("{}: is a directory; -o needs a file name", path.display())]
     OutputIsDirectory { path: PathBuf },
+    /// An input that is not a regular file (a directory, a FIFO, a device): reading it would
+    /// fail or never end.
+    #[error("{}: is {kind}, not a file; give the path of a built program", path.display())]
+    InputNotFile { path: PathBuf, kind: &'static str },
+    /// An existing output that is not a regular file: replacing it (a device node, a FIFO) is
+    /// never what was meant.
+    #[error(
+        "{}: is {kind}; -o needs the name of a regular file (which is replaced) or of a new one",
+        path.display()
+    )]
+    OutputNotFile { path: PathBuf, kind: &'static str },
+    /// The output's directory cannot hold the bundle (missing, read-only, not a directory).
+    #[error("{}: cannot create the bundle in this directory: {source}", path.display())]
+    OutputDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Writing the bundle failed (a full disk, a quota): nothing was written.
+    #[error(
+        "{}: cannot write the bundle: {source}; nothing was written, and an existing {} is unchanged",
+        path.display(),
+        path.display()
+    )]
+    WriteOutput {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: the output would overwrite one of the inputs", path.display())]
+    OutputIsInput { path: PathBuf },
     #[error("{}: the output would overwrite one of the inputs", path.display())]
     OutputIsInput { path: PathBuf },
     #[error("the runtime image for {arch} is damaged: {reason}")]

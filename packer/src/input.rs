@@ -23,8 +23,7 @@ impl Variant {
     /// the file records; a given level is used as it is (use [`crate::Packer`] to have it checked).
     pub fn read(path: impl AsRef<Path>, level: Option<u32>) -> Result<Variant, PackError> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| PackError::io(path, e))?;
-        Self::from_bytes(path, bytes, level)
+        Self::from_bytes(path, read_file(path)?, level)
     }
 
     pub fn from_bytes(
@@ -50,6 +49,39 @@ impl Variant {
             bytes,
             path: path.to_path_buf(),
         })
+    }
+}
+
+/// Reads an input file whole. Anything but a regular file (after symbolic links) is refused
+/// before it is opened: a directory cannot be read, and a FIFO or a terminal would be read
+/// until someone closes it.
+pub fn read_file(path: &Path) -> Result<Vec<u8>, PackError> {
+    let meta = std::fs::metadata(path).map_err(|e| PackError::io(path, e))?;
+    if let Some(kind) = not_a_file(&meta) {
+        return Err(PackError::InputNotFile {
+            path: path.into(),
+            kind,
+        });
+    }
+    std::fs::read(path).map_err(|e| PackError::io(path, e))
+}
+
+/// What a non-regular file is, for messages.
+pub(crate) fn not_a_file(meta: &std::fs::Metadata) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    if t.is_file() {
+        None
+    } else if t.is_dir() {
+        Some("a directory")
+    } else if t.is_fifo() {
+        Some("a FIFO")
+    } else if t.is_socket() {
+        Some("a socket")
+    } else if t.is_char_device() || t.is_block_device() {
+        Some("a device")
+    } else {
+        Some("something other than a file")
     }
 }
 
@@ -79,7 +111,9 @@ fn check_executable(path: &Path, bytes: &[u8]) -> Result<Arch, PackError> {
                 .dynamic
                 .as_ref()
                 .is_some_and(|d| d.info.flags_1 & goblin::elf::dynamic::DF_1_PIE != 0);
-            if !has_interp && !pie_flag {
+            // A library may name an interpreter to be runnable (libc.so.6 prints its version)
+            // and is still a library: it has a soname, which executables do not.
+            if !pie_flag && (!has_interp || elf.soname.is_some()) {
                 return Err(PackError::NotExecutable {
                     path: path.into(),
                     kind: "a shared library",

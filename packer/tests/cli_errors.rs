@@ -1,0 +1,501 @@
+//! Bad inputs to the real `mgo-pack` command, each built for real: a script, a 32-bit i386
+//! program, an arm64 program mixed with x86-64 ones, shared libraries, an object file,
+//! unreadable and missing inputs, a level given twice, outputs that are directories, FIFOs,
+//! inputs, in missing or read-only directories, and a full disk. Each must give one clear
+//! `mgo-pack: error:` line naming the file, exit with status 1, leave an existing output exactly
+//! as it was and leave nothing else behind in the output's directory.
+//!
+//! Cases that need something this machine lacks (a cross compiler, namespaces, root) print
+//! `SKIPPED: ...` straight to the test process's stderr, which `cargo test` shows.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use mgo_tests::fixtures::{c_probe_dynamic, go_probe};
+use mgo_tests::harness::scratch_dir;
+
+const MGO_PACK: &str = env!("CARGO_BIN_EXE_mgo-pack");
+const SENTINEL: &[u8] = b"an earlier bundle, which a failed pack must leave alone\n";
+
+fn skipped(test: &str, why: &str) {
+    // Not eprintln!: the test harness captures that and shows it only for failing tests.
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: {why}");
+}
+
+fn mgo_pack() -> Command {
+    let mut cmd = Command::new(MGO_PACK);
+    cmd.env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .stdin(Stdio::null());
+    cmd
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn listing(dir: &Path) -> BTreeSet<String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Runs `mgo-pack ARGS` and checks the failure: status 1, one `mgo-pack: error:` line holding
+/// every one of `expect`, the directory `dir` (where the output goes) listing the same files
+/// before and after, and `keep` (an existing output, if given) unchanged.
+fn fails(what: &str, cmd: &mut Command, dir: &Path, keep: Option<&Path>, expect: &[&str]) {
+    let before = listing(dir);
+    let kept = keep.map(|k| fs::read(k).unwrap());
+    let out = cmd.output().expect("running mgo-pack");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{what}: {err}");
+    assert!(
+        out.stdout.is_empty(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(err.lines().count(), 1, "{what}: {err}");
+    assert!(err.starts_with("mgo-pack: error: "), "{what}: {err}");
+    for part in expect {
+        assert!(err.contains(part), "{what}: `{part}` not in: {err}");
+    }
+    assert_eq!(listing(dir), before, "{what}: files appeared or vanished");
+    if let (Some(keep), Some(kept)) = (keep, kept) {
+        assert_eq!(
+            fs::read(keep).unwrap(),
+            kept,
+            "{what}: the existing output changed"
+        );
+    }
+}
+
+/// A scratch directory holding an existing output `out` with known contents.
+fn with_output(name: &str) -> (PathBuf, PathBuf) {
+    let dir = scratch_dir(name);
+    let out = dir.join("out");
+    fs::write(&out, SENTINEL).unwrap();
+    (dir, out)
+}
+
+fn compile(test: &str, cc: &str, args: &[&str], source: &str, out: &Path) -> bool {
+    let dir = out.parent().unwrap();
+    let src = dir.join(format!("{}.c", out.file_name().unwrap().to_string_lossy()));
+    fs::write(&src, source).unwrap();
+    match Command::new(cc)
+        .args(args)
+        .arg("-o")
+        .arg(out)
+        .arg(&src)
+        .output()
+    {
+        Ok(o) if o.status.success() => true,
+        Ok(o) => panic!("{cc} {args:?}: {}", stderr(&o)),
+        Err(e) => {
+            skipped(
+                test,
+                &format!("{cc} not available ({e}); scripts/install-deps.sh installs it"),
+            );
+            false
+        }
+    }
+}
+
+#[test]
+fn inputs_that_are_not_x86_64_programs() {
+    let test = "inputs_that_are_not_x86_64_programs";
+    let (dir, out) = with_output("cli-err-inputs");
+    let inputs = scratch_dir("cli-err-inputs-files");
+    let v1 = &c_probe_dynamic()[0];
+    let pack = |args: &[&dyn AsRef<std::ffi::OsStr>]| {
+        let mut cmd = mgo_pack();
+        cmd.arg("-o").arg(&out);
+        for a in args {
+            cmd.arg(a);
+        }
+        cmd
+    };
+
+    // A shell script: executable, but not ELF.
+    let script = inputs.join("script.sh");
+    fs::write(&script, "#!/bin/sh\necho hello\n").unwrap();
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    fails(
+        "script",
+        &mut pack(&[&script]),
+        &dir,
+        Some(&out),
+        &["script.sh: not an ELF file"],
+    );
+
+    // A 32-bit i386 program, assembled and linked here.
+    let i386 = inputs.join("i386");
+    let asm = inputs.join("i386.s");
+    fs::write(
+        &asm,
+        ".globl _start\n_start:\n movl $1, %eax\n xorl %ebx, %ebx\n int $0x80\n",
+    )
+    .unwrap();
+    let obj = inputs.join("i386.o");
+    let built = Command::new("as")
+        .args(["--32", "-o"])
+        .arg(&obj)
+        .arg(&asm)
+        .status();
+    if built.is_ok_and(|s| s.success())
+        && Command::new("ld")
+            .args(["-m", "elf_i386", "-o"])
+            .arg(&i386)
+            .arg(&obj)
+            .status()
+            .is_ok_and(|s| s.success())
+    {
+        fails(
+            "i386",
+            &mut pack(&[&i386]),
+            &dir,
+            Some(&out),
+            &["i386: built for", "32-bit"],
+        );
+    } else {
+        skipped(
+            test,
+            "binutils cannot build an i386 program here (as --32, ld -m elf_i386)",
+        );
+    }
+
+    // An arm64 program is a program, but not for the same bundle as x86-64 ones.
+    let arm = inputs.join("arm64");
+    if compile(
+        test,
+        "aarch64-linux-gnu-gcc",
+        &[],
+        "int main(void) { return 0; }\n",
+        &arm,
+    ) {
+        let mut cmd = mgo_pack();
+        cmd.arg("-o")
+            .arg(&out)
+            .arg(format!("v1={}", v1.display()))
+            .arg(format!("v8.0={}", arm.display()));
+        fails(
+            "arm64 with x86-64",
+            &mut cmd,
+            &dir,
+            Some(&out),
+            &["arm64", "one architecture"],
+        );
+    }
+
+    // Shared libraries: one built here, and libc, which names an interpreter (it can be run to
+    // print its version) but is a library all the same.
+    let lib = inputs.join("libx.so");
+    if compile(
+        test,
+        "gcc",
+        &["-shared", "-fPIC"],
+        "int f(void) { return 1; }\n",
+        &lib,
+    ) {
+        fails(
+            "gcc -shared",
+            &mut pack(&[&lib]),
+            &dir,
+            Some(&out),
+            &["libx.so: is a shared library"],
+        );
+    }
+    let libc = Path::new("/lib/x86_64-linux-gnu/libc.so.6");
+    if libc.exists() {
+        fails(
+            "libc.so.6",
+            &mut pack(&[&libc]),
+            &dir,
+            Some(&out),
+            &["libc.so.6: is a shared library"],
+        );
+    } else {
+        skipped(test, "no /lib/x86_64-linux-gnu/libc.so.6 on this machine");
+    }
+
+    // An object file.
+    let object = inputs.join("probe.o");
+    if compile(
+        test,
+        "gcc",
+        &["-c"],
+        "int main(void) { return 0; }\n",
+        &object,
+    ) {
+        fails(
+            "gcc -c",
+            &mut pack(&[&object]),
+            &dir,
+            Some(&out),
+            &["probe.o: is an object file"],
+        );
+    }
+
+    // A good input after a bad one: still nothing written.
+    fails(
+        "bad after good",
+        &mut pack(&[v1, &script]),
+        &dir,
+        Some(&out),
+        &["script.sh: not an ELF file"],
+    );
+}
+
+#[test]
+fn unreadable_and_missing_inputs() {
+    let test = "unreadable_and_missing_inputs";
+    let (dir, out) = with_output("cli-err-unreadable");
+    let v1 = &c_probe_dynamic()[0];
+    let pack = |input: &Path| {
+        let mut cmd = mgo_pack();
+        cmd.arg("-o").arg(&out).arg(v1).arg(input);
+        cmd
+    };
+    let missing = dir.join("no-such-program");
+    fails(
+        "missing",
+        &mut pack(&missing),
+        &dir,
+        Some(&out),
+        &["no-such-program: No such file"],
+    );
+    let subdir = scratch_dir("cli-err-unreadable-dir");
+    fails(
+        "a directory",
+        &mut pack(&subdir),
+        &dir,
+        Some(&out),
+        &["cli-err-unreadable-dir", "directory"],
+    );
+    // A file whose every read fails: this process's own memory at offset 0 (EIO).
+    fails(
+        "/proc/self/mem",
+        &mut pack(Path::new("/proc/self/mem")),
+        &dir,
+        Some(&out),
+        &["/proc/self/mem: Input/output error"],
+    );
+    // A file without read permission, for a user other than root (root reads anything).
+    let secret = scratch_dir("cli-err-secret").join("secret");
+    fs::copy(v1, &secret).unwrap();
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o000)).unwrap();
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout == b"0\n");
+    if is_root {
+        // setpriv runs mgo-pack as nobody; nobody may write the output's directory.
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", MGO_PACK])
+            .env_clear()
+            .arg("-o")
+            .arg(&out)
+            .arg(&secret);
+        match Command::new("setpriv").arg("--version").output() {
+            Ok(_) => fails(
+                "chmod 000",
+                &mut cmd,
+                &dir,
+                Some(&out),
+                &["secret: Permission denied"],
+            ),
+            Err(e) => skipped(test, &format!("setpriv (util-linux) not available: {e}")),
+        }
+    } else {
+        fails(
+            "chmod 000",
+            &mut pack(&secret),
+            &dir,
+            Some(&out),
+            &["secret: Permission denied"],
+        );
+    }
+}
+
+#[test]
+fn the_same_level_twice() {
+    let (dir, out) = with_output("cli-err-twice");
+    let p = c_probe_dynamic();
+    let mut cmd = mgo_pack();
+    cmd.arg("-o")
+        .arg(&out)
+        .arg(format!("v2={}", p[1].display()))
+        .arg(format!("v2={}", p[2].display()));
+    fails(
+        "v2 twice",
+        &mut cmd,
+        &dir,
+        Some(&out),
+        &["level v2 is given twice", "cprobe-dyn-v2", "cprobe-dyn-v3"],
+    );
+}
+
+#[test]
+fn outputs_that_cannot_be_written() {
+    let dir = scratch_dir("cli-err-outputs");
+    let v1 = c_probe_dynamic()[0].clone();
+    let pack_to = |out: &Path, inputs: &[&Path]| {
+        let mut cmd = mgo_pack();
+        cmd.arg("-o").arg(out).args(inputs);
+        cmd
+    };
+    // A directory.
+    let subdir = dir.join("a-directory");
+    fs::create_dir(&subdir).unwrap();
+    fails(
+        "-o DIR",
+        &mut pack_to(&subdir, &[&v1]),
+        &dir,
+        None,
+        &["a-directory: is a directory; -o needs a file name"],
+    );
+    assert!(listing(&subdir).is_empty());
+    // A FIFO: renaming over it would replace it (as it would /dev/null, for root).
+    let fifo = dir.join("a-fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    fails(
+        "-o FIFO",
+        &mut pack_to(&fifo, &[&v1]),
+        &dir,
+        None,
+        &["a-fifo: is a FIFO; -o needs the name of a regular file"],
+    );
+    // One of the inputs, however it is named.
+    let input = dir.join("input");
+    fs::copy(&v1, &input).unwrap();
+    let link = dir.join("link-to-input");
+    std::os::unix::fs::symlink(&input, &link).unwrap();
+    for (what, out) in [
+        ("the input itself", input.clone()),
+        ("through a symbolic link", link.clone()),
+        ("through ..", dir.join("../cli-err-outputs/input")),
+    ] {
+        fails(
+            what,
+            &mut pack_to(&out, &[&input]),
+            &dir,
+            Some(&input),
+            &["the output would overwrite one of the inputs"],
+        );
+    }
+    let mut positional = mgo_pack();
+    positional
+        .arg("-o")
+        .arg(&input)
+        .arg(format!("v1={}", input.display()));
+    fails(
+        "vN=input",
+        &mut positional,
+        &dir,
+        Some(&input),
+        &["the output would overwrite one of the inputs"],
+    );
+    // A directory that does not exist, and a "directory" that is a file.
+    fails(
+        "missing directory",
+        &mut pack_to(&dir.join("missing/out"), &[&v1]),
+        &dir,
+        None,
+        &["missing: cannot create the bundle in this directory: No such file or directory"],
+    );
+    fails(
+        "file as directory",
+        &mut pack_to(&input.join("out"), &[&v1]),
+        &dir,
+        Some(&input),
+        &["input: cannot create the bundle in this directory: Not a directory"],
+    );
+}
+
+/// A full disk and a read-only one: a small tmpfs in a private mount namespace.
+#[test]
+fn full_and_read_only_file_systems() {
+    let test = "full_and_read_only_file_systems";
+    match Command::new("unshare").args(["-m", "true"]).output() {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => return skipped(test, &format!("unshare -m: {}", stderr(&o).trim())),
+        Err(e) => return skipped(test, &format!("unshare (util-linux) not available: {e}")),
+    }
+    let mnt = scratch_dir("cli-err-full");
+    let probe = go_probe();
+    // The script sets up the mounts and prints what the directory held before and after; the
+    // test checks the messages and statuses it collects.
+    let script = r#"mount -t tmpfs -o size=1m tmpfs "$M" || exit 99
+        printf '%s' "$SENTINEL" > "$M/out"
+        "$P" -o "$M/out" "$V1" "$V2" 2> "$E/full-existing.err"; echo "full-existing=$?"
+        "$P" -o "$M/new" "$V1" 2> "$E/full-new.err"; echo "full-new=$?"
+        echo "listing=$(ls -A "$M" | tr '\n' ' ')"
+        echo "out=$(cat "$M/out")"
+        echo "used=$(stat -f -c '%b %f' "$M" | awk '{print $1 - $2}')"
+        mount -o remount,ro "$M" || exit 99
+        "$P" -o "$M/out" "$V1" 2> "$E/read-only.err"; echo "read-only=$?"
+        echo "out=$(cat "$M/out")"
+        "#;
+    let errs = scratch_dir("cli-err-full-errs");
+    let out = Command::new("unshare")
+        .args(["-m", "/bin/sh", "-c", script])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("M", &mnt)
+        .env("E", &errs)
+        .env("P", MGO_PACK)
+        .env("V1", &probe[0])
+        .env("V2", &probe[1])
+        .env(
+            "SENTINEL",
+            std::str::from_utf8(SENTINEL).unwrap().trim_end(),
+        )
+        .output()
+        .unwrap();
+    if out.status.code() == Some(99) {
+        return skipped(test, &format!("set-up failed: {}", stderr(&out).trim()));
+    }
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let sentinel = std::str::from_utf8(SENTINEL).unwrap().trim_end();
+    let expected = format!(
+        "full-existing=1\nfull-new=1\nlisting=out \nout={sentinel}\nused=1\nread-only=1\nout={sentinel}\n"
+    );
+    let err = |name: &str| fs::read_to_string(errs.join(format!("{name}.err"))).unwrap();
+    assert_eq!(
+        text,
+        expected,
+        "{}\n{}\n{}\n{}",
+        stderr(&out),
+        err("full-existing"),
+        err("full-new"),
+        err("read-only")
+    );
+    for (name, output, why) in [
+        ("full-existing", "out", "No space left on device"),
+        ("full-new", "new", "No space left on device"),
+        ("read-only", "", "Read-only file system"),
+    ] {
+        let e = err(name);
+        assert_eq!(e.lines().count(), 1, "{name}: {e}");
+        assert!(e.starts_with("mgo-pack: error: "), "{name}: {e}");
+        assert!(e.contains(why), "{name}: {e}");
+        if !output.is_empty() {
+            assert!(
+                e.contains(&format!(
+                    "{}/{output}: cannot write the bundle",
+                    mnt.display()
+                )) && e.contains("nothing was written"),
+                "{name}: {e}"
+            );
+        }
+    }
+}
