@@ -88,9 +88,15 @@ fn mgo_pack_packs_itself_and_every_stage_is_identical() {
         stages.push(out);
     }
     let hashes: Vec<u64> = stages.iter().map(|s| hash_file(s)).collect();
+    // Which launcher each stage embedded tells a real difference in the packing from builds
+    // that picked up different committed runtime images.
+    let launchers: Vec<String> = stages
+        .iter()
+        .map(|s| format!("{:016x}", mgo_pack::inspect(s).unwrap().runtime.id))
+        .collect();
     assert!(
         hashes.iter().all(|&h| h == hashes[0]),
-        "stage hashes differ: {hashes:016x?}"
+        "stage hashes differ: {hashes:016x?}; their launcher ids: {launchers:?}"
     );
 
     // The library linked into this test builds the same bytes as the command did.
