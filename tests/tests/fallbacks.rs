@@ -516,6 +516,80 @@ fn noexec_temporary_directories_are_skipped() {
     assert!(tail.contains("leftovers=0"), "{tail}");
 }
 
+/// A directory too full for the program (a container's small /dev/shm): its file fails to
+/// reserve the space (ENOSPC) and the next directory is used. For compressed variants, which are
+/// decoded through a shared mapping of the file, this is what keeps a full file system from
+/// being a SIGBUS in the middle of decoding. With /proc and without it (the private directory).
+#[test]
+fn full_directory_is_skipped_for_stored_and_compressed_variants() {
+    let test = "full_directory_is_skipped_for_stored_and_compressed_variants";
+    let args = ["-m"];
+    if !can_unshare(test, &args) {
+        return;
+    }
+    let dir = scratch_dir("fb-full-dir");
+    let probe = go_probe();
+    let variants: Vec<mgo_pack::Variant> = (0..4)
+        .map(|i| mgo_pack::Variant::read(&probe[i], Some(i as u32 + 1)).unwrap())
+        .collect();
+    let mut bundles = Vec::new();
+    for (name, compression) in [
+        ("stored", mgo_pack::Compression::None),
+        ("gzip", mgo_pack::Compression::Gzip(1)),
+        ("zstd", mgo_pack::Compression::Zstd(1)),
+    ] {
+        let options = mgo_pack::BundleOptions::default()
+            .with_launch(mgo_pack::Launch::Memfd)
+            .with_compression(compression);
+        let bytes = mgo_pack::build_bundle_with(&variants, &options).unwrap();
+        let path = scratch_dir(&format!("fb-full-{name}")).join("probe");
+        mgo_pack::write_executable(&path, &bytes).unwrap();
+        bundles.push((name, path));
+    }
+    let script = r#"mount -t tmpfs -o size=64k tmpfs "$D" || exit 99
+        for b in "$B1" "$B2" "$B3"; do
+            XDG_RUNTIME_DIR="$D" GOAMD64=v2 MGODEBUG=log "$S" memfd_create=EPERM -- "$b"
+            echo "status=$?"
+        done
+        umount -l /proc || exit 99
+        for b in "$B1" "$B2" "$B3"; do
+            XDG_RUNTIME_DIR="$D" GOAMD64=v2 MGODEBUG=log "$S" memfd_create=EPERM -- "$b"
+            echo "status=$?"
+        done
+        echo "left=$(ls -A "$D" | wc -l) used=$(stat -f -c '%b %f' "$D" | awk '{print $1 - $2}')"
+        "#;
+    let vars = [
+        ("B1", bundles[0].1.as_os_str()),
+        ("B2", bundles[1].1.as_os_str()),
+        ("B3", bundles[2].1.as_os_str()),
+        ("D", dir.as_os_str()),
+        ("S", OsStr::new(SECCOMP_RUN)),
+    ];
+    let Some(out) = setup_ok(test, in_namespace(&args, script, &vars)) else {
+        return;
+    };
+    let text = stdout(&out);
+    let err = stderr(&out);
+    let runs: Vec<&str> = text.split("status=").collect();
+    assert_eq!(runs.len(), 7, "{text}\n{err}");
+    for (i, run) in runs[..6].iter().enumerate() {
+        let report = run.split_once('\n').map_or(*run, |(_, r)| r);
+        let report = if i == 0 { *run } else { report };
+        assert_eq!(level(&parse_report(report)), "v2", "run {i}: {text}\n{err}");
+    }
+    for run in runs[1..].iter() {
+        assert!(run.starts_with("0\n"), "{text}\n{err}");
+    }
+    assert!(runs[6].contains("left=0 used=0"), "{text}");
+    let expected = format!(
+        "[mgo] launcher: fallback after memfd: create: EPERM; file in {}: write: ENOSPC; launch \
+         path file in /dev/shm",
+        dir.display()
+    );
+    let fallbacks = err.lines().filter(|l| *l == expected).count();
+    assert_eq!(fallbacks, 6, "{err}");
+}
+
 #[test]
 fn killed_program_leaves_nothing_behind() {
     let test = "killed_program_leaves_nothing_behind";

@@ -187,14 +187,17 @@ pub fn launch(
         random = random.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(1);
         let failed = match target::temp_file(dir, random) {
             Err(failed) => failed,
-            Ok(file) => match fill(&file.write) {
-                Err(Failure::Copy(e)) => Failed::Write(e),
-                Err(damaged) => return damaged,
-                Ok(()) => {
-                    drop(file.write);
-                    before_exec(&tried, Place::Dir(dir));
-                    exec(start, file.exec.as_fd())
-                }
+            Ok(file) => match target::reserve(&file.write, entry).map_err(Failed::Write) {
+                Err(failed) => failed,
+                Ok(()) => match fill(&file.write) {
+                    Err(Failure::Copy(e)) => Failed::Write(e),
+                    Err(damaged) => return damaged,
+                    Ok(()) => {
+                        drop(file.write);
+                        before_exec(&tried, Place::Dir(dir));
+                        exec(start, file.exec.as_fd())
+                    }
+                },
             },
         };
         tried.push(Place::Dir(dir), failed);

@@ -8,10 +8,10 @@
 
 use core::ffi::CStr;
 
-use mgo_format::{level, Entry};
+use mgo_format::{level, Encoding, Entry};
 use mgo_runtime::name::{memfd_name, MEMFD_NAME_MAX};
 use rustix::fd::OwnedFd;
-use rustix::fs::{AtFlags, MemfdFlags, Mode, OFlags, SealFlags, StatVfsMountFlags};
+use rustix::fs::{AtFlags, FallocateFlags, MemfdFlags, Mode, OFlags, SealFlags, StatVfsMountFlags};
 use rustix::io::Errno;
 
 use crate::exec::{proc_fd_path, Failed};
@@ -130,6 +130,22 @@ pub fn temp_file(path: &CStr, random: u64) -> Result<TempFile, Failed> {
     Ok(file)
 }
 
+/// Allocates the file's blocks for the whole variant before anything is written into it. A
+/// compressed variant is decoded through a shared mapping, where a full file system (a small
+/// `/dev/shm`, as containers have) would be a SIGBUS in the middle of decoding; reserved up
+/// front, it is ENOSPC here, and the launch moves on to the next directory.
+pub fn reserve(fd: &OwnedFd, entry: &Entry) -> Result<(), Errno> {
+    let len = match entry.encoding {
+        Encoding::Stored => entry.stored_len,
+        _ => entry.original_len,
+    };
+    match rustix::fs::fallocate(fd, FallocateFlags::empty(), 0, len) {
+        // File systems that cannot reserve: writes will tell, and a mapping may fault.
+        Ok(()) | Err(Errno::OPNOTSUPP | Errno::NOSYS) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Refuses a file on a `noexec` mount before anything is copied into it.
 fn executable(fd: &OwnedFd) -> Result<(), Failed> {
     match rustix::fs::fstatvfs(fd) {
@@ -193,7 +209,7 @@ fn make_private(parent: &OwnedFd, name: &CStr) -> Result<TempFile, Failed> {
     let write = rustix::fs::openat(
         &sub,
         file,
-        OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        OFlags::CREATE | OFlags::EXCL | OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::RWXU,
     )
     .map_err(Failed::Private)?;
