@@ -69,8 +69,7 @@ pub fn build_bundle_with(
     variants: &[Variant],
     options: &BundleOptions,
 ) -> Result<Vec<u8>, PackError> {
-    let first = variants.first().ok_or(PackError::NoInputs)?;
-    let arch = first.arch;
+    let arch = crate::input::common_arch(variants)?;
     let mut order: Vec<&Variant> = variants.iter().collect();
     order.sort_by_key(|v| v.level);
     for pair in order.windows(2) {

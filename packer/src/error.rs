@@ -14,7 +14,7 @@ pub enum PackError {
     BadElf { path: PathBuf, reason: String },
     #[error("{}: is {kind}, not an executable program", path.display())]
     NotExecutable { path: PathBuf, kind: &'static str },
-    #[error("{}: built for {machine}; mgo-pack packs x86-64 programs", path.display())]
+    #[error("{}: built for {machine}; mgo-pack packs x86-64 and arm64 programs", path.display())]
     WrongArch { path: PathBuf, machine: String },
     #[error("level {level} is given twice: {} and {}", first.display(), second.display())]
     DuplicateLevel {
@@ -22,7 +22,11 @@ pub enum PackError {
         first: PathBuf,
         second: PathBuf,
     },
-    #[error("`{0}` is not a level: use v1, v2, v3 or v4, as in `v3=./app.v3`")]
+    #[error(
+        "`{0}` is not a level: use v1, v2, v3 or v4 for x86-64 (as in `v3=./app.v3`), or v8.0 to \
+         v8.9 or v9.0 to v9.5 with optional `,lse` and `,crypto` for arm64 (as in \
+         `v8.1,lse=./app.arm64`)"
+    )]
     BadLevel(String),
     #[error("more than four inputs without a level: name the levels as `vN=PATH`")]
     TooManyInputs,
@@ -125,6 +129,30 @@ pub enum PackError {
     /// `--compress` or `MGO_COMPRESS` holds something that is not a compression mode.
     #[error(transparent)]
     CompressionSpec(#[from] crate::compress::CompressionSpecError),
+    /// A level of the other architecture: `v3=` for an arm64 program, `v8.0=` for an x86-64 one.
+    #[error(
+        "{}: {level} is not an {arch} level, and this is an {arch} program; name {arch} levels \
+         as Go does: v1..v4 for x86-64, v8.0..v9.5 with `,lse`/`,crypto` for arm64 \
+         (as in `v8.1,lse=PATH`)",
+        path.display()
+    )]
+    LevelNotForArch {
+        path: PathBuf,
+        level: String,
+        arch: &'static str,
+    },
+    #[error(
+        "{} is an {first_arch} program but {} is an {other_arch} program; a bundle holds builds \
+         for one architecture: pack each architecture into its own bundle",
+        first.display(),
+        other.display()
+    )]
+    MixedArch {
+        first: PathBuf,
+        first_arch: &'static str,
+        other: PathBuf,
+        other_arch: &'static str,
+    },
 }
 
 impl PackError {

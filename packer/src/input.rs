@@ -1,8 +1,9 @@
 //! Reading and vetting one input variant.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
-use goblin::elf::header::{EM_X86_64, ET_CORE, ET_DYN, ET_EXEC, ET_REL};
+use goblin::elf::header::{EM_AARCH64, EM_X86_64, ET_CORE, ET_DYN, ET_EXEC, ET_REL};
 use goblin::elf::program_header::PT_INTERP;
 use mgo_format::Arch;
 
@@ -11,7 +12,8 @@ use crate::PackError;
 /// One build of the program, at one level.
 #[derive(Clone, Debug)]
 pub struct Variant {
-    /// x86-64 level code, 1..=4 (`GOAMD64=vN`).
+    /// Level code (mgo_format::level): 1..=4 for x86-64 (`GOAMD64=vN`), an arm64 code for
+    /// arm64 (`GOARM64=v8.1,lse`); it must be a level of `arch`.
     pub level: u32,
     pub arch: Arch,
     pub bytes: Vec<u8>,
@@ -43,6 +45,13 @@ impl Variant {
                 })?
             }
         };
+        if !mgo_format::level::is_valid(arch, level) {
+            return Err(PackError::LevelNotForArch {
+                path: path.to_path_buf(),
+                level: level_name(level).to_string(),
+                arch: arch_name(arch),
+            });
+        }
         Ok(Variant {
             level,
             arch,
@@ -95,14 +104,19 @@ fn check_executable(path: &Path, bytes: &[u8]) -> Result<Arch, PackError> {
         path: path.into(),
         reason: e.to_string(),
     })?;
-    if !elf.is_64 || !elf.little_endian || elf.header.e_machine != EM_X86_64 {
+    let arch = match elf.header.e_machine {
+        EM_X86_64 => Some(Arch::X86_64),
+        EM_AARCH64 => Some(Arch::Aarch64),
+        _ => None,
+    };
+    let Some(arch) = arch.filter(|_| elf.is_64 && elf.little_endian) else {
         let machine = goblin::elf::header::machine_to_str(elf.header.e_machine);
         let bits = if elf.is_64 { 64 } else { 32 };
         return Err(PackError::WrongArch {
             path: path.into(),
             machine: format!("{machine} ({bits}-bit)"),
         });
-    }
+    };
     match elf.header.e_type {
         ET_EXEC => {}
         ET_DYN => {
@@ -145,16 +159,69 @@ fn check_executable(path: &Path, bytes: &[u8]) -> Result<Arch, PackError> {
             kind: "an ELF file without an entry point",
         });
     }
-    Ok(Arch::X86_64)
+    Ok(arch)
 }
 
-/// Parses `v1`..`v4`.
+/// Parses a level as Go's setting spells it: `v1`..`v4` (x86-64, `GOAMD64`) or `v8.0`..`v9.5`
+/// with `,lse` and `,crypto` (arm64, `GOARM64`). The two never collide, so a level can be parsed
+/// before the file it belongs to is read; [`Variant::from_bytes`] then checks that it is a level
+/// of the file's architecture.
 pub fn parse_level(text: &str) -> Result<u32, PackError> {
-    mgo_format::level::parse_x86_64(text.as_bytes())
+    let bytes = text.as_bytes();
+    mgo_format::level::parse_x86_64(bytes)
+        .or_else(|| mgo_format::level::parse_aarch64(bytes))
         .ok_or_else(|| PackError::BadLevel(text.to_string()))
 }
 
-/// `v1`..`v4`.
+/// A level's name as Go's setting spells it: `v3` (x86-64) or `v8.2,lse` (arm64); `v?` for a
+/// code that is neither.
 pub fn level_name(level: u32) -> &'static str {
-    mgo_format::level::x86_64_name(level)
+    use mgo_format::level::{name, Aarch64Level};
+    // The 34 arm64 names, made once: callers keep names as long as they like.
+    static AARCH64_NAMES: OnceLock<Vec<(u32, &'static str)>> = OnceLock::new();
+    let names = AARCH64_NAMES.get_or_init(|| {
+        let mut names: Vec<(u32, &'static str)> = Vec::new();
+        for (major, minors) in [(8, 0..=9), (9, 0..=5)] {
+            for minor in minors {
+                for (lse, crypto) in [(false, false), (false, true), (true, false), (true, true)] {
+                    let Some(level) = Aarch64Level::new(major, minor, lse, crypto) else {
+                        continue;
+                    };
+                    let code = level.code();
+                    if names.iter().all(|&(c, _)| c != code) {
+                        let text = name(Arch::Aarch64, code).as_str().to_owned();
+                        names.push((code, Box::leak(text.into_boxed_str())));
+                    }
+                }
+            }
+        }
+        names
+    });
+    names
+        .iter()
+        .find(|&&(code, _)| code == level)
+        .map_or_else(|| mgo_format::level::x86_64_name(level), |&(_, n)| n)
+}
+
+/// `x86-64` or `arm64`, as messages name an architecture.
+pub(crate) fn arch_name(arch: Arch) -> &'static str {
+    match arch {
+        Arch::X86_64 => "x86-64",
+        Arch::Aarch64 => "arm64",
+    }
+}
+
+/// The one architecture all `variants` are built for: a bundle carries one launcher, so it
+/// cannot mix them.
+pub(crate) fn common_arch(variants: &[Variant]) -> Result<Arch, PackError> {
+    let first = variants.first().ok_or(PackError::NoInputs)?;
+    match variants.iter().find(|v| v.arch != first.arch) {
+        None => Ok(first.arch),
+        Some(other) => Err(PackError::MixedArch {
+            first: first.path.clone(),
+            first_arch: arch_name(first.arch),
+            other: other.path.clone(),
+            other_arch: arch_name(other.arch),
+        }),
+    }
 }

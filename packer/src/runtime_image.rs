@@ -4,11 +4,12 @@
 use mgo_format::Arch;
 
 static X86_64: &[u8] = include_bytes!("../../runtime/image/x86_64.elf");
+static AARCH64: &[u8] = include_bytes!("../../runtime/image/aarch64.elf");
 
 /// The launcher image for an architecture, if this packer carries one.
 pub fn for_arch(arch: Arch) -> Option<&'static [u8]> {
     match arch {
         Arch::X86_64 => Some(X86_64),
-        Arch::Aarch64 => None,
+        Arch::Aarch64 => Some(AARCH64),
     }
 }

@@ -1,12 +1,15 @@
 //! The environment variables mgo documents, read once from the launcher's environment and passed
 //! on to the program unchanged.
 
-use mgo_format::level;
+use mgo_format::{level, Arch};
+
+use crate::cpu::NATIVE;
 
 /// What the user asked of the launcher.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Switches {
-    /// `GOAMD64=vN`: run this level (or the highest packed one below it) whatever the CPU says.
+    /// `GOAMD64=vN` (x86-64) or `GOARM64=v8.2,lse` (arm64): run this level (or the best packed
+    /// one it includes) whatever the CPU says.
     pub forced_level: Option<u32>,
     /// `MGODEBUG=log`: say on stderr which variant starts, and why.
     pub log: bool,
@@ -27,23 +30,36 @@ pub enum LaunchPath {
     Direct,
 }
 
-/// `GOAMD64` was set to something that is not a level. Refusing beats guessing: the user asked
-/// for a specific variant and would otherwise silently get another one.
+/// `GOAMD64` (`GOARM64` on arm64) was set to something that is not a level. Refusing beats
+/// guessing: the user asked for a specific variant and would otherwise silently get another one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BadOverride;
 
 impl Switches {
     /// Reads the switches from `NAME=VALUE` environment strings. `MGODEBUG` is a comma-separated
     /// list, like `GODEBUG`; unknown words are ignored so that newer bundles' words do not break
-    /// older launchers. An empty `GOAMD64` counts as unset.
+    /// older launchers. An empty `GOAMD64` counts as unset. The override is the variable of the
+    /// launcher's own architecture: `GOAMD64` on x86-64, `GOARM64` on arm64.
     pub fn from_env<'a>(env: impl Iterator<Item = &'a [u8]>) -> Result<Switches, BadOverride> {
+        Switches::from_env_for(NATIVE, env)
+    }
+
+    /// [`Switches::from_env`] for a launcher running on `arch`.
+    pub fn from_env_for<'a>(
+        arch: Arch,
+        env: impl Iterator<Item = &'a [u8]>,
+    ) -> Result<Switches, BadOverride> {
         let mut switches = Switches::default();
+        let variable = level::variable(arch).as_bytes();
         for entry in env {
-            if let Some(value) = entry.strip_prefix(b"GOAMD64=") {
+            let override_value = entry
+                .strip_prefix(variable)
+                .and_then(|rest| rest.strip_prefix(b"="));
+            if let Some(value) = override_value {
                 if value.is_empty() {
                     continue;
                 }
-                switches.forced_level = Some(level::parse_x86_64(value).ok_or(BadOverride)?);
+                switches.forced_level = Some(level::parse(arch, value).ok_or(BadOverride)?);
             } else if let Some(value) = entry.strip_prefix(b"MGODEBUG=") {
                 for word in value.split(|&b| b == b',') {
                     match word {
@@ -96,6 +112,33 @@ mod tests {
             Switches::default()
         );
         assert_eq!(parse(&["GOAMD64="]).unwrap().forced_level, None);
+    }
+
+    fn parse_arm64(env: &[&str]) -> Result<Switches, BadOverride> {
+        Switches::from_env_for(Arch::Aarch64, env.iter().map(|s| s.as_bytes()))
+    }
+
+    #[test]
+    fn arm64_reads_goarm64_and_ignores_goamd64() {
+        let s = parse_arm64(&["GOAMD64=v3", "GOARM64=v8.1", "MGODEBUG=log"]).unwrap();
+        assert_eq!(s.forced_level, level::parse_aarch64(b"v8.1,lse"));
+        assert!(s.log);
+        assert_eq!(
+            parse_arm64(&["GOARM64=v8.0,crypto"]).unwrap().forced_level,
+            Some(0x0008_0001)
+        );
+        assert_eq!(parse_arm64(&["GOAMD64=v9"]).unwrap().forced_level, None);
+        assert_eq!(parse_arm64(&["GOARM64="]).unwrap().forced_level, None);
+        for bad in [
+            "GOARM64=v3",
+            "GOARM64=v8.10",
+            "GOARM64=v8.0,sve",
+            "GOARM64=8.0",
+        ] {
+            assert_eq!(parse_arm64(&[bad]), Err(BadOverride), "{bad}");
+        }
+        // On x86-64 GOARM64 means nothing.
+        assert_eq!(parse(&["GOARM64=v3"]).unwrap().forced_level, None);
     }
 
     #[test]

@@ -3,4 +3,5 @@
 
 pub mod checks;
 pub mod fixtures;
+pub mod fixtures_arm64;
 pub mod harness;

@@ -13,17 +13,57 @@ struct Image {
     arch: &'static str,
     target: &'static str,
     linker_script: &'static str,
-    /// Flags particular to this target.
+    /// Flags particular to this target, linker flags included.
     rustflags: &'static [&'static str],
 }
 
-const IMAGES: &[Image] = &[Image {
-    arch: "x86_64",
-    target: "x86_64-unknown-linux-gnu",
-    linker_script: "runtime/link/x86_64.ld",
-    // Baseline x86-64 so that the launcher itself runs on every CPU it may be asked to judge.
-    rustflags: &["-Ctarget-cpu=x86-64"],
-}];
+const IMAGES: &[Image] = &[
+    Image {
+        arch: "x86_64",
+        target: "x86_64-unknown-linux-gnu",
+        linker_script: "runtime/link/x86_64.ld",
+        rustflags: &[
+            // Baseline x86-64 so that the launcher itself runs on every CPU it may be asked to
+            // judge.
+            "-Ctarget-cpu=x86-64",
+            // Linked at a fixed address above 4 GiB (see the linker script) as a static, non-PIE
+            // executable; the code itself is position-independent, because x86-64's non-PIC code
+            // addresses data with 32-bit absolute addresses.
+            "-Crelocation-model=pie",
+            "-Clink-arg=-nostartfiles",
+            "-Clink-arg=-nostdlib",
+            "-Clink-arg=-no-pie",
+            "-Clink-arg=-static",
+            "-Clink-arg=-Wl,--build-id=none",
+            "-Clink-arg=-Wl,-z,norelro",
+        ],
+    },
+    Image {
+        arch: "aarch64",
+        target: "aarch64-unknown-linux-musl",
+        linker_script: "runtime/link/aarch64.ld",
+        rustflags: &[
+            // The target's baseline (Armv8.0, no LSE) so that the launcher runs on every CPU it
+            // may be asked to judge.
+            "-Ctarget-cpu=generic",
+            // arm64 code reaches anything within 4 GiB of itself PC-relative, so plain static
+            // code works at the launcher's address above 4 GiB.
+            "-Crelocation-model=static",
+            // rust-lld links for any target from this x86-64 host, without a cross toolchain; no
+            // musl start files or libraries: the launcher brings its own `_start` and needs no
+            // libc.
+            "-Clinker=rust-lld",
+            "-Clinker-flavor=ld.lld",
+            "-Clink-self-contained=no",
+            "-Clink-arg=-static",
+            "-Clink-arg=--build-id=none",
+            "-Clink-arg=-znorelro",
+            // arm64 kernels use 4, 16 or 64 KiB pages: lay segments out for the largest.
+            "-Clink-arg=-zmax-page-size=65536",
+            "-Clink-arg=-zcommon-page-size=65536",
+        ],
+    },
+];
 
 /// The decoder sets: each architecture's plain launcher (stored variants only) and, where listed,
 /// one image per codec, so that a bundle carries only the decoder it needs (docs/COMPRESSION.md).
@@ -141,7 +181,9 @@ fn c_sources(root: &Path) -> Result<Vec<(&'static str, PathBuf)>> {
             .iter()
             .find(|p| p["name"] == package)
             .and_then(|p| p["manifest_path"].as_str())
-            .with_context(|| format!("{package} is not in Cargo.lock (the packer depends on it)"))?;
+            .with_context(|| {
+                format!("{package} is not in Cargo.lock (the packer depends on it)")
+            })?;
         let path = Path::new(manifest)
             .parent()
             .context("manifest path")?
@@ -162,21 +204,17 @@ fn build(
         .map(PathBuf::from)
         .unwrap_or_else(|_| home().join(".cargo"));
     let script = root.join(image.linker_script);
-    let mut flags: Vec<String> = vec![
-        // Linked at a fixed address (see the linker script) as a static, non-PIE executable;
-        // the code itself is position-independent so that it can live above 4 GiB.
-        "-Crelocation-model=pie".into(),
-        "-Clink-arg=-nostartfiles".into(),
-        "-Clink-arg=-nostdlib".into(),
-        "-Clink-arg=-no-pie".into(),
-        "-Clink-arg=-static".into(),
-        "-Clink-arg=-Wl,--build-id=none".into(),
-        "-Clink-arg=-Wl,-z,norelro".into(),
-        format!("-Clink-arg=-Wl,-T,{}", script.display()),
+    let mut flags: Vec<String> = image.rustflags.iter().map(|s| s.to_string()).collect();
+    flags.extend([
+        // The C driver passes the script on with -Wl; rust-lld takes it directly.
+        if image.rustflags.contains(&"-Clinker=rust-lld") {
+            format!("-Clink-arg=-T{}", script.display())
+        } else {
+            format!("-Clink-arg=-Wl,-T,{}", script.display())
+        },
         format!("--remap-path-prefix={}=/mgo-pack", root.display()),
         format!("--remap-path-prefix={}=/cargo", cargo_home.display()),
-    ];
-    flags.extend(image.rustflags.iter().map(|s| s.to_string()));
+    ]);
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .current_dir(root)
         .args([
@@ -210,7 +248,11 @@ fn build(
         .status()
         .context("running cargo")?;
     if !status.success() {
-        bail!("building the {}{} launcher failed", image.arch, codec.suffix);
+        bail!(
+            "building the {}{} launcher failed",
+            image.arch,
+            codec.suffix
+        );
     }
     Ok(target_dir.join(image.target).join("launcher/mgo-launcher"))
 }

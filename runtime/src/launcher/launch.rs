@@ -1,9 +1,12 @@
 //! The launch itself: choose, copy into a memfd, exec.
 
-use mgo_format::{level, Bundle, Encoding, Entry, FormatError};
+use mgo_format::level::{self, LevelName};
+use mgo_format::{Arch, Bundle, Encoding, Entry, FormatError};
+use mgo_runtime::cpu::NATIVE;
 use mgo_runtime::message::{errno_name, Line};
+use mgo_runtime::select::{self, Limit};
 use mgo_runtime::switches::Switches;
-use mgo_runtime::{exit, select};
+use mgo_runtime::{cpu, exit};
 use rustix::fd::{AsFd, BorrowedFd};
 use rustix::io::Errno;
 
@@ -46,7 +49,13 @@ impl Failure {
         line.str("mgo: ");
         match *self {
             Failure::BadOverride => {
-                line.str("GOAMD64 must be v1, v2, v3 or v4 (or unset)");
+                line.str(match NATIVE {
+                    Arch::X86_64 => "GOAMD64 must be v1, v2, v3 or v4 (or unset)",
+                    Arch::Aarch64 => {
+                        "GOARM64 must be v8.0 to v8.9 or v9.0 to v9.5, optionally followed by \
+                         ,lse and ,crypto (or unset)"
+                    }
+                });
             }
             Failure::OwnFile(e) => {
                 line.str("cannot open the launcher's own executable (/proc/self/exe, AT_EXECFN, argv[0]): ");
@@ -56,8 +65,9 @@ impl Failure {
                 line.str("this bundle is damaged: ").str(e.message());
             }
             Failure::Corrupt(level) => {
-                line.str("this bundle is damaged: variant GOAMD64=")
-                    .str(level::x86_64_name(level))
+                line.str("this bundle is damaged: variant ")
+                    .str(SETTING)
+                    .push(level_name(level).as_bytes())
                     .str(" does not match its checksum; refusing to run it");
             }
             Failure::UnsupportedEncoding(encoding) => {
@@ -65,12 +75,20 @@ impl Failure {
                     .str(encoding.name())
                     .str(" variants; the bundle is damaged or was made by a different packer");
             }
-            Failure::NoVariant { lowest, cpu } => {
-                line.str("this program needs an x86-64-")
-                    .str(level::x86_64_name(lowest))
-                    .str(" CPU or better, but this CPU is x86-64-")
-                    .str(level::x86_64_name(cpu));
-            }
+            Failure::NoVariant { lowest, cpu } => match NATIVE {
+                Arch::X86_64 => {
+                    line.str("this program needs an x86-64-")
+                        .str(level::x86_64_name(lowest))
+                        .str(" CPU or better, but this CPU is x86-64-")
+                        .str(level::x86_64_name(cpu));
+                }
+                Arch::Aarch64 => {
+                    line.str("this program needs an arm64 CPU with GOARM64=")
+                        .push(level_name(lowest).as_bytes())
+                        .str(" or better, but this CPU supports GOARM64=")
+                        .push(level_name(cpu).as_bytes());
+                }
+            },
             Failure::Extract(e) => {
                 line.str("cannot write the variant to stdout: ");
                 errno(line, e);
@@ -87,6 +105,17 @@ impl Failure {
     }
 }
 
+/// A level's name as the launcher's own architecture spells it.
+fn level_name(level: u32) -> LevelName {
+    level::name(NATIVE, level)
+}
+
+/// `GOAMD64=` or `GOARM64=`, as one piece: messages name variants the way Go's setting does.
+const SETTING: &str = match NATIVE {
+    Arch::X86_64 => "GOAMD64=",
+    Arch::Aarch64 => "GOARM64=",
+};
+
 pub fn errno(line: &mut Line, e: Errno) {
     let raw = e.raw_os_error();
     match errno_name(raw) {
@@ -102,17 +131,16 @@ pub fn run(start: &StartInfo) -> Result<i32, Failure> {
     let file = own_file::map(&fd).map_err(Failure::OwnFile)?;
     let bundle = Bundle::parse_file(file.bytes).map_err(Failure::Bundle)?;
 
-    let (cap, forced) = match switches.forced_level {
-        Some(level) => (level, true),
-        None => (mgo_runtime::cpu::detect_level(), false),
+    let limit = match switches.forced_level {
+        Some(level) => Limit::forced(level),
+        None => cpu::detect(|key| start.aux(key)),
     };
-    let chosen =
-        select::highest_at_most(bundle.entries().map(|e| e.level), cap).ok_or_else(|| {
-            Failure::NoVariant {
-                lowest: bundle.entries().map(|e| e.level).min().unwrap_or(0),
-                cpu: cap,
-            }
-        })?;
+    let chosen = select::best_fit(bundle.entries().map(|e| e.level), &limit).ok_or_else(|| {
+        Failure::NoVariant {
+            lowest: bundle.entries().map(|e| e.level).min().unwrap_or(0),
+            cpu: limit.level(),
+        }
+    })?;
     let entry = bundle.entry(chosen).map_err(Failure::Bundle)?;
     if !decode::supports(entry.encoding) {
         return Err(Failure::UnsupportedEncoding(entry.encoding));
@@ -127,7 +155,7 @@ pub fn run(start: &StartInfo) -> Result<i32, Failure> {
     }
     let ready = || {
         if switches.log {
-            log_choice(&entry, cap, forced);
+            log_choice(&entry, &limit, switches.forced_level);
             direct::log_path(true, None);
         }
     };
@@ -146,27 +174,32 @@ pub fn run(start: &StartInfo) -> Result<i32, Failure> {
     let fill = |target: &_| decode::write_variant(target, &bundle, &entry);
     let ready = || {
         if switches.log {
-            log_choice(&entry, cap, forced);
+            log_choice(&entry, &limit, switches.forced_level);
             direct::log_path(false, refused);
         }
     };
     Err(exec::launch(start, &entry, fill, ready, switches.log))
 }
 
-fn log_choice(entry: &Entry, cap: u32, forced: bool) {
+fn log_choice(entry: &Entry, limit: &impl Limit, forced: Option<u32>) {
     let mut why = Line::new();
     why.str("[mgo] launcher: ");
-    if forced {
-        why.str("GOAMD64=")
-            .str(level::x86_64_name(cap))
+    if let Some(level) = forced {
+        why.str(SETTING)
+            .push(level_name(level).as_bytes())
             .str(" set in the environment");
     } else {
-        why.str("CPU supports x86-64-").str(level::x86_64_name(cap));
+        match NATIVE {
+            Arch::X86_64 => why.str("CPU supports x86-64-"),
+            Arch::Aarch64 => why.str("CPU supports GOARM64="),
+        };
+        why.push(level_name(limit.level()).as_bytes());
     }
     write_stderr(why.finish());
     let mut line = Line::new();
-    line.str("[mgo] launcher: starting variant GOAMD64=")
-        .str(level::x86_64_name(entry.level));
+    line.str("[mgo] launcher: starting variant ")
+        .str(SETTING)
+        .push(level_name(entry.level).as_bytes());
     write_stderr(line.finish());
 }
 

@@ -1,0 +1,432 @@
+//! arm64 programs for the end-to-end tests, and a way to run them on this x86-64 host.
+//!
+//! The programs: `tests/fixtures/goprobe` built with `GOARCH=arm64` (Go 1.19 knows no `GOARM64`,
+//! so that is a v8.0 build), and `tests/fixtures/cprobe.c` built with Debian's cross compiler at
+//! several `-march` levels, each told the level it stands for (`-DPROBE_LEVEL`) so that its
+//! report says which variant the launcher chose. Two small oracle programs execute one LSE
+//! atomic and the crypto instructions respectively: whether they run under a QEMU CPU model is
+//! what that model really implements, independently of what the launcher concludes.
+//!
+//! Running them: `qemu-aarch64 -cpu MODEL` runs the launcher, and the launcher's `execve` of the
+//! chosen variant goes back to the host kernel, which cannot run an arm64 program by itself.
+//! [`Qemu`] therefore runs everything inside a private user namespace whose own `binfmt_misc`
+//! (Linux 6.7 and later mount one per user namespace) hands arm64 executables to
+//! `qemu-aarch64` with the flags `P` (keep `argv[0]`) and `O` (open the program for QEMU: the
+//! memfd is close-on-exec, so QEMU could not open it by path). Nothing outside the namespace
+//! changes. The re-executed QEMU takes its CPU model from `QEMU_CPU`, which [`Qemu`] sets to the
+//! same model, so the program runs on the CPU the launcher judged.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::thread;
+
+use crate::fixtures::{fixtures_dir, workspace_root};
+
+/// The emulator (Debian package `qemu-user`).
+pub const QEMU: &str = "qemu-aarch64";
+/// Debian's cross compiler (package `gcc-aarch64-linux-gnu`).
+pub const CROSS_CC: &str = "aarch64-linux-gnu-gcc";
+
+/// The C probe builds: the level each stands for and the `-march` it is compiled with.
+pub const C_PROBE_LEVELS: &[(&str, &str)] = &[
+    ("v8.0", "armv8-a+nocrypto"),
+    ("v8.0,crypto", "armv8-a+crypto"),
+    ("v8.0,lse", "armv8-a+lse+nocrypto"),
+    ("v8.0,lse,crypto", "armv8-a+lse+crypto"),
+    ("v8.1,lse", "armv8.1-a+nocrypto"),
+    ("v8.2,lse,crypto", "armv8.2-a+crypto"),
+    ("v8.3,lse", "armv8.3-a+nocrypto"),
+    ("v8.4,lse,crypto", "armv8.4-a+crypto"),
+    ("v9.0,lse", "armv9-a+nocrypto"),
+];
+
+/// A built arm64 program and the level it is packed as.
+#[derive(Clone, Debug)]
+pub struct Arm64Build {
+    /// As `GOARM64` spells it: `v8.2,lse,crypto`.
+    pub level: &'static str,
+    pub path: PathBuf,
+}
+
+/// `tests/fixtures/goprobe` for `GOARCH=arm64` (static, CGO off): a v8.0 build.
+pub fn go_probe_arm64() -> &'static Path {
+    static CELL: OnceLock<PathBuf> = OnceLock::new();
+    CELL.get_or_init(|| {
+        let src = workspace_root().join("tests/fixtures/goprobe");
+        let key = format!(
+            "GOARCH=arm64 go build -trimpath -buildvcs=false\n{}\nsources {:016x}",
+            tool_line("go", &["version"]),
+            hash_files(&[src.join("main.go"), src.join("go.mod")]),
+        );
+        let dir = fixtures_dir();
+        let outputs = cached("goprobe-arm64", &key, &["v8.0"], |_, out| {
+            let mut cmd = Command::new("go");
+            cmd.args(["build", "-trimpath", "-buildvcs=false", "-o"])
+                .arg(out)
+                .arg(".")
+                .current_dir(&src)
+                .env("GOOS", "linux")
+                .env("GOARCH", "arm64")
+                .env("CGO_ENABLED", "0")
+                .env("GOFLAGS", "-mod=mod -modcacherw")
+                .env("GOPROXY", "off")
+                .env("GO111MODULE", "on")
+                .env("GOWORK", "off")
+                .env("GOENV", "off")
+                .env("GOTOOLCHAIN", "local")
+                .env("GOCACHE", dir.join("gocache"))
+                .env("GOPATH", dir.join("gopath"));
+            run(cmd, "goprobe arm64");
+        });
+        outputs.into_iter().next().expect("one output")
+    })
+}
+
+/// `tests/fixtures/cprobe.c` for each of [`C_PROBE_LEVELS`], static, in that order.
+pub fn c_probes_arm64() -> &'static [Arm64Build] {
+    static CELL: OnceLock<Vec<Arm64Build>> = OnceLock::new();
+    CELL.get_or_init(|| {
+        let src = workspace_root().join("tests/fixtures/cprobe.c");
+        let levels: Vec<&str> = C_PROBE_LEVELS.iter().map(|(l, _)| *l).collect();
+        let key = format!(
+            "{CROSS_CC} -O2 -static -march=... -DPROBE_LEVEL=...\n{C_PROBE_LEVELS:?}\n{}\n\
+             sources {:016x}",
+            tool_line(CROSS_CC, &["--version"]),
+            hash_files(std::slice::from_ref(&src)),
+        );
+        let outputs = cached("cprobe-arm64", &key, &levels, |level, out| {
+            let march = C_PROBE_LEVELS
+                .iter()
+                .find(|(l, _)| *l == level)
+                .map(|(_, m)| *m)
+                .expect("known level");
+            let mut cmd = Command::new(CROSS_CC);
+            cmd.args(["-O2", "-static", &format!("-march={march}")])
+                .arg(format!("-DPROBE_LEVEL=\"{level}\""))
+                .arg("-o")
+                .arg(out)
+                .arg(&src);
+            run(cmd, &format!("cprobe arm64 {level}"));
+        });
+        levels
+            .iter()
+            .zip(outputs)
+            .map(|(level, path)| Arm64Build { level, path })
+            .collect()
+    })
+}
+
+/// The C probe built for `level` (one of [`C_PROBE_LEVELS`]).
+pub fn c_probe_arm64(level: &str) -> &'static Arm64Build {
+    c_probes_arm64()
+        .iter()
+        .find(|b| b.level == level)
+        .unwrap_or_else(|| panic!("no C probe for {level}"))
+}
+
+/// One LSE atomic (`-march=armv8.1-a`): exits 0 where the CPU implements FEAT_LSE, dies by
+/// SIGILL where it does not.
+const LSE_ORACLE: &str = "\
+static long counter;
+int main(void) { return __atomic_fetch_add(&counter, 1, __ATOMIC_SEQ_CST) != 0; }
+";
+
+/// AES, PMULL, SHA1 and SHA256 instructions (`+crypto`), the four `,crypto` stands for.
+const CRYPTO_ORACLE: &str = "\
+#include <arm_neon.h>
+int main(void) {
+    uint8x16_t r = vaeseq_u8(vdupq_n_u8(1), vdupq_n_u8(2));
+    poly128_t p = vmull_p64(3, 5);
+    uint32x4_t h = vsha256hq_u32(vdupq_n_u32(1), vdupq_n_u32(2), vdupq_n_u32(3));
+    uint32_t s = vsha1h_u32(4);
+    return (vgetq_lane_u8(r, 0) + (int)(p & 1) + vgetq_lane_u32(h, 0) + s) == 12345;
+}
+";
+
+/// Prints `AT_HWCAP` and `AT_HWCAP2` as the C library reads them (`getauxval`), as
+/// `hwcap=0x...` and `hwcap2=0x...` lines.
+const HWCAP_REPORT: &str = "\
+#include <stdio.h>
+#include <sys/auxv.h>
+int main(void) {
+    printf(\"hwcap=%#lx\\nhwcap2=%#lx\\n\", getauxval(AT_HWCAP), getauxval(AT_HWCAP2));
+    return 0;
+}
+";
+
+/// The LSE oracle, the crypto oracle and the HWCAP reporter, in that order.
+pub fn oracles() -> &'static [PathBuf; 3] {
+    static CELL: OnceLock<[PathBuf; 3]> = OnceLock::new();
+    CELL.get_or_init(|| {
+        let key = format!(
+            "{CROSS_CC} -O2 -static\n{LSE_ORACLE}\n{CRYPTO_ORACLE}\n{HWCAP_REPORT}\n{}",
+            tool_line(CROSS_CC, &["--version"])
+        );
+        let parts = ["lse", "crypto", "hwcap"];
+        let outputs = cached("oracle-arm64", &key, &parts, |which, out| {
+            let (source, march) = match which {
+                "lse" => (LSE_ORACLE, "armv8.1-a"),
+                "crypto" => (CRYPTO_ORACLE, "armv8-a+crypto"),
+                _ => (HWCAP_REPORT, "armv8-a"),
+            };
+            let c = PathBuf::from(format!("{}.c", out.display()));
+            fs::write(&c, source).unwrap_or_else(|e| panic!("writing {}: {e}", c.display()));
+            let mut cmd = Command::new(CROSS_CC);
+            cmd.args(["-O2", "-static", &format!("-march={march}"), "-o"])
+                .arg(out)
+                .arg(&c);
+            run(cmd, &format!("{which} oracle"));
+        });
+        [outputs[0].clone(), outputs[1].clone(), outputs[2].clone()]
+    })
+}
+
+/// How arm64 programs are run here: `qemu-aarch64 -cpu MODEL` inside a user namespace whose
+/// `binfmt_misc` sends arm64 executables to QEMU again (see the module documentation).
+#[derive(Clone, Debug)]
+pub struct Qemu {
+    model: String,
+}
+
+/// Registers QEMU for arm64 ELF executables (`EM_AARCH64`, `ET_EXEC` or `ET_DYN`) in the
+/// namespace's own binfmt_misc, then runs the command given after the script.
+const SANDBOX_SCRIPT: &str = r#"set -e
+mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+printf ':mgo-aarch64:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00:\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff:%s:PO' "$QEMU_PATH" >/proc/sys/fs/binfmt_misc/register
+unset QEMU_PATH
+exec "$@"
+"#;
+
+impl Qemu {
+    pub fn new(model: &str) -> Qemu {
+        Qemu {
+            model: model.to_string(),
+        }
+    }
+
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    /// Why arm64 programs cannot run here, if they cannot: no QEMU, or no private binfmt_misc
+    /// (it needs user namespaces and Linux 6.7). Checked once, by running a real arm64 program
+    /// through a real exec.
+    pub fn unavailable() -> Option<&'static str> {
+        static CELL: OnceLock<Option<String>> = OnceLock::new();
+        CELL.get_or_init(|| {
+            let Some(qemu) = find_in_path(QEMU) else {
+                return Some(format!(
+                    "{QEMU} is not installed (Debian package qemu-user)"
+                ));
+            };
+            // An arm64 program exec'd from an x86-64 shell: only binfmt_misc can run it.
+            let probe = &oracles()[2];
+            let out = Command::new("unshare")
+                .args(["--user", "--map-root-user", "--mount", "sh", "-c"])
+                .arg(SANDBOX_SCRIPT)
+                .arg("sh")
+                .arg(probe)
+                .env("QEMU_PATH", &qemu)
+                .env("QEMU_CPU", "max")
+                .output();
+            match out {
+                Ok(out) if out.status.success() => None,
+                Ok(out) => Some(format!(
+                    "cannot register {QEMU} in a private binfmt_misc (user namespaces and Linux \
+                     6.7 or later are needed): {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )),
+                Err(e) => Some(format!("cannot run unshare (util-linux): {e}")),
+            }
+        })
+        .as_deref()
+    }
+
+    /// `qemu-aarch64 -cpu MODEL PROGRAM` in the sandbox, with a clean environment holding only
+    /// `PATH` and `QEMU_CPU` (which the program sees too: QEMU passes its environment on).
+    pub fn command(&self, program: &Path) -> Command {
+        self.sandboxed(
+            &[
+                qemu_path().as_os_str(),
+                "-cpu".as_ref(),
+                self.model.as_ref(),
+            ],
+            program,
+        )
+    }
+
+    /// [`Qemu::command`] with QEMU's `-strace`: the launcher's system calls on stderr (not the
+    /// program's: the QEMU that binfmt_misc starts for it traces nothing).
+    pub fn command_traced(&self, program: &Path) -> Command {
+        let qemu = qemu_path();
+        let args = [
+            qemu.as_os_str(),
+            "-strace".as_ref(),
+            "-cpu".as_ref(),
+            self.model.as_ref(),
+        ];
+        self.sandboxed(&args, program)
+    }
+
+    /// `PROGRAM` exec'd as is in the sandbox, as on an arm64 machine: binfmt_misc starts QEMU
+    /// for it (with the model from `QEMU_CPU`).
+    pub fn command_direct(&self, program: &Path) -> Command {
+        self.sandboxed(&[], program)
+    }
+
+    fn sandboxed(&self, before: &[&std::ffi::OsStr], program: &Path) -> Command {
+        let mut cmd = Command::new("unshare");
+        cmd.args(["--user", "--map-root-user", "--mount", "sh", "-c"])
+            .arg(SANDBOX_SCRIPT)
+            .arg("sh")
+            .args(before)
+            .arg(program)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("QEMU_PATH", qemu_path())
+            .env("QEMU_CPU", &self.model)
+            .stdin(std::process::Stdio::null());
+        cmd
+    }
+
+    /// `qemu-aarch64 -cpu MODEL PROGRAM` without the sandbox: the program runs, but anything it
+    /// execs fails (the host kernel cannot run arm64 code).
+    pub fn command_without_binfmt(&self, program: &Path) -> Command {
+        let mut cmd = Command::new(QEMU);
+        cmd.args(["-cpu", &self.model])
+            .arg(program)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .stdin(std::process::Stdio::null());
+        cmd
+    }
+
+    /// Whether `program` exits 0 on this model (an oracle dies by SIGILL when it does not).
+    pub fn runs(&self, program: &Path) -> bool {
+        self.command_without_binfmt(program)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+
+    /// `AT_HWCAP` and `AT_HWCAP2` as this model reports them to programs.
+    pub fn hwcaps(&self) -> (u64, u64) {
+        let out = self
+            .command_without_binfmt(&oracles()[2])
+            .output()
+            .expect("running the HWCAP reporter");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let word = |key: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| u64::from_str_radix(v.trim_start_matches("0x"), 16).ok())
+                .unwrap_or_else(|| panic!("no {key} in the HWCAP report: {text}"))
+        };
+        (word("hwcap="), word("hwcap2="))
+    }
+}
+
+fn qemu_path() -> PathBuf {
+    find_in_path(QEMU).unwrap_or_else(|| PathBuf::from(QEMU))
+}
+
+fn find_in_path(tool: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(tool))
+        .find(|p| p.is_file())
+}
+
+/// The first line `tool args` prints, which identifies the toolchain in a stamp.
+fn tool_line(tool: &str, args: &[&str]) -> String {
+    match Command::new(tool).args(args).output() {
+        Ok(out) => String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string(),
+        Err(e) => panic!(
+            "`{tool}` cannot run ({e}); the arm64 fixtures need it: run scripts/install-deps.sh"
+        ),
+    }
+}
+
+fn run(mut cmd: Command, what: &str) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("building {what}: cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "building {what} failed ({}): {cmd:?}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Makes sure `<fixtures>/bin/<name>-<part>` exist for every part and were built as `key` says,
+/// building them (in parallel) under a lock that other test processes wait on. Outputs are
+/// replaced by rename, never rewritten in place, since another process may be running them.
+fn cached(
+    name: &str,
+    key: &str,
+    parts: &[&str],
+    build: impl Fn(&str, &Path) + Sync,
+) -> Vec<PathBuf> {
+    let dir = fixtures_dir();
+    let bin = dir.join("bin");
+    fs::create_dir_all(&bin).unwrap_or_else(|e| panic!("creating {}: {e}", bin.display()));
+    let outputs: Vec<PathBuf> = parts
+        .iter()
+        .map(|part| bin.join(format!("{name}-{}", part.replace(',', "_"))))
+        .collect();
+    let lock_path = dir.join(format!("{name}.lock"));
+    let lock = File::create(&lock_path)
+        .unwrap_or_else(|e| panic!("creating {}: {e}", lock_path.display()));
+    lock.lock()
+        .unwrap_or_else(|e| panic!("locking {}: {e}", lock_path.display()));
+    let stamp = dir.join(format!("{name}.stamp"));
+    if fs::read_to_string(&stamp).ok().as_deref() == Some(key)
+        && outputs.iter().all(|p| p.is_file())
+    {
+        return outputs;
+    }
+    let _ = fs::remove_file(&stamp);
+    thread::scope(|scope| {
+        for (part, out) in parts.iter().zip(&outputs) {
+            let build = &build;
+            scope.spawn(move || {
+                // Appended, not set: the level names have dots of their own.
+                let tmp = PathBuf::from(format!("{}.tmp", out.display()));
+                let _ = fs::remove_file(&tmp);
+                build(part, &tmp);
+                fs::rename(&tmp, out).unwrap_or_else(|e| {
+                    panic!("renaming {} to {}: {e}", tmp.display(), out.display())
+                });
+            });
+        }
+    });
+    let tmp = stamp.with_extension("stamp.tmp");
+    fs::write(&tmp, key).unwrap_or_else(|e| panic!("writing {}: {e}", tmp.display()));
+    fs::rename(&tmp, &stamp).unwrap_or_else(|e| panic!("writing {}: {e}", stamp.display()));
+    outputs
+}
+
+/// FNV-1a over the files' names and contents (stable across Rust releases, unlike
+/// `DefaultHasher`: the stamp outlives the test binary that wrote it).
+fn hash_files(paths: &[PathBuf]) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325_u64;
+    for path in paths {
+        let data = fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        let name = path
+            .file_name()
+            .map(|n| n.as_encoded_bytes())
+            .unwrap_or(b"");
+        for &b in name.iter().chain([0u8].iter()).chain(&data) {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    hash
+}
