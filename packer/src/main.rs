@@ -71,6 +71,11 @@ struct PackArgs {
     /// MGO_COMPRESS (mgo's syntax: g1..g9, z1..z22, Z1..Z22). See docs/COMPRESSION.md.
     #[arg(long, value_name = "MODE")]
     compress: Option<String>,
+    /// How the launcher starts the program: `direct` maps it from the bundle (default; a variant
+    /// it cannot map is copied), `memfd` copies it into a memfd and execs that, as mgo does.
+    /// MGODEBUG=direct or MGODEBUG=memfd overrides it at run time. See docs/ARCHITECTURE.md.
+    #[arg(long, value_name = "PATH", value_parser = ["direct", "memfd"], default_value = "direct")]
+    launch: String,
     /// The variants: `vN=PATH`, or `PATH` (see Levels below).
     #[arg(value_name = "INPUT", required = true)]
     inputs: Vec<String>,
@@ -165,6 +170,10 @@ fn pack(args: &PackArgs, verbosity: Verbosity) -> Result<ExitCode, PackError> {
     let options = PackOptions {
         force: args.force,
         compression: mgo_pack::Compression::resolve_with_env(args.compress.as_deref())?,
+        launch: match args.launch.as_str() {
+            "memfd" => mgo_pack::Launch::Memfd,
+            _ => mgo_pack::Launch::Direct,
+        },
     };
     let mut progress = cli::Progress::new(verbosity);
     let on_terminal = progress.on_terminal();

@@ -90,6 +90,8 @@ pub struct PackOptions {
     pub force: bool,
     /// How the variants are stored (docs/COMPRESSION.md).
     pub compression: crate::Compression,
+    /// How the launcher starts them (docs/ARCHITECTURE.md, "Launch paths").
+    pub launch: crate::Launch,
 }
 
 /// How a packed variant's level was settled.
@@ -219,8 +221,9 @@ impl<'a> Packer<'a> {
             variants: variants.len(),
             compression: self.options.compression,
         });
-        let bundle_options =
-            crate::BundleOptions::default().with_compression(self.options.compression);
+        let bundle_options = crate::BundleOptions::default()
+            .with_compression(self.options.compression)
+            .with_launch(self.options.launch);
         let bytes = crate::build_bundle_with(&variants, &bundle_options)?;
         Ok(Packed {
             bytes,

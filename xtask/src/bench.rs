@@ -24,8 +24,8 @@ use mgo_format::{Bundle, Encoding};
 
 use crate::workspace_root;
 
-const USAGE: &str = "usage: cargo xtask bench [--quick] [--fixtures NAME,...] [--modes MODE,...] \
-                     [--out FILE]\n  fixtures: hello probe cmd-go cmd-go-cgo c-static c-dynamic\n  \
+const USAGE: &str = "usage: cargo xtask bench [--quick] [--nice N] [--fixtures NAME,...] \
+                     [--modes MODE,...] [--out FILE]\n  fixtures: hello probe cmd-go cmd-go-cgo c-static c-dynamic\n  \
                      modes: stored g9 z19 Z19 (compressed ones when the packer supports them)";
 
 /// Levels in the order every variant array uses.
@@ -69,6 +69,9 @@ const QUICK: Effort = Effort {
 
 struct Opts {
     quick: bool,
+    /// Niceness for the measuring tools (`nice -n N`), so that other work on the machine
+    /// disturbs the timings less; reported with the results.
+    nice: Option<i32>,
     fixtures: Option<Vec<String>>,
     modes: Option<Vec<String>>,
     out: PathBuf,
@@ -78,6 +81,7 @@ impl Opts {
     fn parse(args: &[String], root: &Path) -> Result<Opts> {
         let mut opts = Opts {
             quick: false,
+            nice: None,
             fixtures: None,
             modes: None,
             out: root.join("docs/BENCHMARKS.md"),
@@ -91,6 +95,10 @@ impl Opts {
             };
             match arg.as_str() {
                 "--quick" => opts.quick = true,
+                "--nice" => {
+                    let n = value("--nice")?;
+                    opts.nice = Some(n.parse().with_context(|| format!("--nice {n}"))?);
+                }
                 "--fixtures" => {
                     opts.fixtures =
                         Some(value("--fixtures")?.split(',').map(String::from).collect())
@@ -236,6 +244,7 @@ impl Fixture {
 pub fn main(args: &[String]) -> Result<()> {
     let root = workspace_root();
     let opts = Opts::parse(args, &root)?;
+    let _ = NICE.set(opts.nice);
     let effort = if opts.quick { QUICK } else { FULL };
     let started = Instant::now();
     for tool in ["hyperfine", "go", "gcc"] {
@@ -325,6 +334,9 @@ pub fn main(args: &[String]) -> Result<()> {
     eprintln!("bench: decode throughput");
     let decode = decode_throughput(&root, &work, &fixtures, effort)?;
 
+    eprintln!("bench: profile of the memfd path");
+    let profile = profile_memfd(&root, &work, &fixtures, effort);
+
     let runtime_images = runtime_images(&root)?;
     let report = Report {
         opts: &opts,
@@ -337,6 +349,7 @@ pub fn main(args: &[String]) -> Result<()> {
         memory: &memory,
         shmem: shmem.as_ref(),
         decode: &decode,
+        profile: &profile,
         unsupported_modes: &unsupported_modes,
         runtime_images: &runtime_images,
         elapsed: started.elapsed(),
@@ -554,6 +567,21 @@ fn pack(
     let dir = work.join("bundles");
     std::fs::create_dir_all(&dir)?;
     let rel = PathBuf::from(format!("target/bench/bundles/{}.{mode}", fixture.spec.name));
+    // Compressing cmd/go four times at level 19 takes minutes: a bundle is packed again only when
+    // the packer or an input changed.
+    let mut inputs = vec![root.join(packer)];
+    inputs.extend(fixture.variants.iter().map(|v| root.join(v)));
+    let key = format!("{mode}\n{:016x}", hash_files(&inputs)?);
+    let stamp = root.join(format!("{}.stamp", rel.display()));
+    if std::fs::read_to_string(&stamp).is_ok_and(|s| s == key) {
+        if let Ok(bytes) = std::fs::read(root.join(&rel)) {
+            if Bundle::parse_file(&bytes).is_ok() {
+                eprintln!("bench:   {} is up to date", rel.display());
+                return Ok(Some(packed(mode, rel, bytes.len())));
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&stamp);
     let mut cmd = Command::new(root.join(packer));
     cmd.current_dir(root).arg("-o").arg(&rel);
     for (level, variant) in LEVELS.iter().zip(&fixture.variants) {
@@ -590,14 +618,20 @@ fn pack(
         bytes.len(),
         pack_time.as_secs_f64()
     );
-    Ok(Some(Packed {
+    std::fs::write(&stamp, key)?;
+    Ok(Some(packed(mode, rel, bytes.len())))
+}
+
+/// A packed bundle whose chosen entry is filled in later, once the chosen level is known.
+fn packed(mode: &'static str, path: PathBuf, size: usize) -> Packed {
+    Packed {
         mode,
-        path: rel,
-        size: bytes.len() as u64,
+        path,
+        size: size as u64,
         encoding: Encoding::Stored,
         stored_len: 0,
         original_len: 0,
-    }))
+    }
 }
 
 fn fill_entry(root: &Path, packed: &mut Packed, level: u32) -> Result<()> {
@@ -765,7 +799,7 @@ fn time_fixture(
     for round in 0..effort.rounds {
         example_commands.clear();
         for group in &groups {
-            let mut cmd = bench_env(Command::new("hyperfine"));
+            let mut cmd = bench_env(tool("hyperfine"));
             cmd.current_dir(root)
                 .env("MGODEBUG", group.env)
                 .args(["-N", "--style", "none"])
@@ -851,6 +885,21 @@ fn time_fixture(
     })
 }
 
+/// `--nice`: set once, read wherever a measuring tool is started.
+static NICE: std::sync::OnceLock<Option<i32>> = std::sync::OnceLock::new();
+
+/// A measuring tool (hyperfine, perf, the maxrss helper), under `nice` when asked.
+fn tool(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    match NICE.get().copied().flatten() {
+        Some(n) => {
+            let mut cmd = Command::new("nice");
+            cmd.arg("-n").arg(n.to_string()).arg(program);
+            cmd
+        }
+        None => Command::new(program),
+    }
+}
+
 /// The environment every measured program gets: small and the same for all commands.
 fn bench_env(mut cmd: Command) -> Command {
     cmd.env_clear()
@@ -878,7 +927,7 @@ fn peak_memory(root: &Path, fixture: &Fixture, effort: Effort) -> Result<Vec<Mem
     let mut measure = |label: String, program: &Path, mgodebug: Option<&str>| -> Result<()> {
         let mut samples = Vec::new();
         for _ in 0..effort.memory_runs {
-            let mut cmd = bench_env(Command::new(root.join("target/bench/bin/maxrss")));
+            let mut cmd = bench_env(tool(root.join("target/bench/bin/maxrss")));
             cmd.current_dir(root)
                 .arg(program)
                 .args(args)
@@ -1108,7 +1157,7 @@ fn decode_throughput(
     }
     let mut pooled: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for _ in 0..effort.rounds {
-        let mut cmd = bench_env(Command::new("hyperfine"));
+        let mut cmd = bench_env(tool("hyperfine"));
         cmd.current_dir(root)
             .env("MGODEBUG", "extract")
             .env("GOAMD64", &level)
@@ -1165,6 +1214,123 @@ fn decode_throughput(
         result.note = Some("the `zstd` command is not installed: no libzstd reference".into());
     }
     Ok(result)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Profile
+
+/// Where a memfd launch spends its time, from `perf record` (software clock, kernel included).
+struct Profile {
+    command: Option<String>,
+    /// Share of all samples taken in the launcher (before its exec) and in the program.
+    launcher_share: f64,
+    program_share: f64,
+    /// The launcher's hottest symbols: share of the launcher's samples, symbol.
+    symbols: Vec<(f64, String)>,
+    note: Option<String>,
+}
+
+fn profile_memfd(root: &Path, work: &Path, fixtures: &[Fixture], effort: Effort) -> Profile {
+    let mut profile = Profile {
+        command: None,
+        launcher_share: 0.0,
+        program_share: 0.0,
+        symbols: Vec::new(),
+        note: None,
+    };
+    if which("perf").is_none() {
+        profile.note = Some("not measured: `perf` is not installed".into());
+        return profile;
+    }
+    // The largest static program shows the copy best.
+    let Some((fixture, bundle)) = fixtures
+        .iter()
+        .filter(|f| !f.dynamic)
+        .filter_map(|f| f.bundle("stored").map(|b| (f, b)))
+        .max_by_key(|(_, b)| b.original_len)
+    else {
+        profile.note = Some("not measured: no stored bundle of a static program".into());
+        return profile;
+    };
+    let data = work.join("perf.data");
+    let launches = (effort.rounds * effort.runs).max(20);
+    let mut line = bundle.path.display().to_string();
+    for arg in fixture.spec.args {
+        write!(line, " {arg}").unwrap();
+    }
+    let script = format!("for i in $(seq {launches}); do {line} >/dev/null; done");
+    let shown = format!(
+        "MGODEBUG=memfd perf record -e cpu-clock -F 10000 -o perf.data -- sh -c '{script}'\n\
+         perf report -i perf.data --stdio --no-children --sort comm,sym"
+    );
+    let recorded = bench_env(tool("perf"))
+        .current_dir(root)
+        .env("MGODEBUG", "memfd")
+        .args(["record", "-q", "-e", "cpu-clock", "-F", "10000", "-o"])
+        .arg(&data)
+        .args(["--", "sh", "-c", &script])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if !recorded.is_ok_and(|s| s.success()) {
+        profile.note = Some("not measured: `perf record` failed (perf_event_paranoid?)".into());
+        return profile;
+    }
+    let report = Command::new("perf")
+        .args([
+            "report",
+            "--stdio",
+            "--no-children",
+            "--sort",
+            "comm,sym",
+            "-i",
+        ])
+        .arg(&data)
+        .output();
+    let Ok(report) = report else {
+        profile.note = Some("not measured: `perf report` failed".into());
+        return profile;
+    };
+    // The launcher runs under the bundle's file name; after the exec the program's name is the
+    // memfd's (Linux 6.14 and later) or the descriptor number.
+    let launcher_comm: String = bundle
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().chars().take(15).collect())
+        .unwrap_or_default();
+    let mut launcher = Vec::new();
+    let (mut launcher_total, mut program_total) = (0.0, 0.0);
+    for text in String::from_utf8_lossy(&report.stdout).lines() {
+        let mut words = text.split_whitespace();
+        let (Some(share), Some(comm)) = (words.next(), words.next()) else {
+            continue;
+        };
+        let Some(share) = share.strip_suffix('%').and_then(|v| v.parse::<f64>().ok()) else {
+            continue;
+        };
+        let symbol = words.collect::<Vec<_>>().join(" ");
+        if comm == launcher_comm {
+            launcher_total += share;
+            launcher.push((share, symbol));
+        } else if comm != "sh" && comm != "seq" {
+            program_total += share;
+        }
+    }
+    launcher.sort_by(|a, b| b.0.total_cmp(&a.0));
+    profile.symbols = launcher
+        .into_iter()
+        .take(12)
+        .map(|(share, symbol)| (share / launcher_total * 100.0, symbol))
+        .collect();
+    profile.launcher_share = launcher_total;
+    profile.program_share = program_total;
+    profile.command = Some(format!(
+        "{} ({}, {launches} launches)\n{shown}",
+        fixture.spec.name,
+        bundle.path.display()
+    ));
+    let _ = std::fs::remove_file(&data);
+    profile
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1225,7 +1391,10 @@ impl Machine {
                 ),
                 (
                     "Launcher image built with",
-                    read(image.to_str().unwrap_or("")),
+                    read(image.to_str().unwrap_or(""))
+                        .lines()
+                        .collect::<Vec<_>>()
+                        .join("; "),
                 ),
                 ("Load average before (1, 5, 15 min)", load_before),
                 ("Load average after", load_average()),
@@ -1267,6 +1436,7 @@ struct Report<'a> {
     memory: &'a [Vec<MemoryRow>],
     shmem: Option<&'a Vec<InstanceRow>>,
     decode: &'a DecodeResult,
+    profile: &'a Profile,
     unsupported_modes: &'a [&'static str],
     runtime_images: &'a [(String, u64)],
     elapsed: Duration,
@@ -1280,18 +1450,29 @@ impl Report<'_> {
         writeln!(s, "# Benchmarks\n").unwrap();
         writeln!(
             s,
-            "Written by `cargo xtask bench{}` (in {:.0} s); do not edit by hand, run it again. \
+            "Written by `cargo xtask bench{}{}` (in {:.0} s); do not edit by hand, run it again. \
              Times are medians of {samples} runs per command ({} interleaved rounds of {}, after \
              {} warm-up runs each), pooled across rounds; the spread column is the middle half \
              of the runs (25th to 75th percentile). Ratios divide a median by the median of the \
              same program run directly.\n",
             if self.opts.quick { " --quick" } else { "" },
+            self.opts
+                .nice
+                .map_or(String::new(), |n| format!(" --nice {n}")),
             self.elapsed.as_secs_f64(),
             e.rounds,
             e.runs,
             e.warmup
         )
         .unwrap();
+        if let Some(n) = self.opts.nice {
+            writeln!(
+                s,
+                "hyperfine, perf and the memory helper ran under `nice -n {n}`, ahead of other \
+                 work on the machine; the programs they start inherit it.\n"
+            )
+            .unwrap();
+        }
         if self.opts.quick {
             writeln!(
                 s,
@@ -1306,14 +1487,126 @@ impl Report<'_> {
         }
         writeln!(s).unwrap();
 
+        self.render_targets(&mut s);
         self.render_fixtures(&mut s);
         self.render_startup(&mut s);
         self.render_floor(&mut s);
         self.render_sizes(&mut s);
         self.render_memory(&mut s);
+        self.render_profile(&mut s);
         self.render_decode(&mut s);
         self.render_commands(&mut s, root);
         s
+    }
+
+    /// The targets the issues set, against this run's figures (wall-clock median ratios).
+    fn render_targets(&self, s: &mut String) {
+        let ratio = |fixture: &str, kind: Kind, path: &str| -> Option<(f64, String)> {
+            let (f, t) = self
+                .fixtures
+                .iter()
+                .zip(self.timings)
+                .find(|(f, _)| f.spec.name == fixture)?;
+            let _ = f;
+            let row = t.rows.iter().find(|r| {
+                r.kind == kind && (kind == Kind::Floor || r.label.ends_with(&format!(" {path}")))
+            })?;
+            Some((
+                median(&row.times) / t.direct(),
+                row.path.clone().unwrap_or_default(),
+            ))
+        };
+        let size = |fixture: &str, mode: &str| -> Option<f64> {
+            let f = self.fixtures.iter().find(|f| f.spec.name == fixture)?;
+            let one = std::fs::metadata(workspace_root().join(&f.variants[0]))
+                .ok()?
+                .len();
+            Some(f.bundle(mode)?.size as f64 / one as f64)
+        };
+        let mut rows: Vec<(String, f64, Option<f64>, String)> = Vec::new();
+        let mut time = |what: &str, fixture: &str, kind: Kind, path: &str, limit: f64| {
+            let got = ratio(fixture, kind, path);
+            let note = got.as_ref().map_or(String::new(), |(_, p)| p.clone());
+            rows.push((what.to_string(), limit, got.map(|g| g.0), note));
+        };
+        time(
+            "memfd path, stored, hello",
+            "hello",
+            Kind::Bundle("stored"),
+            "memfd",
+            1.8,
+        );
+        time(
+            "memfd path, stored, cmd/go",
+            "cmd-go",
+            Kind::Bundle("stored"),
+            "memfd",
+            2.4,
+        );
+        for f in self.fixtures {
+            time(
+                &format!("direct path, {}", f.spec.name),
+                f.spec.name,
+                Kind::Bundle("stored"),
+                "direct",
+                1.05,
+            );
+        }
+        time(
+            "compressed z19, cmd/go",
+            "cmd-go",
+            Kind::Bundle("z19"),
+            "memfd",
+            8.0,
+        );
+        time(
+            "compressed Z19, cmd/go",
+            "cmd-go",
+            Kind::Bundle("Z19"),
+            "memfd",
+            8.0,
+        );
+        time(
+            "compressed g9, cmd/go",
+            "cmd-go",
+            Kind::Bundle("g9"),
+            "memfd",
+            12.0,
+        );
+        writeln!(s, "## Targets\n").unwrap();
+        writeln!(
+            s,
+            "Start-up as the ratio of the bundle's median to the variant run directly; sizes as \
+             the ratio of the bundle to one plain (v1) build. \"Floor\" rows of the memfd path \
+             are in the table further down.\n"
+        )
+        .unwrap();
+        writeln!(s, "| target | at most | measured | met | path taken |").unwrap();
+        writeln!(s, "|---|---:|---:|---|---|").unwrap();
+        for (what, limit, got, path) in rows {
+            let (measured, met) = match got {
+                Some(g) => (
+                    format!("{g:.2}x"),
+                    if g <= limit { "yes" } else { "**no**" },
+                ),
+                None => ("not measured".to_string(), ""),
+            };
+            writeln!(s, "| {what} | {limit:.2}x | {measured} | {met} | {path} |").unwrap();
+        }
+        for (what, fixture, mode, limit) in [
+            ("size Z19, cmd/go (four variants)", "cmd-go", "Z19", 1.45),
+            ("size Z19, probe (four variants)", "probe", "Z19", 2.0),
+        ] {
+            let (measured, met) = match size(fixture, mode) {
+                Some(g) => (
+                    format!("{g:.2}x"),
+                    if g <= limit { "yes" } else { "**no**" },
+                ),
+                None => ("not measured".to_string(), ""),
+            };
+            writeln!(s, "| {what} | {limit:.2}x | {measured} | {met} | |").unwrap();
+        }
+        writeln!(s).unwrap();
     }
 
     fn render_fixtures(&self, s: &mut String) {
@@ -1582,6 +1875,33 @@ impl Report<'_> {
             }
             writeln!(s).unwrap();
         }
+    }
+
+    fn render_profile(&self, s: &mut String) {
+        writeln!(s, "## Where the memfd path's time goes\n").unwrap();
+        let p = self.profile;
+        if let Some(note) = &p.note {
+            writeln!(s, "{note}.\n").unwrap();
+        }
+        let Some(command) = &p.command else {
+            return;
+        };
+        writeln!(
+            s,
+            "`perf record` (software clock, kernel included) over launches of the stored bundle \
+             of the largest static fixture with `MGODEBUG=memfd`. Of all samples, {:.0}% are in \
+             the launcher (before its exec, including the kernel's work for its system calls \
+             and page faults) and {:.0}% in the program. The launcher's hottest symbols, as \
+             shares of the launcher's samples (`[k]` kernel, `[.]` user space, that is the \
+             launcher's own code: CPU detection, parsing, hashing):\n",
+            p.launcher_share, p.program_share
+        )
+        .unwrap();
+        writeln!(s, "| share | symbol |\n|---:|---|").unwrap();
+        for (share, symbol) in &p.symbols {
+            writeln!(s, "| {share:.1}% | `{symbol}` |").unwrap();
+        }
+        writeln!(s, "\n```sh\n# {command}\n```\n").unwrap();
     }
 
     fn render_decode(&self, s: &mut String) {
