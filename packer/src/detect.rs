@@ -2,8 +2,9 @@
 //! and a mislabelled input is caught before it ships.
 //!
 //! Two records are read:
-//! - Go build information (`go version -m` shows it): `build GOAMD64=vN`. Go 1.18 introduced
-//!   `GOAMD64`; a Go program that records no such setting was built for v1.
+//! - Go build information (`go version -m` shows it): `build GOAMD64=vN` on x86-64, `build
+//!   GOARM64=v8.2,lse` on arm64. Go 1.18 introduced `GOAMD64`; a Go program that records no such
+//!   setting was built for v1. Go 1.23 introduced `GOARM64`; without it the level is unknown.
 //! - The GNU property note (`.note.gnu.property`, segment `PT_GNU_PROPERTY`) with
 //!   `GNU_PROPERTY_X86_ISA_1_NEEDED`: one bit per level the program needs. gcc 12 and binutils
 //!   2.40 (Debian 12) put only the baseline bit there, whatever `-march` says, because it comes
@@ -118,6 +119,9 @@ impl fmt::Display for Declared {
                 } else {
                     write!(f, "its Go build info has no {variable} setting")?;
                 }
+                if self.level.is_none() && *variable == "GOARM64" {
+                    write!(f, " (Go records one since 1.23)")?;
+                }
                 match self.level {
                     Some(level) => write!(f, ", so {}", crate::level_name(level)),
                     None => Ok(()),
@@ -203,15 +207,18 @@ fn go_build_info(elf: &Elf, program: &[u8], machine: u16) -> Option<Declared> {
     })
 }
 
-/// The level of a Go program that records no setting: Go's default, v1 on x86-64. arm64 levels
-/// are not read from build info (Go 1.23 introduced GOARM64): they are given explicitly.
+/// The level of a Go program that records no setting. On x86-64 that is v1: Go records GOAMD64
+/// since it introduced it (1.18), and before that there was only v1 code. On arm64 it is unknown:
+/// Go before 1.23 records no GOARM64 because it had none, so its builds may be given any level.
 fn default_level(machine: u16) -> Option<u32> {
     (machine == EM_X86_64).then_some(1)
 }
 
+/// A recorded `GOAMD64` or `GOARM64` value (`v3`, `v8.2,lse`) as a level code.
 fn parse_setting(machine: u16, value: &[u8]) -> Option<u32> {
     match machine {
         EM_X86_64 => mgo_format::level::parse_x86_64(value),
+        EM_AARCH64 => mgo_format::level::parse_aarch64(value),
         _ => None,
     }
 }
@@ -340,6 +347,18 @@ mod tests {
         assert_eq!(level_from_isa_bits(0b0101), Some(3));
         assert_eq!(level_from_isa_bits(0b1111), Some(4));
         assert_eq!(level_from_isa_bits(0b1000), Some(4));
+    }
+
+    #[test]
+    fn settings_are_read_as_the_architecture_spells_them() {
+        assert_eq!(parse_setting(EM_X86_64, b"v3"), Some(3));
+        assert_eq!(parse_setting(EM_X86_64, b"v8.2,lse"), None);
+        let arm = parse_setting(EM_AARCH64, b"v8.2,lse");
+        assert!(arm.is_some());
+        assert_eq!(arm, mgo_format::level::parse_aarch64(b"v8.2,lse"));
+        assert_eq!(parse_setting(EM_AARCH64, b"v3"), None);
+        assert_eq!(default_level(EM_X86_64), Some(1));
+        assert_eq!(default_level(EM_AARCH64), None);
     }
 
     #[test]
