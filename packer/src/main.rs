@@ -27,6 +27,7 @@ Levels: `vN=PATH` packs PATH as vN. Inputs without `vN=` take the level their fi
 (Go build info `GOAMD64=vN`; a GNU property note `x86 ISA needed: x86-64-vN`) when every one of
 them records one, in any order; otherwise they are v1, v2, v3, v4 in the order given. A level
 given or implied by position that contradicts the file's own is refused unless --force.
+arm64 programs take GOARM64 levels, named as Go spells them: `v8.0=PATH`, `v8.2,lse=PATH`.
 
 Exit status: 0 done; 1 an input, a level, the output or a file operation failed;
 2 usage error; 3 not a bundle, or a damaged bundle (inspect, extract, verify).";
@@ -35,8 +36,9 @@ Exit status: 0 done; 1 an input, a level, the output or a file operation failed;
 const EXIT_FAILURE: u8 = 1;
 const EXIT_BAD_BUNDLE: u8 = 3;
 
-/// Pack x86-64 builds of one program (GOAMD64=v1..v4, or any ELF executable built per level)
-/// into a single executable that runs the best one for the CPU it starts on.
+/// Pack builds of one program for several CPU levels (GOAMD64=v1..v4 on x86-64, GOARM64 on
+/// arm64, or any ELF executable built per level) into a single executable that runs the best one
+/// for the CPU it starts on.
 #[derive(Parser, Debug)]
 #[command(
     name = "mgo-pack",
@@ -94,7 +96,7 @@ enum Command {
     /// Write one packed variant out, byte-identical to the file it was packed from.
     Extract {
         bundle: PathBuf,
-        /// The level to extract: v1, v2, v3 or v4.
+        /// The level to extract: v1..v4 (x86-64), or as GOARM64 spells it (arm64: v8.2,lse).
         #[arg(long, value_name = "vN", value_parser = level_arg)]
         variant: u32,
         /// Where to write it (mode 0755); `-` for stdout.
@@ -106,7 +108,8 @@ enum Command {
 }
 
 fn level_arg(text: &str) -> Result<u32, String> {
-    parse_level(text).map_err(|_| "use v1, v2, v3 or v4".to_string())
+    parse_level(text)
+        .map_err(|_| "use v1..v4 (x86-64), or v8.0..v9.5 with ,lse and ,crypto (arm64)".to_string())
 }
 
 fn main() -> ExitCode {
