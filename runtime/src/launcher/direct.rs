@@ -114,23 +114,32 @@ pub fn try_launch(
     if !wanted || entry.encoding != Encoding::Stored {
         return None;
     }
-    let page_mask = bundle.arch.page_align() as usize - 1;
+    // munmap rounds a length up to the page itself; rounding here to the architecture's largest
+    // page could reach into a neighbouring mapping on a kernel with smaller pages.
+    let file_view = (file.as_ptr() as usize, file.len());
+    let region = (
+        bundle.arch.payload_vaddr() as usize,
+        bundle.header.region_len as usize,
+    );
     let source = Source {
         fd,
         data,
         file_offset: (data.as_ptr() as usize - file.as_ptr() as usize) as u64,
-        leftovers: [
-            (
-                file.as_ptr() as usize,
-                (file.len() + page_mask) & !page_mask,
-            ),
-            (
-                bundle.arch.payload_vaddr() as usize,
-                (bundle.header.region_len as usize + page_mask) & !page_mask,
-            ),
-        ],
+        leftovers: [spare_code(file_view), spare_code(region)],
     };
     Some(launch(start, &source, bundle.arch.elf_machine(), ready))
+}
+
+/// A leftover range, or nothing if the range holds the launcher's own code (were the launcher's
+/// view of its file ever the kernel's mapping of the image, unmapping it would pull the code
+/// out from under the final jump).
+fn spare_code((start, len): (usize, usize)) -> (usize, usize) {
+    let code = jump as *const () as usize;
+    if start <= code && code - start < len {
+        (0, 0)
+    } else {
+        (start, len)
+    }
 }
 
 /// Where the variant lies, and what the program should not inherit.
@@ -142,7 +151,8 @@ pub struct Source<'a> {
     /// Offset of `data` in the file.
     pub file_offset: u64,
     /// Mappings that are the launcher's alone (its view of the bundle file, the payload region
-    /// the kernel mapped), released on the way into the program: (address, length).
+    /// the kernel mapped), released on the way into the program: (address, length); a zero
+    /// length releases nothing.
     pub leftovers: [(usize, usize); 2],
 }
 
