@@ -443,3 +443,45 @@ fn missing_interpreter_falls_back_to_the_memfd() {
     assert_eq!(out.status.code(), Some(126), "{err}");
     assert!(err.lines().last().unwrap().starts_with("mgo: "), "{err}");
 }
+
+/// On arm64 the direct path is the only one that starts a program under plain qemu-user: the
+/// memfd path's exec of a foreign binary needs binfmt_misc, mapping it does not.
+#[test]
+fn arm64_programs_start_under_qemu_user() {
+    use mgo_tests::fixtures_arm64::{c_probe_arm64, go_probe_arm64, QEMU};
+    if Command::new(QEMU).arg("--version").output().is_err() {
+        println!("SKIPPED: {QEMU} is not installed (Debian package qemu-user)");
+        return;
+    }
+    let level = mgo_format::level::parse_aarch64(b"v8.0").unwrap();
+    let dir = scratch("arm64", PATH);
+    for (name, program) in [
+        ("go", go_probe_arm64()),
+        ("c", c_probe_arm64("v8.0").path.as_path()),
+    ] {
+        let bundle = pack_with(&dir.join(name), &[(level, program)], PATH);
+        let out = run(Command::new(QEMU)
+            .arg(&bundle)
+            .args(["a", "b c"])
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("MGODEBUG", "log")
+            .env("PROBE_EXIT", "7"));
+        assert_eq!(out.status.code(), Some(7), "{name}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("[mgo] launcher: launch path direct\n"),
+            "{name}: {}",
+            stderr(&out)
+        );
+        let report = parse_report(&stdout(&out));
+        if name == "c" {
+            // (Go 1.19 records no GOARM64 setting for the probe to report.)
+            assert_eq!(report.get_str("level").unwrap(), "v8.0");
+        }
+        assert_eq!(
+            report.get_str_array("argv").unwrap()[1..],
+            ["a", "b c"],
+            "{name}"
+        );
+    }
+}
