@@ -14,11 +14,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 
 use mgo_format::{Arch, Bundle};
+use mgo_pack::Launch;
 use mgo_tests::fixtures::{go_probe, parse_report, Report};
 use mgo_tests::fixtures_arm64::{
     c_probe_arm64, c_probes_arm64, go_probe_arm64, oracles, Qemu, C_PROBE_LEVELS,
 };
-use mgo_tests::harness::{pack, scratch_dir, stderr, stdout};
+use mgo_tests::harness::{pack, pack_with, scratch_dir, stderr, stdout};
 
 fn level(name: &str) -> u32 {
     mgo_pack::parse_level(name).unwrap_or_else(|e| panic!("{name}: {e}"))
@@ -579,4 +580,62 @@ fn bundles_run_when_executed_directly() {
         report.get_str_array("argv").unwrap(),
         [bundle.to_str().unwrap(), "x y"]
     );
+}
+
+#[test]
+fn direct_launch_path_on_arm64() {
+    // The launcher maps a static variant from the bundle and jumps to it: no exec, so QEMU alone
+    // runs the whole launch, binfmt_misc or not.
+    let c_bundle = pack_with(
+        &scratch_dir("a64-direct-c").join("cprobe"),
+        &c_probes_arm64()
+            .iter()
+            .map(|b| (level(b.level), b.path.as_path()))
+            .collect::<Vec<_>>(),
+        Launch::Direct,
+    );
+    for (model, expected) in [
+        ("cortex-a53", "v8.0,crypto"),
+        ("cortex-a76", "v8.2,lse,crypto"),
+    ] {
+        let out = run(Qemu::new(model)
+            .command_without_binfmt(&c_bundle)
+            .arg("x y")
+            .env("MGODEBUG", "log")
+            .env("PROBE_EXIT", "7"));
+        assert_eq!(out.status.code(), Some(7), "{model}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.lines()
+                .any(|l| l == "[mgo] launcher: launch path direct"),
+            "{model}: {err}"
+        );
+        let report = parse_report(&stdout(&out));
+        assert_eq!(
+            report.get_str("level").as_deref(),
+            Some(expected),
+            "{model}"
+        );
+        assert_eq!(
+            report.get_str_array("argv").unwrap(),
+            [c_bundle.to_str().unwrap(), "x y"]
+        );
+    }
+    // A Go program too, with its signals and exit statuses.
+    let go = go_probe_arm64();
+    let go_bundle = pack_with(
+        &scratch_dir("a64-direct-go").join("probe"),
+        &[(level("v8.0"), go), (level("v8.1,lse"), go)],
+        Launch::Direct,
+    );
+    let qemu = Qemu::new("cortex-a76");
+    let out = run(qemu
+        .command_without_binfmt(&go_bundle)
+        .env("PROBE_EXIT", "42"));
+    assert_eq!(out.status.code(), Some(42), "{}", stderr(&out));
+    assert!(parse_report(&stdout(&out)).get_str_array("argv").is_some());
+    let out = run(qemu
+        .command_without_binfmt(&go_bundle)
+        .env("PROBE_SIGNAL", "TERM"));
+    assert_eq!(out.status.signal(), Some(15));
 }
