@@ -26,7 +26,8 @@ use crate::workspace_root;
 
 const USAGE: &str = "usage: cargo xtask bench [--quick] [--nice N] [--fixtures NAME,...] \
                      [--modes MODE,...] [--out FILE]\n  fixtures: hello probe cmd-go cmd-go-cgo c-static c-dynamic\n  \
-                     modes: stored g9 z19 Z19 (compressed ones when the packer supports them)";
+                     modes: stored g9 z19 Z19 z3 (compressed ones when the packer supports them; \
+                     default stored g9 z19 Z19, with --quick stored z3)";
 
 /// Levels in the order every variant array uses.
 const LEVELS: [&str; 4] = ["v1", "v2", "v3", "v4"];
@@ -34,7 +35,12 @@ const LEVELS: [&str; 4] = ["v1", "v2", "v3", "v4"];
 /// How a bundle's variants are encoded: `MGO_COMPRESS` values, `stored` meaning unset. Each
 /// compressed mode is measured only if the packer honours it (its bundle then holds entries that
 /// are not stored), so the list can stay ahead of the packer.
-const MODES: &[&str] = &["stored", "g9", "z19", "Z19"];
+const MODES: &[&str] = &["stored", "g9", "z19", "Z19", "z3"];
+
+/// What a run measures without `--modes`: mgo's strongest settings. `--quick` packs only a
+/// fast zstd level beside the stored bundles (level 19 takes minutes on `cmd/go`).
+const DEFAULT_MODES: &[&str] = &["stored", "g9", "z19", "Z19"];
+const QUICK_MODES: &[&str] = &["stored", "z3"];
 
 /// The launch paths the run-time override (`MGODEBUG=memfd|direct`) selects.
 const PATHS: &[&str] = &["memfd", "direct"];
@@ -260,10 +266,18 @@ pub fn main(args: &[String]) -> Result<()> {
     build_helpers(&root, &work)?;
     let floor = PathBuf::from("target/bench/bin/floor");
 
+    let defaults = if opts.quick {
+        QUICK_MODES
+    } else {
+        DEFAULT_MODES
+    };
     let wanted_modes: Vec<&'static str> = MODES
         .iter()
         .copied()
-        .filter(|m| opts.modes.as_ref().is_none_or(|w| w.iter().any(|x| x == m)))
+        .filter(|m| match &opts.modes {
+            Some(wanted) => wanted.iter().any(|x| x == m),
+            None => defaults.contains(m),
+        })
         .collect();
     let mut unsupported_modes = Vec::new();
     let mut fixtures = Vec::new();
