@@ -75,6 +75,7 @@ mod codec {
 #[cfg(any(feature = "zstd", feature = "deflate"))]
 mod codec {
     use core::ffi::c_void;
+    use core::sync::atomic::{AtomicI32, Ordering};
 
     use mgo_format::{content_hash, Bundle, Encoding, Entry};
     use rustix::fd::{BorrowedFd, OwnedFd};
@@ -205,31 +206,56 @@ mod codec {
     }
 
     /// The output pointer, shared by the threads; each writes only its frames' ranges.
-    struct Output(*mut u8);
+    struct Output {
+        ptr: *mut u8,
+        /// The first error from allocating the output's pages, if any.
+        errno: AtomicI32,
+    }
     // SAFETY: the frames' output ranges are disjoint (checked by `Frames::tile`), so threads
     // never write the same byte.
     unsafe impl Sync for Output {}
 
     impl Output {
         fn at(&self, offset: usize) -> *mut u8 {
-            self.0.wrapping_add(offset)
+            self.ptr.wrapping_add(offset)
         }
 
         /// Allocates the pages of `offset..offset + len` now, in one system call, instead of
         /// one page fault per page during decoding; each thread does it for its own frames, so
-        /// the kernel's page allocation and zeroing run in parallel too. Best effort: kernels
-        /// before 5.14 say EINVAL and the faults happen as usual.
-        fn populate(&self, offset: usize, len: usize) {
+        /// the kernel's page allocation and zeroing run in parallel too. It also turns a lack
+        /// of memory or space (a full tmpfs behind a file target) into an error here, where
+        /// decoding through the mapping would die of SIGBUS. Kernels before 5.14 answer EINVAL:
+        /// then the pages come with the writes, as usual.
+        fn populate(&self, offset: usize, len: usize) -> bool {
             let start = offset & !(PAGE - 1);
             let end = (offset + len).div_ceil(PAGE) * PAGE;
             // SAFETY: the range lies inside the mapping (its end rounded up to a page, which
             // the mapping covers); populating pages does not change their contents.
-            unsafe {
-                let _ = rustix::mm::madvise(
-                    self.0.wrapping_add(start).cast(),
+            let result = unsafe {
+                rustix::mm::madvise(
+                    self.ptr.wrapping_add(start).cast(),
                     end - start,
                     rustix::mm::Advice::LinuxPopulateWrite,
-                );
+                )
+            };
+            match result {
+                Ok(()) | Err(Errno::INVAL) => true,
+                Err(e) => {
+                    let _ = self.errno.compare_exchange(
+                        0,
+                        e.raw_os_error(),
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    );
+                    false
+                }
+            }
+        }
+
+        fn failure(&self) -> Option<Failure> {
+            match self.errno.load(Ordering::Relaxed) {
+                0 => None,
+                raw => Some(Failure::Copy(Errno::from_raw_os_error(raw))),
             }
         }
     }
@@ -259,7 +285,10 @@ mod codec {
         }
         let frames = frames.as_slice();
         let threads = par::threads_for(frames.len());
-        let output = Output(out.ptr);
+        let output = Output {
+            ptr: out.ptr,
+            errno: AtomicI32::new(0),
+        };
         let ok = match entry.encoding {
             #[cfg(feature = "deflate")]
             Encoding::Deflate => {
@@ -278,7 +307,9 @@ mod codec {
                     let Some(d) = decoders[slot] else {
                         return false;
                     };
-                    output.populate(f.dst, f.dst_len);
+                    if !output.populate(f.dst, f.dst_len) {
+                        return false;
+                    }
                     // SAFETY: the slot's decompressor serves only this thread; the frame's
                     // output range lies inside the mapping and no other job writes it.
                     unsafe {
@@ -298,7 +329,9 @@ mod codec {
                 let slots = Slots::new(threads, work).map_err(Failure::Copy)?;
                 let job = |slot: usize, i: usize| {
                     let f: &Frame = &frames[i];
-                    output.populate(f.dst, f.dst_len);
+                    if !output.populate(f.dst, f.dst_len) {
+                        return false;
+                    }
                     // SAFETY: the slot's workspace serves only this thread and is `work` bytes,
                     // page-aligned; the frame's output range lies inside the mapping and no other
                     // job writes it.
@@ -318,10 +351,10 @@ mod codec {
             #[cfg(not(feature = "zstd"))]
             _ => false,
         };
-        if ok {
-            Ok(())
-        } else {
-            Err(damaged)
+        match (ok, output.failure()) {
+            (true, _) => Ok(()),
+            (false, Some(failure)) => Err(failure),
+            (false, None) => Err(damaged),
         }
     }
 }
