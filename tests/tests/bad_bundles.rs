@@ -225,6 +225,10 @@ fn truncated_anywhere_in_the_region_is_refused() {
         let labels: Vec<String> = cuts.iter().map(|c| format!("{name}: cut at {c}")).collect();
         let outcomes = run_all(&dir, &cases);
         assert_refused(name, &labels, &outcomes, TRUNCATED);
+        note(&format!(
+            "bad_bundles: {name}: {} cuts in the region, all refused with status 122",
+            outcomes.len()
+        ));
     }
 }
 
@@ -307,6 +311,10 @@ fn flipped_bit_in_header_or_index_is_refused() {
         }
     }
     let outcomes = run_all(&dir, &cases);
+    note(&format!(
+        "bad_bundles: {} flipped bits in the region header and index",
+        outcomes.len()
+    ));
     assert_refused(
         "header/index",
         &labels,
@@ -369,6 +377,10 @@ fn flipped_bit_in_a_payload_is_never_executed() {
             let owned: Vec<Outcome> = o.into_iter().map(clone_outcome).collect();
             assert_refused(name, &l, &owned, &message);
         }
+        note(&format!(
+            "bad_bundles: {name}: {} flipped bits in payloads, all refused",
+            outcomes.len()
+        ));
     }
 }
 
