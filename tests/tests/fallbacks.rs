@@ -387,6 +387,16 @@ fn no_proc_in_a_mount_namespace() {
     }
     let bundle = c_bundle("fb-no-proc");
     let go = go_bundle("fb-no-proc-go");
+    // The same Go program on the direct path, which needs the bundle's own file descriptor.
+    let direct = mgo_tests::harness::pack_with(
+        &scratch_dir("fb-no-proc-direct").join("goprobe"),
+        &go_probe()
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (i as u32 + 1, p.as_path()))
+            .collect::<Vec<_>>(),
+        mgo_pack::Launch::Direct,
+    );
     let dir = scratch_dir("fb-no-proc-xdg");
     let expected = v(oracle_level(c_probe_dynamic()));
     let bin = bundle.parent().unwrap();
@@ -396,6 +406,7 @@ fn no_proc_in_a_mount_namespace() {
         run() { name=$1; shift; echo "case=$name"; "$@"; echo "status=$?"; }
         run plain "$B"
         run go "$G"
+        run direct env MGODEBUG=log "$DIRECT"
         run memfd-refused "$S" memfd_create=EPERM -- "$B"
         run by-name env PATH="$BIN:/usr/bin:/bin" "$S" --by-fd --argv0 cprobe -- "$B"
         run other-program env PATH=/usr/bin:/bin "$S" --by-fd --argv0 true -- "$B"
@@ -404,6 +415,7 @@ fn no_proc_in_a_mount_namespace() {
     let vars = [
         ("B", bundle.as_os_str()),
         ("G", go.as_os_str()),
+        ("DIRECT", direct.as_os_str()),
         ("BIN", bin.as_os_str()),
         ("S", OsStr::new(SECCOMP_RUN)),
         ("XDG_RUNTIME_DIR", dir.as_os_str()),
@@ -433,6 +445,14 @@ fn no_proc_in_a_mount_namespace() {
     let (report, status) = case("go");
     assert_eq!(status, 0, "{err}");
     assert_eq!(level(&report), v(oracle_level(go_probe())));
+    let (report, status) = case("direct");
+    assert_eq!(status, 0, "{err}");
+    assert_eq!(level(&report), v(oracle_level(go_probe())));
+    assert!(
+        err.lines()
+            .any(|l| l == "[mgo] launcher: launch path direct"),
+        "{err}"
+    );
     // No memfd and no /proc: the unnamed file cannot be reopened read-only through /proc, so a
     // private directory is used, and removed before the program runs.
     let (report, status) = case("memfd-refused");
