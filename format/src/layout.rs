@@ -51,11 +51,13 @@ impl Arch {
         }
     }
 
-    /// Virtual address at which the kernel maps the payload region. The runtime image is linked
-    /// below it, and both stay clear of where programs usually live (0x400000, PIE bases, the
-    /// mmap area), and below 2^39 so that 39-bit arm64 kernels can map them too.
+    /// Virtual address at which the kernel maps the payload region: 16 MiB above the launcher
+    /// (linked at 0x1000000000), both clear of where programs usually live (0x400000, PIE bases,
+    /// Go's heap hints from 0xc000000000, the mmap area) and below 2^39 so that 39-bit arm64
+    /// kernels map them too. Close to the launcher on purpose: qemu-user reserves the whole span
+    /// between an executable's lowest and highest segment (64 GiB cost it 400 MB per start).
     pub const fn payload_vaddr(self) -> u64 {
-        0x20_0000_0000
+        0x10_0100_0000
     }
 }
 

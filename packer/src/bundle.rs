@@ -11,7 +11,7 @@ use mgo_format::{
 };
 
 use crate::compress::{self, Compression};
-use crate::{PackError, Variant};
+use crate::{elf_sections, PackError, Variant};
 
 /// How the launcher starts the packed program (docs/ARCHITECTURE.md, "Launch paths").
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -125,8 +125,16 @@ pub fn build_bundle_with(
             reason: failure.reason,
         })?;
 
-    // Region layout: header, then each distinct content at a page boundary, then the index.
+    // Region layout: header, the base variant's Go build information (so that `go version -m`
+    // reads the bundle as it reads the program), then each distinct content at a page boundary,
+    // then the index.
     let mut region = vec![0u8; HEADER_LEN];
+    let buildinfo = elf_sections::go_buildinfo(&order[0].bytes).map(|blob| {
+        pad_to(&mut region, GO_BUILDINFO_ALIGN);
+        let at = region.len() as u64;
+        region.extend_from_slice(&blob);
+        (at, blob.len() as u64)
+    });
     let mut placed = Vec::with_capacity(contents.len());
     for (content, encoding) in encoded.iter().enumerate() {
         pad_to(&mut region, align);
@@ -199,7 +207,45 @@ pub fn build_bundle_with(
     let slot = spare_phdr_offset(image, arch.name())?;
     out[slot..slot + phdr.to_bytes().len()].copy_from_slice(&phdr.to_bytes());
     out.extend_from_slice(&region);
+    elf_sections::append_section_table(
+        &mut out,
+        image,
+        &region_sections(
+            region_offset,
+            region.len() as u64,
+            arch.payload_vaddr(),
+            buildinfo,
+        ),
+    )?;
     Ok(out)
+}
+
+/// Go's reader wants the build information blob 16-byte aligned.
+const GO_BUILDINFO_ALIGN: u64 = 16;
+
+/// Sections that together cover the whole payload region, so that `strip` and `objcopy` keep
+/// every byte of it: the region header, the optional `.go.buildinfo` copy, and the rest.
+fn region_sections(
+    offset: u64,
+    len: u64,
+    vaddr: u64,
+    buildinfo: Option<(u64, u64)>,
+) -> Vec<elf_sections::Section> {
+    let section = |name, start: u64, end: u64, align| elf_sections::Section {
+        name,
+        offset: offset + start,
+        addr: vaddr + start,
+        size: end - start,
+        align,
+    };
+    match buildinfo {
+        Some((at, size)) => vec![
+            section(".mgo.header", 0, at, 8),
+            section(".go.buildinfo", at, at + size, GO_BUILDINFO_ALIGN),
+            section(".mgo.payload", at + size, len, 8),
+        ],
+        None => vec![section(".mgo.payload", 0, len, 8)],
+    }
 }
 
 /// The file offset of the image's one spare (`PT_NULL`) program header.

@@ -36,6 +36,7 @@
 mod bundle;
 pub mod compress;
 pub mod detect;
+mod elf_sections;
 mod error;
 mod input;
 pub mod inspect;

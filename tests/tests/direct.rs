@@ -168,7 +168,7 @@ fn program_pages_are_the_bundle_files_own() {
     );
     assert!(!maps.contains("memfd"), "{maps}");
     // What the launcher leaves behind: its own two small segments, nothing of the payload region
-    // (0x2000000000) and no other view of the bundle file.
+    // (0x1001000000) and no other view of the bundle file.
     let launcher: Vec<&&str> = program.iter().filter(|l| l.starts_with("1000")).collect();
     assert_eq!(launcher.len(), 2, "{maps}");
     assert!(!maps.lines().any(|l| l.starts_with("2000000000")), "{maps}");
