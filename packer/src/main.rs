@@ -4,6 +4,7 @@
 //! subcommands read bundles back: `inspect`, `extract`, `verify`.
 
 mod cli;
+mod go_build;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ Examples:
   mgo-pack inspect app                          what a bundle holds (--json for scripts)
   mgo-pack extract app --variant v3 -o app.v3   one build back, byte for byte
   mgo-pack verify app                           decode every variant and check its hash
+  mgo-pack build -o app -trimpath ./cmd/app     go build for GOAMD64=v1..v4, then pack
 
 Levels: `vN=PATH` packs PATH as vN. Inputs without `vN=` take the level their file records
 (Go build info `GOAMD64=vN`; a GNU property note `x86 ISA needed: x86-64-vN`) when every one of
@@ -105,6 +107,18 @@ enum Command {
     },
     /// Decode every variant of a bundle and check its length and content hash.
     Verify { bundle: PathBuf },
+    /// mgo's build mode: `go build` once per GOAMD64 level (in parallel), then pack the four.
+    /// Takes go build's flags and packages, plus -o OUT, --compress and --launch anywhere;
+    /// MGO_COMPRESS applies as when packing.
+    Build {
+        /// `go build` flags and packages, with mgo-pack's -o, --compress and --launch.
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "GO BUILD ARGS"
+        )]
+        args: Vec<String>,
+    },
 }
 
 fn level_arg(text: &str) -> Result<u32, String> {
@@ -132,6 +146,7 @@ fn main() -> ExitCode {
             output,
         }) => extract(&bundle, variant, &output, verbosity),
         Some(Command::Verify { bundle }) => verify(&bundle, verbosity),
+        Some(Command::Build { args }) => return build(&args, verbosity),
     };
     match result {
         Ok(code) => code,
@@ -192,6 +207,38 @@ fn pack(args: &PackArgs, verbosity: Verbosity) -> Result<ExitCode, PackError> {
     }
     cli::report_pack(output, &packed, verbosity, on_terminal);
     Ok(ExitCode::SUCCESS)
+}
+
+fn build(args: &[String], verbosity: Verbosity) -> ExitCode {
+    let result = go_build::BuildArgs::parse(args)
+        .map_err(go_build::BuildError::Usage)
+        .and_then(|args| {
+            let options = PackOptions {
+                force: false,
+                compression: mgo_pack::Compression::resolve_with_env(args.compress.as_deref())
+                    .map_err(PackError::from)?,
+                launch: match args.launch.as_deref() {
+                    Some("memfd") => mgo_pack::Launch::Memfd,
+                    None | Some("direct") => mgo_pack::Launch::Direct,
+                    Some(other) => {
+                        return Err(go_build::BuildError::Usage(format!(
+                            "--launch takes direct or memfd, not `{other}`"
+                        )))
+                    }
+                },
+            };
+            go_build::run(&args, options, verbosity == Verbosity::Quiet)
+        });
+    match result {
+        Ok((output, packed)) => {
+            cli::report_pack(&output, &packed, verbosity, std::io::stderr().is_terminal());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("mgo-pack: error: {e}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
 }
 
 fn inspect(path: &Path, json: bool) -> Result<ExitCode, PackError> {
