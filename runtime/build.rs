@@ -14,6 +14,9 @@ use std::process::{Child, Command};
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    // The launcher's linker scripts reach rustc only as a -C link-arg, which cargo does not
+    // track: without this, an edited script leaves the old image in place.
+    println!("cargo:rerun-if-changed=link");
     println!("cargo:rerun-if-env-changed=MGO_ZSTD_SRC");
     println!("cargo:rerun-if-env-changed=MGO_LIBDEFLATE_SRC");
     let zstd = env::var_os("CARGO_FEATURE_ZSTD").is_some();
