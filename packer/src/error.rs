@@ -63,8 +63,6 @@ pub enum PackError {
     },
     #[error("{}: the output would overwrite one of the inputs", path.display())]
     OutputIsInput { path: PathBuf },
-    #[error("{}: the output would overwrite one of the inputs", path.display())]
-    OutputIsInput { path: PathBuf },
     #[error("the runtime image for {arch} is damaged: {reason}")]
     RuntimeImage {
         arch: &'static str,
@@ -120,15 +118,6 @@ pub enum PackError {
         level: String,
         encoding: &'static str,
     },
-    /// The compressor failed, or its output did not decode back to the input.
-    #[error(
-        "{}: compressing it failed: {reason}; pack it without compression (and report this)",
-        path.display()
-    )]
-    Compression { path: PathBuf, reason: String },
-    /// `--compress` or `MGO_COMPRESS` holds something that is not a compression mode.
-    #[error(transparent)]
-    CompressionSpec(#[from] crate::compress::CompressionSpecError),
     /// A level of the other architecture: `v3=` for an arm64 program, `v8.0=` for an x86-64 one.
     #[error(
         "{}: {level} is not an {arch} level, and this is an {arch} program; name {arch} levels \
@@ -153,6 +142,15 @@ pub enum PackError {
         other: PathBuf,
         other_arch: &'static str,
     },
+    /// The compressor failed, or its output did not decode back to the input.
+    #[error(
+        "{}: compressing it failed: {reason}; pack it without compression (and report this)",
+        path.display()
+    )]
+    Compression { path: PathBuf, reason: String },
+    /// `--compress` or `MGO_COMPRESS` holds something that is not a compression mode.
+    #[error(transparent)]
+    CompressionSpec(#[from] crate::compress::CompressionSpecError),
 }
 
 impl PackError {
