@@ -225,3 +225,42 @@ pub(crate) fn common_arch(variants: &[Variant]) -> Result<Arch, PackError> {
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_regular_files_are_read() {
+        let dir = std::env::temp_dir().join(format!("mgo-pack-input-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("fifo");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        // Reading the FIFO would wait for a writer forever: it is refused before it is opened.
+        let err = read_file(&fifo).unwrap_err();
+        assert!(
+            matches!(err, PackError::InputNotFile { kind: "a FIFO", .. }),
+            "{err}"
+        );
+        let err = Variant::read(&dir, Some(1)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                PackError::InputNotFile {
+                    kind: "a directory",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let file = dir.join("file");
+        std::fs::write(&file, b"bytes").unwrap();
+        assert_eq!(read_file(&file).unwrap(), b"bytes");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

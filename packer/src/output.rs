@@ -103,3 +103,67 @@ impl Drop for Temporary {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("mgo-pack-output-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn replaces_atomically_and_leaves_nothing_else() {
+        let dir = scratch("ok");
+        let out = dir.join("out");
+        std::fs::write(&out, b"old").unwrap();
+        write_executable(&out, b"new bytes").unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), b"new bytes");
+        let mode = std::fs::metadata(&out).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o755);
+        assert_eq!(names(&dir), ["out"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_regular_file_and_missing_directories() {
+        let dir = scratch("refused");
+        let fifo = dir.join("fifo");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        let err = write_executable(&fifo, b"x").unwrap_err();
+        assert!(
+            matches!(err, PackError::OutputNotFile { kind: "a FIFO", .. }),
+            "{err}"
+        );
+        let err = write_executable(&dir, b"x").unwrap_err();
+        assert!(matches!(err, PackError::OutputIsDirectory { .. }), "{err}");
+        let err = write_executable(&dir.join("missing/out"), b"x").unwrap_err();
+        assert!(matches!(err, PackError::OutputDir { .. }), "{err}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: cannot create the bundle in this directory: No such file or directory (os error 2)",
+                dir.join("missing").display()
+            )
+        );
+        assert_eq!(names(&dir), ["fifo"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
