@@ -1541,6 +1541,7 @@ impl Report<'_> {
             added_cpu: f64,
             path: String,
         }
+        // `mode` "floor" is the floor program rather than a bundle.
         let measure = |fixture: &str, mode: &'static str, path: &str| -> Option<Got> {
             let (_, t) = self
                 .fixtures
@@ -1548,10 +1549,10 @@ impl Report<'_> {
                 .zip(self.timings)
                 .find(|(f, _)| f.spec.name == fixture)?;
             let direct = t.row(Kind::Direct)?;
-            let row = t
-                .rows
-                .iter()
-                .find(|r| r.kind == Kind::Bundle(mode) && r.label.ends_with(&format!(" {path}")))?;
+            let row = t.rows.iter().find(|r| match mode {
+                "floor" => r.kind == Kind::Floor,
+                _ => r.kind == Kind::Bundle(mode) && r.label.ends_with(&format!(" {path}")),
+            })?;
             let (m, d) = (median(&row.times), median(&direct.times));
             Some(Got {
                 wall: m / d,
@@ -1570,6 +1571,20 @@ impl Report<'_> {
         };
         let mut wanted: Vec<(String, &str, &'static str, &str, f64)> = vec![
             ("memfd path, hello".into(), "hello", "stored", "memfd", 1.8),
+            (
+                "(the copy alone: floor, hello)".into(),
+                "hello",
+                "floor",
+                "",
+                1.8,
+            ),
+            (
+                "(the copy alone: floor, cmd/go)".into(),
+                "cmd-go",
+                "floor",
+                "",
+                2.4,
+            ),
             (
                 "memfd path, cmd/go".into(),
                 "cmd-go",
