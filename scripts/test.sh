@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
 cargo build --release --locked
-cargo test --workspace --locked
+cargo test --workspace --locked --no-fail-fast
