@@ -51,13 +51,16 @@ impl Arch {
         }
     }
 
-    /// Virtual address at which the kernel maps the payload region: 16 MiB above the launcher
+    /// Virtual address at which the kernel maps the payload region: 48 MiB above the launcher
     /// (linked at 0x1000000000), both clear of where programs usually live (0x400000, PIE bases,
     /// Go's heap hints from 0xc000000000, the mmap area) and below 2^39 so that 39-bit arm64
     /// kernels map them too. Close to the launcher on purpose: qemu-user reserves the whole span
-    /// between an executable's lowest and highest segment (64 GiB cost it 400 MB per start).
+    /// between an executable's lowest and highest segment (64 GiB cost it 400 MB per start). Not
+    /// 0x1001000000: a single flipped bit of that `p_vaddr` (bit 24) lands on the launcher's own text,
+    /// and the kernel would map the payload over it and kill the process before the launcher runs;
+    /// no single bit flip of 0x1003000000 reaches the launcher's range.
     pub const fn payload_vaddr(self) -> u64 {
-        0x10_0100_0000
+        0x10_0300_0000
     }
 }
 
