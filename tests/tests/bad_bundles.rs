@@ -53,6 +53,8 @@ struct Layout {
     image_end: usize,
     /// (level, file offset, stored length) of each entry.
     entries: Vec<(u32, usize, usize)>,
+    /// End of the payload region; the section header table the packer appends follows it.
+    region_end: usize,
     len: usize,
 }
 
@@ -80,6 +82,7 @@ fn layout(bytes: &[u8]) -> Layout {
             .entries()
             .map(|e| (e.level, base + e.offset as usize, e.stored_len as usize))
             .collect(),
+        region_end: base + region.len as usize,
         len: bytes.len(),
     }
 }
@@ -202,10 +205,10 @@ fn truncated_anywhere_in_the_region_is_refused() {
     ] {
         let at = layout(&bytes);
         let dir = scratch_dir(&format!("bad-trunc-{name}-cases"));
-        // Every cut in the region header and the index (the end of the file), a sample across
+        // Every cut in the region header and the index (the end of the region), a sample across
         // the payloads, and the region's very first byte.
         let mut cuts: Vec<usize> = (at.region..=at.region + HEADER_LEN).collect();
-        cuts.extend(at.index - 8..at.len);
+        cuts.extend(at.index - 8..at.region_end);
         cuts.extend(spread(at.region + HEADER_LEN..at.index, 128));
         for &(_, offset, len) in &at.entries {
             cuts.extend([
@@ -299,7 +302,7 @@ fn flipped_bit_in_header_or_index_is_refused() {
     let at = layout(&bytes);
     let dir = scratch_dir("bad-flip-index-cases");
     let mut positions: Vec<usize> = (at.region..at.region + HEADER_LEN).collect();
-    positions.extend(at.index..at.len);
+    positions.extend(at.index..at.region_end);
     let mut cases = Vec::new();
     let mut labels = Vec::new();
     for &p in &positions {
@@ -716,7 +719,7 @@ fn consistent_but_absurd_bundles_are_refused() {
         // pages past the end would fault), the launcher must see it from the file's size.
         (
             "segment length past the end of the file",
-            with_phdr(32, region_len + 4096),
+            with_phdr(32, (at.len - at.region) as u64 + 4096),
         ),
         ("segment length huge", with_phdr(32, 1 << 40)),
         (
