@@ -19,11 +19,12 @@ pub enum Launch {
     /// Map each stored variant straight from the bundle file (and a dynamically linked one's
     /// interpreter from its own file) and jump to it: no copy, pages shared by all running
     /// instances. Variants that cannot be mapped (compressed, asking for an executable stack)
-    /// are copied into a memfd and exec'd.
-    #[default]
+    /// are copied into a memfd and exec'd. Opt-in: `/proc/PID/exe` then names the bundle, not
+    /// the variant as mgo documents.
     Direct,
     /// Copy every variant into a memfd and exec it, as mgo does (`/proc/PID/exe` then names the
-    /// variant).
+    /// variant). The default, because that name is behaviour mgo's users rely on.
+    #[default]
     Memfd,
 }
 

@@ -75,10 +75,11 @@ struct PackArgs {
     /// MGO_COMPRESS (mgo's syntax: g1..g9, z1..z22, Z1..Z22). See docs/COMPRESSION.md.
     #[arg(long, value_name = "MODE")]
     compress: Option<String>,
-    /// How the launcher starts the program: `direct` maps it from the bundle (default; a variant
-    /// it cannot map is copied), `memfd` copies it into a memfd and execs that, as mgo does.
+    /// How the launcher starts the program: `memfd` copies it into a memfd and execs that, as mgo
+    /// does (default: /proc/PID/exe names the variant); `direct` maps it from the bundle with no
+    /// copy (a variant it cannot map is copied).
     /// MGODEBUG=direct or MGODEBUG=memfd overrides it at run time. See docs/ARCHITECTURE.md.
-    #[arg(long, value_name = "PATH", value_parser = ["direct", "memfd"], default_value = "direct")]
+    #[arg(long, value_name = "PATH", value_parser = ["direct", "memfd"], default_value = "memfd")]
     launch: String,
     /// The variants: `vN=PATH`, or `PATH` (see Levels below).
     #[arg(value_name = "INPUT", required = true)]
@@ -189,8 +190,8 @@ fn pack(args: &PackArgs, verbosity: Verbosity) -> Result<ExitCode, PackError> {
         force: args.force,
         compression: mgo_pack::Compression::resolve_with_env(args.compress.as_deref())?,
         launch: match args.launch.as_str() {
-            "memfd" => mgo_pack::Launch::Memfd,
-            _ => mgo_pack::Launch::Direct,
+            "direct" => mgo_pack::Launch::Direct,
+            _ => mgo_pack::Launch::Memfd,
         },
     };
     let mut progress = cli::Progress::new(verbosity);
@@ -218,8 +219,8 @@ fn build(args: &[String], verbosity: Verbosity) -> ExitCode {
                 compression: mgo_pack::Compression::resolve_with_env(args.compress.as_deref())
                     .map_err(PackError::from)?,
                 launch: match args.launch.as_deref() {
-                    Some("memfd") => mgo_pack::Launch::Memfd,
-                    None | Some("direct") => mgo_pack::Launch::Direct,
+                    None | Some("memfd") => mgo_pack::Launch::Memfd,
+                    Some("direct") => mgo_pack::Launch::Direct,
                     Some(other) => {
                         return Err(go_build::BuildError::Usage(format!(
                             "--launch takes direct or memfd, not `{other}`"

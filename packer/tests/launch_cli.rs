@@ -56,12 +56,14 @@ fn launch_path_is_chosen_at_pack_time() {
     pack(&default, None);
     pack(&direct, Some("direct"));
     pack(&memfd, Some("memfd"));
-    assert_eq!(flags(&default), [true, true]);
+    // memfd is the default, so that /proc/PID/exe names the variant as mgo documents.
+    assert_eq!(flags(&default), [false, false]);
     assert_eq!(flags(&direct), [true, true]);
     assert_eq!(flags(&memfd), [false, false]);
+    assert!(exe_seen(&default).starts_with("/memfd:"));
     assert_eq!(
-        exe_seen(&default),
-        default.canonicalize().unwrap().to_str().unwrap()
+        exe_seen(&direct),
+        direct.canonicalize().unwrap().to_str().unwrap()
     );
     assert!(exe_seen(&memfd).starts_with("/memfd:"));
 
