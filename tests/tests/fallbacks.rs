@@ -497,6 +497,21 @@ fn noexec_temporary_directories_are_skipped() {
     }
     let bundle = c_bundle("fb-noexec-tmp");
     let dir = scratch_dir("fb-noexec-tmp-dir");
+    // The script hides /tmp and /dev/shm under noexec mounts: a checkout that lives there (a CI
+    // clone in /tmp, say) would hide its own bundle and helper, so stage them in /var/tmp.
+    let staged = stage_outside_tmp(&[bundle.as_path(), Path::new(SECCOMP_RUN)]);
+    let (bundle, seccomp_run, dir) = match &staged {
+        Some(stage) => (
+            stage.join(bundle.file_name().unwrap()),
+            stage.join("mgo-seccomp-run"),
+            {
+                let d = stage.join("dir");
+                std::fs::create_dir_all(&d).unwrap();
+                d
+            },
+        ),
+        None => (bundle, PathBuf::from(SECCOMP_RUN), dir),
+    };
     let expected = v(oracle_level(c_probe_dynamic()));
     let script = r#"mount -t tmpfs -o noexec tmpfs /dev/shm || exit 99
         mount -t tmpfs -o noexec tmpfs /tmp || exit 99
@@ -507,9 +522,13 @@ fn noexec_temporary_directories_are_skipped() {
     let vars = [
         ("B", bundle.as_os_str()),
         ("D", dir.as_os_str()),
-        ("S", OsStr::new(SECCOMP_RUN)),
+        ("S", seccomp_run.as_os_str()),
     ];
-    let Some(out) = setup_ok(test, in_namespace(&args, script, &vars)) else {
+    let out = in_namespace(&args, script, &vars);
+    if let Some(stage) = &staged {
+        let _ = std::fs::remove_dir_all(stage);
+    }
+    let Some(out) = setup_ok(test, out) else {
         return;
     };
     let text = stdout(&out);
@@ -696,4 +715,23 @@ fn qemu_user_without_execveat() {
     let report = ok_report(&out, "qemu-x86_64 BUNDLE, memfd refused");
     assert_eq!(level(&report), v(expected));
     assert!(exe(&report).starts_with("/dev/shm/#") || exe(&report).starts_with("/tmp/#"));
+}
+
+/// Copies `files` into a fresh directory under /var/tmp when the workspace lives under /tmp or
+/// /dev/shm (which the noexec test mounts over); `None` when no staging is needed.
+fn stage_outside_tmp(files: &[&Path]) -> Option<PathBuf> {
+    let root = mgo_tests::fixtures::workspace_root();
+    if !(root.starts_with("/tmp") || root.starts_with("/dev/shm")) {
+        return None;
+    }
+    let stage = PathBuf::from(format!(
+        "/var/tmp/mgo-pack-fallbacks-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&stage);
+    std::fs::create_dir_all(&stage).unwrap();
+    for file in files {
+        std::fs::copy(file, stage.join(file.file_name().unwrap())).unwrap();
+    }
+    Some(stage)
 }
