@@ -11,6 +11,10 @@ use crate::elf::{Elf, ProgramHeader, PT_LOAD};
 /// launch it by mapping it from the bundle file rather than by copying it into a memfd.
 pub const ENTRY_DIRECT: u16 = 1;
 
+/// A compressed variant's first frame holds at most this many bytes (its ELF header and program
+/// headers), so that the launcher can decode it on its own before it knows where the rest goes.
+pub const HEAD_FRAME: usize = 4096;
+
 pub const ET_EXEC: u16 = 2;
 pub const ET_DYN: u16 = 3;
 pub const PT_INTERP: u32 = 3;
@@ -43,6 +47,14 @@ pub enum NotDirect {
     /// The program header table is not inside a loaded segment, so `AT_PHDR` could not point at it.
     HeadersNotLoaded,
     EntryOutside,
+    /// A compressed variant's frames do not follow its segments: a frame holds bytes of a
+    /// segment and bytes outside it, so it has no single place to be decoded to.
+    FramesAcrossSegments,
+    /// A compressed variant's first frame does not hold its headers alone (the launcher must read
+    /// the program headers before it knows where anything goes).
+    HeadFrame,
+    /// The bundle records no hash of a compressed variant's stored bytes (an older packer).
+    NoStoredHash,
 }
 
 impl NotDirect {
@@ -60,6 +72,9 @@ impl NotDirect {
             }
             NotDirect::HeadersNotLoaded => "its program headers are not in a loaded segment",
             NotDirect::EntryOutside => "its entry point is not in an executable segment",
+            NotDirect::FramesAcrossSegments => "its compressed frames do not follow its segments",
+            NotDirect::HeadFrame => "its first compressed frame does not hold its headers",
+            NotDirect::NoStoredHash => "the bundle records no hash of its compressed bytes",
         }
     }
 }
@@ -97,6 +112,38 @@ impl<'a> Image<'a> {
 /// segments from a file in which it begins at a multiple of `page` (a power of two).
 pub fn check(bytes: &[u8], machine: u16, page: u64) -> Result<Image<'_>, NotDirect> {
     layout(bytes, bytes.len() as u64, machine, page, true)
+}
+
+/// Checks a compressed variant from its first `head` bytes (its ELF header and program headers,
+/// decoded on their own) and its whole length `file_len`: the same rules as [`check`], for a
+/// variant that will be decoded into its segments rather than mapped from the file.
+pub fn check_head(
+    head: &[u8],
+    file_len: u64,
+    machine: u16,
+    page: u64,
+) -> Result<Image<'_>, NotDirect> {
+    layout(head, file_len, machine, page, true)
+}
+
+/// Where the bytes `offset..offset + len` of the variant's file go when it is decoded into its
+/// segments: the address (before any load bias) inside the one loadable segment whose file
+/// contents hold them all, or `None` if no segment loads any of them (they are not needed to run
+/// the program). A range partly inside a segment has no single place.
+pub fn place(image: &Image<'_>, offset: u64, len: u64) -> Result<Option<u64>, NotDirect> {
+    let end = offset
+        .checked_add(len)
+        .ok_or(NotDirect::FramesAcrossSegments)?;
+    for ph in image.loads().filter(|ph| ph.p_filesz > 0) {
+        let seg_end = ph.p_offset + ph.p_filesz;
+        if offset >= ph.p_offset && end <= seg_end {
+            return Ok(Some(ph.p_vaddr + (offset - ph.p_offset)));
+        }
+        if offset < seg_end && ph.p_offset < end {
+            return Err(NotDirect::FramesAcrossSegments);
+        }
+    }
+    Ok(None)
 }
 
 /// Checks a program interpreter (the dynamic loader) from the start of its file, `head`, which
@@ -288,6 +335,31 @@ mod tests {
         assert_eq!(image.phdr_vaddr, 0x400040);
         assert_eq!(image.phnum, 3);
         assert_eq!(image.loads().count(), 3);
+    }
+
+    #[test]
+    fn frames_are_placed_in_the_segment_that_holds_them() {
+        let bytes = elf(ET_EXEC, 0x400100, &go_like(), 0x5000);
+        let head = &bytes[..0x1000];
+        let image = check_head(head, bytes.len() as u64, 62, 0x1000).unwrap();
+        assert_eq!(image.phdr_vaddr, 0x400040);
+        assert_eq!(place(&image, 0, 0x1000), Ok(Some(0x400000)));
+        assert_eq!(place(&image, 0x1000, 0x1000), Ok(Some(0x401000)));
+        assert_eq!(place(&image, 0x2000, 0x1000), Ok(Some(0x402000)));
+        assert_eq!(place(&image, 0x3100, 0x700), Ok(Some(0x404100)));
+        // After the data's file bytes: loaded by nothing, needed by nothing.
+        assert_eq!(place(&image, 0x3800, 0x1800), Ok(None));
+        // Text and read-only data in one frame; data and what follows it.
+        assert_eq!(
+            place(&image, 0x1800, 0x1000),
+            Err(NotDirect::FramesAcrossSegments)
+        );
+        assert_eq!(
+            place(&image, 0x3000, 0x1000),
+            Err(NotDirect::FramesAcrossSegments)
+        );
+        // A head that cuts the program headers short is not enough to place anything.
+        assert!(check_head(&bytes[..100], bytes.len() as u64, 62, 0x1000).is_err());
     }
 
     #[test]

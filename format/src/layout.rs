@@ -176,6 +176,10 @@ pub struct Entry {
     pub original_len: u64,
     /// [`content_hash`] of the original (decoded) bytes.
     pub content_hash: u64,
+    /// [`content_hash`] of the stored bytes, or 0 if the packer did not record it. It lets a
+    /// launcher that decodes only part of a compressed variant (the direct path skips what no
+    /// segment loads) know that what it decodes is what was packed.
+    pub stored_hash: u64,
 }
 
 impl Entry {
@@ -189,6 +193,7 @@ impl Entry {
         b[16..24].copy_from_slice(&self.stored_len.to_le_bytes());
         b[24..32].copy_from_slice(&self.original_len.to_le_bytes());
         b[32..40].copy_from_slice(&self.content_hash.to_le_bytes());
+        b[40..48].copy_from_slice(&self.stored_hash.to_le_bytes());
         b
     }
 
@@ -202,6 +207,7 @@ impl Entry {
             stored_len: u64_at(b, 16),
             original_len: u64_at(b, 24),
             content_hash: u64_at(b, 32),
+            stored_hash: u64_at(b, 40),
         })
     }
 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use mgo_format::elf::{Elf, ProgramHeader, PF_R, PT_LOAD, PT_NULL};
 use mgo_format::{
-    content_hash, direct, Encoding, Entry, Header, ENTRY_DIRECT, ENTRY_LEN, FORMAT_VERSION,
+    content_hash, direct, Arch, Encoding, Entry, Header, ENTRY_DIRECT, ENTRY_LEN, FORMAT_VERSION,
     HEADER_LEN, NO_DICTIONARY,
 };
 
@@ -159,9 +159,8 @@ pub fn build_bundle_with(
             None => NO_DICTIONARY,
         };
         // The launcher checks the layout again before mapping; this records the choice.
-        let direct = encoding.encoding == Encoding::Stored
-            && options.launch == Launch::Direct
-            && direct::check(&variant.bytes, arch.elf_machine(), align).is_ok();
+        let direct = options.launch == Launch::Direct
+            && launchable_directly(&variant.bytes, encoding.encoding, arch, align);
         let (offset, stored_len) = placed[content];
         entries.push(Entry {
             level: variant.level,
@@ -172,6 +171,7 @@ pub fn build_bundle_with(
             stored_len,
             original_len: variant.bytes.len() as u64,
             content_hash: hashes[i],
+            stored_hash: content_hash(encoding.bytes.as_deref().unwrap_or(data[content])),
         });
     }
     pad_to(&mut region, 8);
@@ -264,4 +264,23 @@ fn pad_to(bytes: &mut Vec<u8>, align: u64) {
     let len = bytes.len() as u64;
     let padded = len.div_ceil(align) * align;
     bytes.resize(padded as usize, 0);
+}
+
+/// Whether the launcher can start `bytes` without a memfd: a stored variant by mapping its
+/// segments from the bundle, a compressed one by decoding its frames straight into them (which
+/// needs the frames cut as [`compress::frame_bounds`] cuts ELF files).
+fn launchable_directly(bytes: &[u8], encoding: Encoding, arch: Arch, align: u64) -> bool {
+    let Ok(image) = direct::check(bytes, arch.elf_machine(), align) else {
+        return false;
+    };
+    if encoding == Encoding::Stored {
+        return true;
+    }
+    let frames = compress::frame_bounds(bytes);
+    frames
+        .first()
+        .is_some_and(|head| head.end <= direct::HEAD_FRAME)
+        && frames
+            .iter()
+            .all(|frame| direct::place(&image, frame.start as u64, frame.len() as u64).is_ok())
 }

@@ -3,9 +3,10 @@
 //! miniz_oxide, zstd frames made with libzstd, and zstd frames against a base variant used as a
 //! raw-content dictionary.
 //!
-//! Each variant is cut into a few independent frames (at most 8, none under 4 MiB unless the
-//! variant is smaller), so that the launcher decodes them on several cores at once; every frame
-//! of every variant is compressed in parallel here for the same reason. Every frame is decoded
+//! Each variant is cut into independent frames of about 2 MiB, and at its segments' boundaries
+//! (see [`frame_bounds`]), so that the launcher decodes them on several cores at once, each
+//! straight to its place; every frame of every variant is compressed in parallel here for the
+//! same reason. Every frame is decoded
 //! back with the launcher's own decoder (libzstd, libdeflate) and compared before it is accepted:
 //! a bundle that would not start is never written.
 
@@ -204,21 +205,65 @@ pub(crate) fn runtime_images(arch: Arch) -> impl Iterator<Item = &'static [u8]> 
 
 /// A frame never exceeds this (gzip records a member's size in 32 bits).
 const MAX_FRAME: usize = 1 << 30;
-/// Below this, splitting costs more ratio than a second core gains in time.
-const MIN_FRAME: usize = 4 << 20;
-/// The launcher decodes on at most 8 threads.
-const MAX_FRAMES: usize = 8;
+/// Frames of about this size share out evenly over the launcher's threads (it takes them in
+/// order, each thread the next one left) and still compress nearly as well as one frame would:
+/// 2 MiB holds most of what a Go program's matches reach for.
+const PIECE: usize = 2 << 20;
+/// The launcher refuses a variant with more than 64 frames; this leaves room for the cuts at
+/// segment boundaries.
+const MAX_PIECES: usize = 24;
+/// More cuts than this at segment boundaries (an ELF file with very many segments) and the
+/// variant is cut by size alone: it then goes through the memfd, as any layout the direct path
+/// cannot take.
+const MAX_SEGMENT_CUTS: usize = 32;
 
-/// Where the frames of a variant of `len` bytes begin and end: a power of two of frames (so that
-/// they share out evenly over 2, 4 or 8 cores), each at least [`MIN_FRAME`] if it can be.
-pub fn frame_bounds(len: usize) -> Vec<std::ops::Range<usize>> {
-    let wanted = len.div_ceil(MIN_FRAME).max(1).next_power_of_two();
-    let count = wanted.min(MAX_FRAMES).max(len.div_ceil(MAX_FRAME)).max(1);
-    let size = len.div_ceil(count).max(1);
-    (0..len)
-        .step_by(size)
-        .map(|start| start..(start + size).min(len))
-        .collect()
+/// Where the frames of a variant begin and end.
+///
+/// By size: pieces of about [`PIECE`], at most [`MAX_PIECES`] of them. For an ELF executable
+/// also at every loadable segment's file boundaries and after the first
+/// [`mgo_format::direct::HEAD_FRAME`] bytes, so that the launcher's direct path can read the
+/// program headers from the first frame alone, decode every other frame straight to its place
+/// in one segment, and skip the frames that no segment loads (symbols, debug information).
+pub fn frame_bounds(content: &[u8]) -> Vec<std::ops::Range<usize>> {
+    let len = content.len();
+    let mut cuts = vec![0, len];
+    let segments = segment_cuts(content);
+    if segments.len() <= MAX_SEGMENT_CUTS {
+        cuts.extend(segments.into_iter().map(|cut| cut.min(len)));
+    }
+    cuts.sort_unstable();
+    cuts.dedup();
+    let piece = PIECE.max(len.div_ceil(MAX_PIECES)).min(MAX_FRAME);
+    let mut bounds = Vec::new();
+    for pair in cuts.windows(2) {
+        let (start, end) = (pair[0], pair[1]);
+        let count = (end - start).div_ceil(piece);
+        let size = (end - start).div_ceil(count);
+        bounds.extend(
+            (start..end)
+                .step_by(size)
+                .map(|at| at..(at + size).min(end)),
+        );
+    }
+    bounds
+}
+
+/// The file offsets at which an ELF executable's loadable segments begin and end, and the end of
+/// the head frame; nothing for bytes that are not ELF.
+fn segment_cuts(content: &[u8]) -> Vec<usize> {
+    let Ok(elf) = mgo_format::elf::Elf::parse(content) else {
+        return Vec::new();
+    };
+    let mut cuts = vec![mgo_format::direct::HEAD_FRAME];
+    for ph in elf.phdrs() {
+        if ph.p_type == mgo_format::elf::PT_LOAD && ph.p_filesz > 0 {
+            let start = usize::try_from(ph.p_offset).unwrap_or(usize::MAX);
+            let end =
+                usize::try_from(ph.p_offset.saturating_add(ph.p_filesz)).unwrap_or(usize::MAX);
+            cuts.extend([start, end]);
+        }
+    }
+    cuts
 }
 
 /// One variant to encode, by index into the distinct contents of the bundle.
@@ -271,7 +316,7 @@ pub(crate) fn encode_all(
             Some(b) if b != i => Some(contents[b]),
             _ => None,
         };
-        for range in frame_bounds(content.len()) {
+        for range in frame_bounds(content) {
             jobs.push((i, &content[range], dict));
         }
     }
@@ -655,17 +700,54 @@ mod tests {
 
     #[test]
     fn frames_are_few_and_even() {
-        assert_eq!(frame_bounds(0), Vec::<std::ops::Range<usize>>::new());
-        assert_eq!(frame_bounds(1000), vec![0..1000]);
-        assert_eq!(frame_bounds(MIN_FRAME), vec![0..MIN_FRAME]);
-        let two = frame_bounds(MIN_FRAME + 1);
-        assert_eq!(two.len(), 2);
-        let go = frame_bounds(15_282_458);
-        assert_eq!(go.len(), 4);
+        let plain = |len: usize| frame_bounds(&vec![0u8; len]);
+        assert_eq!(plain(0), Vec::<std::ops::Range<usize>>::new());
+        assert_eq!(plain(1000), vec![0..1000]);
+        assert_eq!(plain(PIECE), vec![0..PIECE]);
+        assert_eq!(plain(PIECE + 1).len(), 2);
+        let go = plain(15_282_458);
+        assert_eq!(go.len(), 8);
         assert_eq!(go.last().unwrap().end, 15_282_458);
         assert!(go.windows(2).all(|w| w[0].end == w[1].start));
-        assert_eq!(frame_bounds(1 << 34).len(), 16);
-        assert_eq!(frame_bounds(200 << 20).len(), MAX_FRAMES);
+        assert_eq!(plain(200 << 20).len(), MAX_PIECES);
+    }
+
+    #[test]
+    fn elf_frames_follow_the_segments() {
+        use mgo_format::elf::{ProgramHeader, EHDR_LEN, PHDR_LEN, PT_LOAD};
+        // Text from 0 to 0x5000, data from 0x6000 to 0x6800, then 3 MiB nobody loads.
+        let len = 0x6800 + (3 << 20);
+        let mut elf = vec![0u8; len];
+        elf[..4].copy_from_slice(b"\x7fELF");
+        elf[4] = 2;
+        elf[5] = 1;
+        elf[16..18].copy_from_slice(&2u16.to_le_bytes());
+        elf[18..20].copy_from_slice(&62u16.to_le_bytes());
+        elf[32..40].copy_from_slice(&(EHDR_LEN as u64).to_le_bytes());
+        elf[54..56].copy_from_slice(&(PHDR_LEN as u16).to_le_bytes());
+        elf[56..58].copy_from_slice(&2u16.to_le_bytes());
+        for (i, (offset, filesz)) in [(0u64, 0x5000u64), (0x6000, 0x800)].into_iter().enumerate() {
+            let ph = ProgramHeader {
+                p_type: PT_LOAD,
+                p_flags: 4,
+                p_offset: offset,
+                p_vaddr: 0x400000 + offset,
+                p_paddr: 0,
+                p_filesz: filesz,
+                p_memsz: filesz,
+                p_align: 0x1000,
+            };
+            let at = EHDR_LEN + i * PHDR_LEN;
+            elf[at..at + PHDR_LEN].copy_from_slice(&ph.to_bytes());
+        }
+        let bounds = frame_bounds(&elf);
+        assert_eq!(bounds[0], 0..4096);
+        assert_eq!(bounds[1], 4096..0x5000);
+        assert_eq!(bounds[2], 0x5000..0x6000);
+        assert_eq!(bounds[3], 0x6000..0x6800);
+        assert_eq!(bounds.len(), 6, "{bounds:x?}");
+        assert_eq!(bounds.last().unwrap().end, len);
+        assert!(bounds.windows(2).all(|w| w[0].end == w[1].start));
     }
 
     #[test]
