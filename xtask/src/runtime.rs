@@ -102,7 +102,8 @@ pub fn main(args: &[String]) -> Result<()> {
     let check = match args {
         [] => false,
         [flag] if flag == "--check" => true,
-        _ => bail!("usage: cargo xtask runtime [--check]"),
+        [flag] if flag == "--clippy" => return clippy(),
+        _ => bail!("usage: cargo xtask runtime [--check | --clippy]"),
     };
     let root = workspace_root();
     let toolchain = format!("{}\n{}", rustc_version()?, cc_version()?);
@@ -193,13 +194,46 @@ fn c_sources(root: &Path) -> Result<Vec<(&'static str, PathBuf)>> {
     Ok(found)
 }
 
+/// `cargo xtask runtime --clippy`: clippy, warnings denied, on the launcher exactly as each image
+/// builds it (its target, features and C sources), which a plain `cargo clippy` cannot do.
+fn clippy() -> Result<()> {
+    let root = workspace_root();
+    let sources = c_sources(&root)?;
+    for image in IMAGES {
+        for codec in CODECS.iter().filter(|c| c.arches.contains(&image.arch)) {
+            run_cargo(&root, image, codec, &sources, Cargo::Clippy)?;
+            println!("launcher {}{}: clippy clean", image.arch, codec.suffix);
+        }
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Cargo {
+    Build,
+    Clippy,
+}
+
 fn build(
     root: &Path,
     image: &Image,
     codec: &Codec,
     sources: &[(&'static str, PathBuf)],
 ) -> Result<PathBuf> {
-    let target_dir = root.join("target/runtime");
+    run_cargo(root, image, codec, sources, Cargo::Build)
+}
+
+fn run_cargo(
+    root: &Path,
+    image: &Image,
+    codec: &Codec,
+    sources: &[(&'static str, PathBuf)],
+    what: Cargo,
+) -> Result<PathBuf> {
+    let target_dir = root.join(match what {
+        Cargo::Build => "target/runtime",
+        Cargo::Clippy => "target/runtime-clippy",
+    });
     let cargo_home = std::env::var("CARGO_HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|_| home().join(".cargo"));
@@ -218,7 +252,10 @@ fn build(
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .current_dir(root)
         .args([
-            "build",
+            match what {
+                Cargo::Build => "build",
+                Cargo::Clippy => "clippy",
+            },
             "--quiet",
             "--locked",
             "-p",
@@ -245,11 +282,19 @@ fn build(
                 .filter(|(var, _)| codec.sources.iter().any(|s| s.0 == *var))
                 .map(|(var, path)| (*var, path)),
         )
+        .args(match what {
+            Cargo::Build => &[][..],
+            Cargo::Clippy => &["--", "-D", "warnings"][..],
+        })
         .status()
         .context("running cargo")?;
     if !status.success() {
         bail!(
-            "building the {}{} launcher failed",
+            "{} the {}{} launcher failed",
+            match what {
+                Cargo::Build => "building",
+                Cargo::Clippy => "clippy on",
+            },
             image.arch,
             codec.suffix
         );

@@ -73,7 +73,7 @@ mod codec {
 }
 
 #[cfg(any(feature = "zstd", feature = "deflate"))]
-mod codec {
+pub mod codec {
     use core::ffi::c_void;
     use core::sync::atomic::{AtomicI32, Ordering};
 
@@ -89,7 +89,7 @@ mod codec {
     /// A writable mapping: of the memfd (shared, so that the writes are the memfd's pages) or
     /// anonymous memory. Unmapped on drop: a memfd cannot take `F_SEAL_WRITE` while a writable
     /// shared mapping of it exists.
-    struct Mapping {
+    pub struct Mapping {
         ptr: *mut u8,
         len: usize,
     }
@@ -134,7 +134,7 @@ mod codec {
             })
         }
 
-        fn bytes(&self) -> &[u8] {
+        pub fn bytes(&self) -> &[u8] {
             // SAFETY: the mapping is `len` readable bytes for as long as self lives; writers
             // (the decoding threads) have all finished when this is called.
             unsafe { core::slice::from_raw_parts(self.ptr, self.len) }
@@ -178,183 +178,245 @@ mod codec {
     }
 
     fn decode_checked(bundle: &Bundle<'_>, entry: &Entry, out: &Mapping) -> Result<(), Failure> {
-        match entry.encoding {
-            Encoding::ZstdDictionary => {
-                let base = bundle
-                    .entry(entry.dictionary as usize)
-                    .map_err(Failure::Bundle)?;
-                match base.encoding {
-                    Encoding::Stored => decode(bundle, entry, out, Some(bundle.stored(&base)))?,
-                    // A dictionary that itself needs a dictionary: the packer never chains them.
-                    Encoding::ZstdDictionary => return Err(Failure::Corrupt(base.level)),
-                    _ => {
-                        let temp =
-                            Mapping::anonymous(variant_len(&base)?).map_err(Failure::Copy)?;
-                        // The base's own hash is not checked: any wrong byte of it that the
-                        // variant uses makes the variant fail its hash below.
-                        decode(bundle, &base, &temp, None)?;
-                        decode(bundle, entry, out, Some(temp.bytes()))?;
-                    }
-                }
-            }
-            _ => decode(bundle, entry, out, None)?,
-        }
+        let dict = Dictionary::for_entry(bundle, entry)?;
+        decode_whole(bundle, entry, out, dict.bytes())?;
+        drop(dict);
         if content_hash(out.bytes()) != entry.content_hash {
             return Err(Failure::Corrupt(entry.level));
         }
         Ok(())
     }
 
-    /// The output pointer, shared by the threads; each writes only its frames' ranges.
-    struct Output {
-        ptr: *mut u8,
-        /// The first error from allocating the output's pages, if any.
-        errno: AtomicI32,
+    /// The raw-content dictionary a zstd-dict entry is decoded against: the base's bytes where
+    /// they lie in the bundle if it is stored, else the base decoded into temporary memory.
+    pub enum Dictionary<'a> {
+        None,
+        Stored(&'a [u8]),
+        Decoded(Mapping),
     }
-    // SAFETY: the frames' output ranges are disjoint (checked by `Frames::tile`), so threads
-    // never write the same byte.
-    unsafe impl Sync for Output {}
 
-    impl Output {
-        fn at(&self, offset: usize) -> *mut u8 {
-            self.ptr.wrapping_add(offset)
-        }
-
-        /// Allocates the pages of `offset..offset + len` now, in one system call, instead of
-        /// one page fault per page during decoding; each thread does it for its own frames, so
-        /// the kernel's page allocation and zeroing run in parallel too. It also turns a lack
-        /// of memory or space (a full tmpfs behind a file target) into an error here, where
-        /// decoding through the mapping would die of SIGBUS. Kernels before 5.14 answer EINVAL:
-        /// then the pages come with the writes, as usual.
-        fn populate(&self, offset: usize, len: usize) -> bool {
-            let start = offset & !(PAGE - 1);
-            let end = (offset + len).div_ceil(PAGE) * PAGE;
-            // SAFETY: the range lies inside the mapping (its end rounded up to a page, which
-            // the mapping covers); populating pages does not change their contents.
-            let result = unsafe {
-                rustix::mm::madvise(
-                    self.ptr.wrapping_add(start).cast(),
-                    end - start,
-                    rustix::mm::Advice::LinuxPopulateWrite,
-                )
-            };
-            match result {
-                Ok(()) | Err(Errno::INVAL) => true,
-                Err(e) => {
-                    let _ = self.errno.compare_exchange(
-                        0,
-                        e.raw_os_error(),
-                        Ordering::Relaxed,
-                        Ordering::Relaxed,
-                    );
-                    false
+    impl<'a> Dictionary<'a> {
+        pub fn for_entry(bundle: &Bundle<'a>, entry: &Entry) -> Result<Dictionary<'a>, Failure> {
+            if entry.encoding != Encoding::ZstdDictionary {
+                return Ok(Dictionary::None);
+            }
+            let base = bundle
+                .entry(entry.dictionary as usize)
+                .map_err(Failure::Bundle)?;
+            match base.encoding {
+                Encoding::Stored => Ok(Dictionary::Stored(bundle.stored(&base))),
+                // A dictionary that itself needs a dictionary: the packer never chains them.
+                Encoding::ZstdDictionary => Err(Failure::Corrupt(base.level)),
+                _ => {
+                    let temp = Mapping::anonymous(variant_len(&base)?).map_err(Failure::Copy)?;
+                    // The base's own content hash is not checked: any wrong byte of it that the
+                    // variant uses makes the variant fail its own check.
+                    decode_whole(bundle, &base, &temp, None)?;
+                    Ok(Dictionary::Decoded(temp))
                 }
             }
         }
 
-        fn failure(&self) -> Option<Failure> {
-            match self.errno.load(Ordering::Relaxed) {
-                0 => None,
-                raw => Some(Failure::Copy(Errno::from_raw_os_error(raw))),
+        pub fn bytes(&self) -> Option<&[u8]> {
+            match self {
+                Dictionary::None => None,
+                Dictionary::Stored(bytes) => Some(bytes),
+                Dictionary::Decoded(mapping) => Some(mapping.bytes()),
+            }
+        }
+    }
+
+    /// Lists `entry`'s frames; `None` if its stored bytes are not frames of its encoding.
+    pub fn list_frames(bundle: &Bundle<'_>, entry: &Entry, frames: &mut Frames) -> Option<()> {
+        let stored = bundle.stored(entry);
+        match entry.encoding {
+            #[cfg(feature = "zstd")]
+            Encoding::Zstd | Encoding::ZstdDictionary => crate::zstd::frames(stored, frames),
+            #[cfg(feature = "deflate")]
+            Encoding::Deflate => crate::deflate::frames(stored, frames),
+            _ => None,
+        }
+    }
+
+    /// Decodes all of `entry` into `out` (exactly its length).
+    fn decode_whole(
+        bundle: &Bundle<'_>,
+        entry: &Entry,
+        out: &Mapping,
+        dict: Option<&[u8]>,
+    ) -> Result<(), Failure> {
+        let mut frames = Frames::new();
+        if list_frames(bundle, entry, &mut frames).is_none() || !frames.tile(out.len) {
+            return Err(Failure::Corrupt(entry.level));
+        }
+        let frames = frames.as_slice();
+        let decoders =
+            Decoders::new(entry.encoding, par::threads_for(frames.len())).map_err(Failure::Copy)?;
+        let base = out.ptr as usize;
+        decoders.run(
+            entry,
+            bundle.stored(entry),
+            frames,
+            &|_, f: &Frame| Some((base + f.dst) as *mut u8),
+            dict,
+        )
+    }
+
+    /// One decoder per thread, each in its own slot's workspace.
+    pub struct Decoders {
+        slots: Slots,
+        encoding: Encoding,
+        #[cfg_attr(not(feature = "zstd"), allow(dead_code))]
+        work: usize,
+        #[cfg(feature = "deflate")]
+        deflate: [Option<crate::deflate::Decompressor>; par::MAX_THREADS],
+    }
+
+    impl Decoders {
+        /// Decoders for `encoding` on up to `threads` threads. Call from the launcher's own
+        /// thread, before any helper exists.
+        pub fn new(encoding: Encoding, threads: usize) -> Result<Decoders, Errno> {
+            let work = match encoding {
+                #[cfg(feature = "deflate")]
+                Encoding::Deflate => crate::deflate::WORKSPACE,
+                #[cfg(feature = "zstd")]
+                Encoding::Zstd | Encoding::ZstdDictionary => crate::zstd::workspace_len(),
+                _ => return Err(Errno::NOSYS),
+            };
+            let slots = Slots::new(threads, work)?;
+            #[cfg(feature = "deflate")]
+            let mut deflate = [None; par::MAX_THREADS];
+            #[cfg(feature = "deflate")]
+            if encoding == Encoding::Deflate {
+                for (i, d) in deflate.iter_mut().enumerate().take(slots.count()) {
+                    // SAFETY: each slot's workspace is WORKSPACE bytes that outlive the run.
+                    *d = unsafe { crate::deflate::place(slots.workspace(i)) };
+                }
+            }
+            Ok(Decoders {
+                slots,
+                encoding,
+                work,
+                #[cfg(feature = "deflate")]
+                deflate,
+            })
+        }
+
+        /// Decodes one frame into exactly `dst_len` bytes at `dst`, on `slot`'s decoder.
+        ///
+        /// # Safety
+        /// Only the thread that owns `slot` calls this; `dst` is `dst_len` writable bytes that
+        /// no other thread touches meanwhile.
+        pub unsafe fn decode_one(
+            &self,
+            slot: usize,
+            src: &[u8],
+            dst: *mut u8,
+            dst_len: usize,
+            dict: Option<&[u8]>,
+        ) -> bool {
+            match self.encoding {
+                #[cfg(feature = "deflate")]
+                Encoding::Deflate => {
+                    // Gzip has no dictionary mode: only zstd-dict entries come with one.
+                    let _ = dict;
+                    let Some(d) = self.deflate[slot] else {
+                        return false;
+                    };
+                    // SAFETY: as the caller promises; the decompressor is the slot's alone.
+                    unsafe { crate::deflate::decode(d, src, dst, dst_len) }
+                }
+                #[cfg(feature = "zstd")]
+                Encoding::Zstd | Encoding::ZstdDictionary => {
+                    // SAFETY: as the caller promises; the workspace is the slot's alone, `work`
+                    // bytes, page-aligned.
+                    unsafe {
+                        crate::zstd::decode(
+                            self.slots.workspace(slot),
+                            self.work,
+                            src,
+                            dst,
+                            dst_len,
+                            dict,
+                        )
+                    }
+                }
+                _ => false,
+            }
+        }
+
+        /// Decodes every frame that `place` (given its index) gives an address to (`None`: skip it) on all the
+        /// decoders' threads at once. The frames' destinations must be disjoint and writable.
+        pub fn run(
+            &self,
+            entry: &Entry,
+            stored: &[u8],
+            frames: &[Frame],
+            place: &(dyn Fn(usize, &Frame) -> Option<*mut u8> + Sync),
+            dict: Option<&[u8]>,
+        ) -> Result<(), Failure> {
+            let errno = AtomicI32::new(0);
+            let job = |slot: usize, i: usize| {
+                let f = &frames[i];
+                let Some(dst) = place(i, f) else {
+                    return true;
+                };
+                if !populate(dst, f.dst_len, &errno) {
+                    return false;
+                }
+                // SAFETY: `slot` is this thread's; the frame's destination is disjoint from every
+                // other frame's (the caller's promise) and inside writable memory.
+                unsafe {
+                    self.decode_one(
+                        slot,
+                        &stored[f.src..f.src + f.src_len],
+                        dst,
+                        f.dst_len,
+                        dict,
+                    )
+                }
+            };
+            if par::run(&self.slots, frames.len(), &job) {
+                return Ok(());
+            }
+            match errno.load(Ordering::Relaxed) {
+                0 => Err(Failure::Corrupt(entry.level)),
+                raw => Err(Failure::Copy(Errno::from_raw_os_error(raw))),
             }
         }
     }
 
     const PAGE: usize = 4096;
 
-    /// Decodes `entry`'s frames into `out` (exactly its length), on several threads if it has
-    /// several frames.
-    fn decode(
-        bundle: &Bundle<'_>,
-        entry: &Entry,
-        out: &Mapping,
-        dict: Option<&[u8]>,
-    ) -> Result<(), Failure> {
-        let damaged = Failure::Corrupt(entry.level);
-        let stored = bundle.stored(entry);
-        let mut frames = Frames::new();
-        let listed = match entry.encoding {
-            #[cfg(feature = "zstd")]
-            Encoding::Zstd | Encoding::ZstdDictionary => crate::zstd::frames(stored, &mut frames),
-            #[cfg(feature = "deflate")]
-            Encoding::Deflate => crate::deflate::frames(stored, &mut frames),
-            other => return Err(Failure::UnsupportedEncoding(other)),
+    /// Allocates the pages of `dst..dst + len` now, in one system call, instead of one page fault
+    /// per page during decoding; each thread does it for its own frames, so the kernel's page
+    /// allocation and zeroing run in parallel too. It also turns a lack of memory or space (a
+    /// full tmpfs behind a file target) into an error here, where decoding through the mapping
+    /// would die of SIGBUS. Kernels before 5.14 answer EINVAL: then the pages come with the
+    /// writes, as usual.
+    fn populate(dst: *mut u8, len: usize, errno: &AtomicI32) -> bool {
+        let start = dst as usize & !(PAGE - 1);
+        let end = (dst as usize + len).div_ceil(PAGE) * PAGE;
+        // SAFETY: the pages hold the frame's destination, which lies inside one writable
+        // mapping; populating pages does not change their contents.
+        let result = unsafe {
+            rustix::mm::madvise(
+                start as *mut c_void,
+                end - start,
+                rustix::mm::Advice::LinuxPopulateWrite,
+            )
         };
-        if listed.is_none() || !frames.tile(out.len) {
-            return Err(damaged);
-        }
-        let frames = frames.as_slice();
-        let threads = par::threads_for(frames.len());
-        let output = Output {
-            ptr: out.ptr,
-            errno: AtomicI32::new(0),
-        };
-        let ok = match entry.encoding {
-            #[cfg(feature = "deflate")]
-            Encoding::Deflate => {
-                // Gzip has no dictionary mode: `decode_checked` passes a dictionary only for
-                // zstd-dict entries.
-                let _ = dict;
-                let slots =
-                    Slots::new(threads, crate::deflate::WORKSPACE).map_err(Failure::Copy)?;
-                let mut decoders = [None; par::MAX_THREADS];
-                for (i, d) in decoders.iter_mut().enumerate().take(slots.count()) {
-                    // SAFETY: each slot's workspace is WORKSPACE bytes that outlive the run.
-                    *d = unsafe { crate::deflate::place(slots.workspace(i)) };
-                }
-                let job = |slot: usize, i: usize| {
-                    let f: &Frame = &frames[i];
-                    let Some(d) = decoders[slot] else {
-                        return false;
-                    };
-                    if !output.populate(f.dst, f.dst_len) {
-                        return false;
-                    }
-                    // SAFETY: the slot's decompressor serves only this thread; the frame's
-                    // output range lies inside the mapping and no other job writes it.
-                    unsafe {
-                        crate::deflate::decode(
-                            d,
-                            &stored[f.src..f.src + f.src_len],
-                            output.at(f.dst),
-                            f.dst_len,
-                        )
-                    }
-                };
-                par::run(&slots, frames.len(), &job)
+        match result {
+            Ok(()) | Err(Errno::INVAL) => true,
+            Err(e) => {
+                let _ = errno.compare_exchange(
+                    0,
+                    e.raw_os_error(),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+                false
             }
-            #[cfg(feature = "zstd")]
-            _ => {
-                let work = crate::zstd::workspace_len();
-                let slots = Slots::new(threads, work).map_err(Failure::Copy)?;
-                let job = |slot: usize, i: usize| {
-                    let f: &Frame = &frames[i];
-                    if !output.populate(f.dst, f.dst_len) {
-                        return false;
-                    }
-                    // SAFETY: the slot's workspace serves only this thread and is `work` bytes,
-                    // page-aligned; the frame's output range lies inside the mapping and no other
-                    // job writes it.
-                    unsafe {
-                        crate::zstd::decode(
-                            slots.workspace(slot),
-                            work,
-                            &stored[f.src..f.src + f.src_len],
-                            output.at(f.dst),
-                            f.dst_len,
-                            dict,
-                        )
-                    }
-                };
-                par::run(&slots, frames.len(), &job)
-            }
-            #[cfg(not(feature = "zstd"))]
-            _ => false,
-        };
-        match (ok, output.failure()) {
-            (true, _) => Ok(()),
-            (false, Some(failure)) => Err(failure),
-            (false, None) => Err(damaged),
         }
     }
 }

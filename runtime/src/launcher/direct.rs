@@ -45,6 +45,10 @@ pub enum Refusal {
     Interpreter(Errno),
     /// Its program interpreter is not a loader the launcher can map.
     InterpreterLayout(NotDirect),
+    /// Its compressed bytes do not match their hash or do not decode (the memfd path then
+    /// decodes them again, and refuses them with the usual message).
+    #[cfg_attr(not(any(feature = "zstd", feature = "deflate")), allow(dead_code))]
+    Damaged,
 }
 
 impl Refusal {
@@ -66,6 +70,9 @@ impl Refusal {
             }
             Refusal::InterpreterLayout(why) => {
                 line.str("its program interpreter ").str(why.message());
+            }
+            Refusal::Damaged => {
+                line.str("its compressed bytes do not match their hash or do not decode");
             }
         }
     }
@@ -111,7 +118,7 @@ pub fn try_launch(
         Some(LaunchPath::Direct) => true,
         None => entry.flags & ENTRY_DIRECT != 0,
     };
-    if !wanted || entry.encoding != Encoding::Stored {
+    if !wanted {
         return None;
     }
     // munmap rounds a length up to the page itself; rounding here to the architecture's largest
@@ -121,11 +128,21 @@ pub fn try_launch(
         bundle.arch.payload_vaddr() as usize,
         bundle.header.region_len as usize,
     );
+    let leftovers = [spare_code(file_view), spare_code(region)];
+    if entry.encoding != Encoding::Stored {
+        #[cfg(any(feature = "zstd", feature = "deflate"))]
+        return Some(crate::unpack::launch(
+            start, bundle, entry, fd, leftovers, ready,
+        ));
+        // A launcher without decoders refused the entry before getting here.
+        #[cfg(not(any(feature = "zstd", feature = "deflate")))]
+        return None;
+    }
     let source = Source {
         fd,
         data,
         file_offset: (data.as_ptr() as usize - file.as_ptr() as usize) as u64,
-        leftovers: [spare_code(file_view), spare_code(region)],
+        leftovers,
     };
     Some(launch(start, &source, bundle.arch.elf_machine(), ready))
 }
@@ -165,10 +182,7 @@ pub fn launch(
     machine: u16,
     ready: impl FnOnce(),
 ) -> Refusal {
-    let page = start
-        .aux(AT_PAGESZ)
-        .filter(|p| p.is_power_of_two())
-        .unwrap_or(4096) as u64;
+    let page = page_size(start);
     if source.file_offset & (page - 1) != 0 {
         return Refusal::Misaligned;
     }
@@ -184,19 +198,59 @@ pub fn launch(
         release(&image, bias);
         return Refusal::Map(e);
     }
-    // The kernel enters a dynamically linked program through its interpreter.
-    let (base, start_at) = match image.interp {
-        None => (0, image.entry + bias),
-        Some(path) => match interpreter(path, machine, page) {
-            Ok(loaded) => loaded,
-            Err(refusal) => {
-                release(&image, bias);
-                return refusal;
-            }
-        },
+    let entered = match enter_point(&image, bias, machine, page) {
+        Ok(entered) => entered,
+        Err(refusal) => {
+            release(&image, bias);
+            return refusal;
+        }
     };
+    enter(
+        start,
+        &image,
+        bias,
+        entered,
+        source.fd,
+        source.leftovers,
+        ready,
+    )
+}
 
-    // From here on nothing can fail: describe the program to itself, as the kernel would have.
+/// The page size the kernel uses, from the auxiliary vector.
+pub fn page_size(start: &StartInfo) -> u64 {
+    start
+        .aux(AT_PAGESZ)
+        .filter(|p| p.is_power_of_two())
+        .unwrap_or(4096) as u64
+}
+
+/// Where the kernel would enter the program mapped at `bias`: its entry point, or, for a
+/// dynamically linked one, its interpreter's, mapped now. Returns (`AT_BASE`, the address to
+/// jump to).
+pub fn enter_point(
+    image: &direct::Image<'_>,
+    bias: u64,
+    machine: u16,
+    page: u64,
+) -> Result<(u64, u64), Refusal> {
+    match image.interp {
+        None => Ok((0, image.entry + bias)),
+        Some(path) => interpreter(path, machine, page),
+    }
+}
+
+/// Describes the program mapped at `bias` to itself, as the kernel would have, and jumps to it
+/// (`entered` from [`enter_point`]). `fd`, the bundle file, is closed on the way: the program
+/// must not inherit it.
+pub fn enter(
+    start: &StartInfo,
+    image: &direct::Image<'_>,
+    bias: u64,
+    (base, start_at): (u64, u64),
+    fd: BorrowedFd<'_>,
+    leftovers: [(usize, usize); 2],
+    ready: impl FnOnce(),
+) -> ! {
     // SAFETY: the auxiliary vector is on the initial stack, writable and ours; its pairs end with
     // AT_NULL, and only values are replaced.
     unsafe {
@@ -217,21 +271,21 @@ pub fn launch(
         }
     }
     ready();
-    // The descriptor was the launcher's; the program must not inherit it. Nothing else refers to
-    // it after this point: the caller's owner is never dropped, because `jump` does not return.
+    // Nothing refers to the descriptor after this point: the caller's owner is never dropped,
+    // because `jump` does not return.
     // SAFETY: closing a descriptor we own and no longer use.
-    unsafe { rustix::io::close(source.fd.as_raw_fd()) };
+    unsafe { rustix::io::close(fd.as_raw_fd()) };
     // SAFETY: argv is one word above the initial stack pointer (argc), which the program's entry
     // expects in the stack pointer; the entry (the program's, or its interpreter's) is inside a
     // mapped executable segment (checked).
     unsafe {
         let sp = (start.argv as *const usize).sub(1) as usize;
-        jump(sp, start_at as usize, source.leftovers)
+        jump(sp, start_at as usize, leftovers)
     }
 }
 
 /// Undoes a mapping: the span is the reservation, which holds only the launcher's own mappings.
-fn release(image: &direct::Image<'_>, bias: u64) {
+pub fn release(image: &direct::Image<'_>, bias: u64) {
     // SAFETY: as said; nothing refers to these pages.
     unsafe {
         let _ = rustix::mm::munmap((image.lo + bias) as *mut _, (image.hi - image.lo) as usize);
@@ -270,7 +324,7 @@ fn interpreter(path: &[u8], machine: u16, page: u64) -> Result<(u64, u64), Refus
 /// Claims the address range of all segments, so that nothing the launcher or the kernel placed
 /// is overwritten: at the program's own addresses for a fixed-address executable, wherever the
 /// kernel's address-space randomisation puts it for a static PIE. Returns the load bias.
-fn reserve(image: &direct::Image<'_>, page: u64) -> Result<u64, Errno> {
+pub fn reserve(image: &direct::Image<'_>, page: u64) -> Result<u64, Errno> {
     let span = (image.hi - image.lo) as usize;
     let flags = MapFlags::PRIVATE | MapFlags::NORESERVE;
     if !image.relocatable {

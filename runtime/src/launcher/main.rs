@@ -22,6 +22,8 @@ mod par;
 mod start;
 mod sys;
 mod target;
+#[cfg(any(feature = "zstd", feature = "deflate"))]
+mod unpack;
 #[cfg(feature = "zstd")]
 mod zstd;
 
