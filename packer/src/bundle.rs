@@ -18,9 +18,10 @@ use crate::{elf_sections, PackError, Variant};
 pub enum Launch {
     /// Map each stored variant straight from the bundle file (and a dynamically linked one's
     /// interpreter from its own file) and jump to it: no copy, pages shared by all running
-    /// instances. Variants that cannot be mapped (compressed, asking for an executable stack)
-    /// are copied into a memfd and exec'd. Opt-in: `/proc/PID/exe` then names the bundle, not
-    /// the variant as mgo documents.
+    /// instances. A compressed variant is decoded straight into its segments instead, skipping
+    /// what no segment loads. Variants that cannot be mapped (an executable stack, say) are
+    /// copied into a memfd and exec'd. Opt-in: `/proc/PID/exe` then names the bundle, not the
+    /// variant as mgo documents.
     Direct,
     /// Copy every variant into a memfd and exec it, as mgo does (`/proc/PID/exe` then names the
     /// variant). The default, because that name is behaviour mgo's users rely on.
@@ -32,8 +33,7 @@ pub enum Launch {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BundleOptions {
     pub launch: Launch,
-    /// How the variants are stored (docs/COMPRESSION.md). Compressed variants always start
-    /// through the memfd.
+    /// How the variants are stored (docs/COMPRESSION.md).
     pub compression: Compression,
     /// With [`Compression::ZstdDict`]: keep the base variant uncompressed, so that it is its own
     /// dictionary where it lies in the bundle (nothing to decode for it, and a static base can
