@@ -24,6 +24,7 @@ use rustix::mm::{MapFlags, MprotectFlags, ProtFlags};
 use crate::decode::codec::{list_frames, Decoders, Dictionary};
 use crate::direct::{self as path, Refusal};
 use crate::frames::{Frame, Frames};
+use crate::launch::Failure;
 use crate::par;
 use crate::start::StartInfo;
 
@@ -101,7 +102,11 @@ pub fn launch(
             let target = |i: usize, _: &Frame| Some((places[i]? + bias) as usize as *mut u8);
             decoders
                 .run(entry, stored, frames, &target, dict.bytes())
-                .map_err(|_| Refusal::Damaged)?;
+                .map_err(|failure| match failure {
+                    // No memory for the pages: say so, rather than blame the bundle.
+                    Failure::Copy(e) => Refusal::Map(e),
+                    _ => Refusal::Damaged,
+                })?;
             protect(&image, page, bias).map_err(Refusal::Map)?;
             path::enter_point(&image, bias, machine, page)
         });
