@@ -12,7 +12,9 @@ use std::process::Stdio;
 pub use mgo_pack::Launch;
 
 use crate::fixtures::{c_probe_dynamic, c_probe_static, go_probe, gofmt, parse_report, Report};
-use crate::harness::{command, oracle_level, pack_with, run, scratch_dir, spawn, stderr, stdout};
+use crate::harness::{
+    command, oracle_level, pack_with, run, scratch_dir, spawn, stderr, stdout, write_executable,
+};
 
 fn tag(launch: Launch) -> &'static str {
     match launch {
@@ -376,7 +378,7 @@ pub fn corrupted_payload_is_never_executed(launch: Launch) {
     let bytes = std::fs::read(&bundle).unwrap();
     let refused = |damaged: &[u8], name: &str, env: &[(&str, &str)]| {
         let path = bundle.with_file_name(name);
-        mgo_pack::write_executable(&path, damaged).unwrap();
+        write_executable(&path, damaged).unwrap();
         let mut cmd = command(&path);
         cmd.env("GOAMD64", "v4").envs(env.iter().copied());
         let out = run(&mut cmd);

@@ -29,8 +29,47 @@ pub fn pack_with(out: &Path, variants: &[(u32, &Path)], launch: mgo_pack::Launch
         .collect();
     let options = mgo_pack::BundleOptions::default().with_launch(launch);
     let bytes = mgo_pack::build_bundle_with(&variants, &options).expect("building bundle");
-    mgo_pack::write_executable(out, &bytes).expect("writing bundle");
+    write_executable(out, &bytes).expect("writing bundle");
     out.to_path_buf()
+}
+
+/// [`mgo_pack::write_executable`], written so that the file can be executed as soon as this
+/// returns, whatever other threads of the test process are doing. Tests that write a file they
+/// will execute must write it through here (or [`copy_executable`]), never directly.
+///
+/// Exec fails with ETXTBSY while any process holds the file open for writing. A test process
+/// starts children from many threads at once, and a child started while this thread has the
+/// file open gets a copy of the whole descriptor table, writable descriptor included, and
+/// keeps it until its own exec closes it. Under load that is long enough for a bundle that
+/// was just written to be refused with "Text file busy" (a CI run failed one time in four that
+/// way). So the file is written on a thread with a descriptor table of its own
+/// (`unshare(CLONE_FILES)`): no other thread's child ever holds its descriptors.
+pub fn write_executable(path: &Path, bytes: &[u8]) -> Result<(), mgo_pack::PackError> {
+    with_private_descriptors(|| mgo_pack::write_executable(path, bytes))
+}
+
+/// Copies `from` to `to` (which ends up with `from`'s permissions, as [`std::fs::copy`] gives
+/// it) so that `to` can be executed as soon as this returns; see [`write_executable`].
+pub fn copy_executable(from: &Path, to: &Path) -> std::io::Result<u64> {
+    with_private_descriptors(|| std::fs::copy(from, to))
+}
+
+/// Runs `f` on a new thread whose descriptor table is its own, so that the descriptors `f`
+/// opens are never copied into a child that another thread starts.
+fn with_private_descriptors<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|scope| {
+        let worker = scope.spawn(|| {
+            // SAFETY: unshare(CLONE_FILES) gives the calling thread a private copy of the
+            // descriptor table; it touches no memory of this process.
+            if unsafe { libc::unshare(libc::CLONE_FILES) } != 0 {
+                panic!("unshare(CLONE_FILES): {}", std::io::Error::last_os_error());
+            }
+            f()
+        });
+        worker
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
 }
 
 /// Packs all four levels of a fixture, for the memfd launch path.
@@ -52,29 +91,17 @@ pub fn command(program: &Path) -> Command {
     cmd
 }
 
+/// Runs `cmd` to completion, capturing its output. Files the tests wrote are never busy here
+/// (see [`write_executable`]), so a failure to start is a failure of the test.
 pub fn run(cmd: &mut Command) -> Output {
-    retry_busy(|| cmd.output())
+    cmd.output()
+        .unwrap_or_else(|e| panic!("running {:?}: {e}", cmd.get_program()))
 }
 
 /// Starts `cmd`, as [`run`] does.
 pub fn spawn(cmd: &mut Command) -> std::process::Child {
-    retry_busy(|| cmd.spawn())
-}
-
-/// Tests pack bundles while other threads of the same test process fork: a child forked while a
-/// bundle was still open for writing holds that descriptor until its own exec closes it, and
-/// executing the bundle meanwhile fails with ETXTBSY. The window is short; wait it out.
-fn retry_busy<T>(mut attempt: impl FnMut() -> std::io::Result<T>) -> T {
-    const ETXTBSY: i32 = 26;
-    for _ in 0..100 {
-        match attempt() {
-            Err(e) if e.raw_os_error() == Some(ETXTBSY) => {
-                std::thread::sleep(std::time::Duration::from_millis(10))
-            }
-            result => return result.expect("spawning"),
-        }
-    }
-    attempt().expect("spawning (text file still busy after a second)")
+    cmd.spawn()
+        .unwrap_or_else(|e| panic!("starting {:?}: {e}", cmd.get_program()))
 }
 
 pub fn stdout(out: &Output) -> String {
@@ -95,4 +122,55 @@ pub fn oracle_level(levels: &[PathBuf; 4]) -> u32 {
         }
     }
     best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// The race [`write_executable`] closes, made likely: threads start children without pause
+    /// while executables are written and each is run at once, without any retry. With the file
+    /// written on the calling thread's shared descriptor table, about one run in four here fails
+    /// with ETXTBSY.
+    #[test]
+    fn written_executables_run_at_once_while_other_threads_start_children() {
+        let dir = scratch_dir("harness-busy");
+        let program = std::fs::read("/bin/true").expect("reading /bin/true");
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            for _ in 0..3 {
+                scope.spawn(|| {
+                    while !stop.load(Ordering::Relaxed) {
+                        run(&mut command(Path::new("/bin/true")));
+                    }
+                });
+            }
+            let stopper = StopOnDrop(&stop);
+            for i in 0..200 {
+                let path = dir.join(format!("true-{i}"));
+                if i % 2 == 0 {
+                    write_executable(&path, &program).unwrap();
+                } else {
+                    copy_executable(Path::new("/bin/true"), &path).unwrap();
+                }
+                let status = Command::new(&path).status();
+                assert!(
+                    status.as_ref().is_ok_and(|s| s.success()),
+                    "run {i}: {status:?}"
+                );
+            }
+            drop(stopper);
+        });
+    }
+
+    /// Stops the spawning threads however the loop ends, so that a failure is reported rather
+    /// than the scope waiting for them forever.
+    struct StopOnDrop<'a>(&'a AtomicBool);
+
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
 }

@@ -19,7 +19,7 @@ use mgo_tests::fixtures::{go_probe, parse_report, Report};
 use mgo_tests::fixtures_arm64::{
     c_probe_arm64, c_probes_arm64, go_probe_arm64, oracles, Qemu, C_PROBE_LEVELS,
 };
-use mgo_tests::harness::{pack, pack_with, scratch_dir, stderr, stdout};
+use mgo_tests::harness::{pack, pack_with, scratch_dir, stderr, stdout, write_executable};
 
 fn level(name: &str) -> u32 {
     mgo_pack::parse_level(name).unwrap_or_else(|e| panic!("{name}: {e}"))
@@ -75,12 +75,11 @@ fn the_aarch64_launcher_runs_under_qemu() {
     // The image alone: a launcher without payload says so in one line and exits 122.
     let dir = scratch_dir("a64-bare");
     let bare = dir.join("bare");
-    std::fs::write(
+    write_executable(
         &bare,
         mgo_pack::runtime_image::for_arch(Arch::Aarch64).unwrap(),
     )
     .unwrap();
-    std::fs::set_permissions(&bare, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let out = run(&mut Qemu::new("cortex-a53").command_without_binfmt(&bare));
     assert_eq!(out.status.code(), Some(122), "{}", stderr(&out));
     let err = stderr(&out);

@@ -21,7 +21,7 @@ use mgo_format::elf::{Elf, PHDR_LEN, PT_LOAD};
 use mgo_format::{content_hash, Bundle, Entry, Header, Region, ENTRY_LEN, HEADER_LEN};
 use mgo_pack::{BundleOptions, Compression, Launch};
 use mgo_tests::fixtures::{c_probe_dynamic, c_probe_static, go_probe};
-use mgo_tests::harness::{command, pack, pack_with, scratch_dir};
+use mgo_tests::harness::{command, pack, pack_with, scratch_dir, write_executable};
 
 const BAD_BUNDLE: i32 = 122;
 
@@ -99,7 +99,7 @@ fn run_all(dir: &Path, cases: &[(Vec<u8>, Env)]) -> Vec<Outcome> {
                     break;
                 };
                 let path = dir.join(format!("case-{i}"));
-                mgo_pack::write_executable(&path, bytes).unwrap();
+                write_executable(&path, bytes).unwrap();
                 let outcome = launch(&path, env);
                 std::fs::remove_file(&path).unwrap();
                 results.lock().unwrap().insert(i, outcome);
@@ -112,15 +112,9 @@ fn run_all(dir: &Path, cases: &[(Vec<u8>, Env)]) -> Vec<Outcome> {
 fn launch(path: &Path, env: &Env) -> Outcome {
     let mut cmd = command(path);
     cmd.envs(env.iter().map(|(k, v)| (k, v)));
-    let out: Output = loop {
-        match cmd.output() {
-            // Another test thread forked while this file was open for writing: wait it out.
-            Err(e) if e.raw_os_error() == Some(26) => {
-                std::thread::sleep(std::time::Duration::from_millis(5))
-            }
-            Err(e) => return Outcome::ExecFailed(e.to_string()),
-            Ok(out) => break out,
-        }
+    let out: Output = match cmd.output() {
+        Err(e) => return Outcome::ExecFailed(e.to_string()),
+        Ok(out) => out,
     };
     if !out.stdout.is_empty() {
         return Outcome::Ran(String::from_utf8_lossy(&out.stdout).into_owned());
@@ -532,22 +526,15 @@ fn flipped_bit_in_the_payload_program_header() {
 fn killed_in_exec(dir: &Path, bytes: &[u8]) -> Option<Result<String, String>> {
     let path = dir.join("strace-case");
     let log = dir.join("strace.log");
-    mgo_pack::write_executable(&path, bytes).unwrap();
-    let (out, text) = loop {
-        let out = command(Path::new("/usr/bin/strace"))
-            .arg("-f")
-            .arg("-o")
-            .arg(&log)
-            .arg(&path)
-            .output()
-            .ok()?;
-        // Another test thread forked while the file was open for writing: wait it out.
-        if String::from_utf8_lossy(&out.stderr).contains("Text file busy") {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-            continue;
-        }
-        break (out, std::fs::read_to_string(&log).ok()?);
-    };
+    write_executable(&path, bytes).unwrap();
+    let out = command(Path::new("/usr/bin/strace"))
+        .arg("-f")
+        .arg("-o")
+        .arg(&log)
+        .arg(&path)
+        .output()
+        .ok()?;
+    let text = std::fs::read_to_string(&log).ok()?;
     let _ = (std::fs::remove_file(&path), std::fs::remove_file(&log));
     let calls: Vec<&str> = text
         .lines()

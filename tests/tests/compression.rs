@@ -9,7 +9,9 @@ use std::process::Command;
 use mgo_format::{Bundle, Encoding, Entry};
 use mgo_pack::{BundleOptions, Compression, Launch};
 use mgo_tests::fixtures::{c_probe_static, go_probe, gofmt, parse_report};
-use mgo_tests::harness::{command, oracle_level, run, scratch_dir, stderr, stdout};
+use mgo_tests::harness::{
+    command, oracle_level, run, scratch_dir, stderr, stdout, write_executable,
+};
 
 /// The modes every fixture is packed with: both ends of each codec's levels, ultra included.
 const MODES: &[Compression] = &[
@@ -31,7 +33,7 @@ fn pack(out: &Path, variants: &[(u32, &Path)], compression: Compression) -> Path
         .with_launch(Launch::Memfd)
         .with_compression(compression);
     let bytes = mgo_pack::build_bundle_with(&variants, &options).expect("building bundle");
-    mgo_pack::write_executable(out, &bytes).expect("writing bundle");
+    write_executable(out, &bytes).expect("writing bundle");
     out.to_path_buf()
 }
 
@@ -236,7 +238,7 @@ fn damaged_compressed_data_is_refused_never_run() {
                 let mut damaged = bytes.clone();
                 damaged[at] ^= 0x5a;
                 let path = dir.join(format!("{}-v{}-{spot}", name(mode), entry.level));
-                mgo_pack::write_executable(&path, &damaged).unwrap();
+                write_executable(&path, &damaged).unwrap();
                 let level = format!("v{}", entry.level);
                 let what = format!("{mode}, v{} damaged at {spot}", entry.level);
                 assert_refused(&path, &[("GOAMD64", &level)], &what);
@@ -253,7 +255,7 @@ fn damaged_compressed_data_is_refused_never_run() {
             let mut damaged = bytes.clone();
             damaged[region + base.offset as usize + 1] ^= 0x01;
             let path = dir.join("dict-base-damaged");
-            mgo_pack::write_executable(&path, &damaged).unwrap();
+            write_executable(&path, &damaged).unwrap();
             for level in ["v1", "v2", "v4"] {
                 assert_refused(
                     &path,

@@ -5,9 +5,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use mgo_pack::compress::Compression;
-use mgo_pack::{build_bundle_with, write_executable, BundleOptions, Variant};
+use mgo_pack::{build_bundle_with, BundleOptions, Variant};
 use mgo_tests::fixtures::{c_probe_dynamic, go_probe, gofmt, parse_report};
-use mgo_tests::harness::{command, run, scratch_dir, stderr, stdout};
+use mgo_tests::harness::{
+    command, copy_executable, run, scratch_dir, stderr, stdout, write_executable,
+};
 
 fn pack_with(out: &Path, levels: &[PathBuf; 4], compression: Compression) -> PathBuf {
     let variants: Vec<Variant> = levels
@@ -97,7 +99,7 @@ fn strip_and_objcopy_keep_the_payloads() {
             ];
             for (i, (program, flags)) in commands.iter().enumerate() {
                 let copy = dir.join(format!("{fixture}-{program}-{i}"));
-                std::fs::copy(&bundle, &copy).unwrap();
+                copy_executable(&bundle, &copy).unwrap();
                 let mut args: Vec<&str> = flags.to_vec();
                 args.push(copy.to_str().unwrap());
                 let out = tool(program, &args);

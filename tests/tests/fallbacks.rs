@@ -13,7 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use mgo_tests::fixtures::{c_probe_dynamic, go_probe, parse_report, Report};
-use mgo_tests::harness::{command, oracle_level, pack_all, run, scratch_dir, stderr, stdout};
+use mgo_tests::harness::{
+    command, copy_executable, oracle_level, pack_all, run, scratch_dir, stderr, stdout,
+    write_executable,
+};
 
 const SECCOMP_RUN: &str = env!("CARGO_BIN_EXE_mgo-seccomp-run");
 
@@ -582,7 +585,7 @@ fn full_directory_is_skipped_for_stored_and_compressed_variants() {
             .with_compression(compression);
         let bytes = mgo_pack::build_bundle_with(&variants, &options).unwrap();
         let path = scratch_dir(&format!("fb-full-{name}")).join("probe");
-        mgo_pack::write_executable(&path, &bytes).unwrap();
+        write_executable(&path, &bytes).unwrap();
         bundles.push((name, path));
     }
     let script = r#"mount -t tmpfs -o size=64k tmpfs "$D" || exit 99
@@ -731,7 +734,7 @@ fn stage_outside_tmp(files: &[&Path]) -> Option<PathBuf> {
     let _ = std::fs::remove_dir_all(&stage);
     std::fs::create_dir_all(&stage).unwrap();
     for file in files {
-        std::fs::copy(file, stage.join(file.file_name().unwrap())).unwrap();
+        copy_executable(file, &stage.join(file.file_name().unwrap())).unwrap();
     }
     Some(stage)
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use common::{build_mgo_pack, CPUS};
 use mgo_format::content_hash;
 use mgo_tests::fixtures::go_probe;
-use mgo_tests::harness::{oracle_level, scratch_dir};
+use mgo_tests::harness::{copy_executable, oracle_level, scratch_dir};
 
 fn hash_file(path: &Path) -> u64 {
     content_hash(&fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
@@ -59,7 +59,7 @@ fn mgo_pack_packs_itself_and_every_stage_is_identical() {
         .enumerate()
         .map(|(i, cpu)| {
             let copy = dir.join(format!("mgo-pack.v{}", i + 1));
-            fs::copy(build_mgo_pack(cpu), &copy).unwrap();
+            copy_executable(&build_mgo_pack(cpu), &copy).unwrap();
             copy
         })
         .collect();

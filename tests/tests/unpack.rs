@@ -11,7 +11,9 @@ use std::process::Stdio;
 use mgo_format::{content_hash, Bundle, Encoding, Header, Region, ENTRY_LEN, HEADER_LEN};
 use mgo_pack::{BundleOptions, Compression, Launch};
 use mgo_tests::fixtures::{c_probe_dynamic, c_probe_static, go_probe, gofmt, parse_report};
-use mgo_tests::harness::{command, oracle_level, run, scratch_dir, spawn, stderr, stdout};
+use mgo_tests::harness::{
+    command, oracle_level, run, scratch_dir, spawn, stderr, stdout, write_executable,
+};
 
 const MODES: &[Compression] = &[
     Compression::Gzip(9),
@@ -32,7 +34,7 @@ fn pack(out: &Path, levels: &[PathBuf; 4], compression: Compression, stored_base
         .with_compression(compression)
         .with_stored_base(stored_base);
     let bytes = mgo_pack::build_bundle_with(&variants, &options).expect("building bundle");
-    mgo_pack::write_executable(out, &bytes).expect("writing bundle");
+    write_executable(out, &bytes).expect("writing bundle");
     out.to_path_buf()
 }
 
@@ -173,7 +175,7 @@ fn damaged_compressed_bytes_never_run_wherever_they_are() {
             let mut damaged = bytes.clone();
             damaged[at] ^= 0x04;
             let path = dir.join(format!("{}-{place}", name(mode)));
-            mgo_pack::write_executable(&path, &damaged).unwrap();
+            write_executable(&path, &damaged).unwrap();
             let out = run(command(&path).env("PROBE_EXIT", "7"));
             let what = format!("{mode} damaged in the {place}");
             assert_eq!(out.status.code(), Some(122), "{what}: {}", stderr(&out));
@@ -207,7 +209,7 @@ fn a_dictionary_base_damaged_is_refused_too() {
     let mut damaged = bytes.clone();
     damaged[range.end - 40] ^= 0x04;
     let path = dir.join("damaged-base");
-    mgo_pack::write_executable(&path, &damaged).unwrap();
+    write_executable(&path, &damaged).unwrap();
     let out = run(command(&path).env("PROBE_EXIT", "7"));
     assert_eq!(out.status.code(), Some(122), "{}", stderr(&out));
     assert!(
@@ -233,7 +235,7 @@ fn without_a_hash_of_the_compressed_bytes_the_memfd_path_runs_it() {
     header.index_hash = content_hash(&bytes[index..index + header.index_len as usize]);
     bytes[region..region + HEADER_LEN].copy_from_slice(&header.to_bytes());
     let old = dir.join("old");
-    mgo_pack::write_executable(&old, &bytes).unwrap();
+    write_executable(&old, &bytes).unwrap();
 
     let out = run(command(&old).env("MGODEBUG", "log").env("PROBE_EXIT", "7"));
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));

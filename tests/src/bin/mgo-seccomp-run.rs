@@ -245,26 +245,17 @@ fn main() -> ExitCode {
     extern "C" {
         static environ: *const *const libc::c_char;
     }
-    // A test process that has just written PROGRAM may still have it open for writing in a child
-    // another of its threads forked before that child's exec: exec then fails with ETXTBSY for a
-    // moment. Retry briefly, as the test harness does for its own spawns.
-    let mut attempts = 0;
-    let err = loop {
-        // SAFETY: argv is a NULL-terminated array of C strings that outlive the call; environ is
-        // the process's environment as libc keeps it.
-        let err = unsafe {
-            if execve_refused {
-                libc::syscall(libc::SYS_execveat, fd, path, argv.as_ptr(), environ, flags);
-            } else {
-                libc::execve(program.as_ptr(), argv.as_ptr(), environ);
-            }
-            std::io::Error::last_os_error()
-        };
-        attempts += 1;
-        if err.raw_os_error() != Some(libc::ETXTBSY) || attempts == 100 {
-            break err;
+    // No retry on ETXTBSY: the tests write PROGRAM so that no child of theirs holds it open
+    // for writing (mgo_tests::harness::write_executable), and a busy file is a failure to see.
+    // SAFETY: argv is a NULL-terminated array of C strings that outlive the call; environ is the
+    // process's environment as libc keeps it.
+    let err = unsafe {
+        if execve_refused {
+            libc::syscall(libc::SYS_execveat, fd, path, argv.as_ptr(), environ, flags);
+        } else {
+            libc::execve(program.as_ptr(), argv.as_ptr(), environ);
         }
-        std::thread::sleep(std::time::Duration::from_millis(10));
+        std::io::Error::last_os_error()
     };
     eprintln!("mgo-seccomp-run: {}: {err}", command[0].to_string_lossy());
     ExitCode::from(127)
