@@ -1,8 +1,12 @@
 //! The launch behaviour checks, written once and run on each launch path: `tests/launch.rs` runs
 //! them on bundles packed for the memfd path, `tests/direct.rs` on bundles packed for the direct
-//! path. Each check compares what the program saw through the bundle with what it sees when run
+//! path, each through [`launch_checks!`](crate::launch_checks), which makes one test per check.
+//! Each check compares what the program saw through the bundle with what it sees when run
 //! directly (or with what the kernel documents), and also checks that the path asked for is the
 //! path taken, so that a silent fallback cannot pass for the path under test.
+//!
+//! A check is a `pub fn NAME(launch: Launch)` here, listed in `launch_checks!`; a unit test below
+//! fails for one that is not listed, so that every check runs on every path.
 
 use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
@@ -15,6 +19,50 @@ use crate::fixtures::{c_probe_dynamic, c_probe_static, go_probe, gofmt, parse_re
 use crate::harness::{
     command, oracle_level, pack_with, run, scratch_dir, spawn, stderr, stdout, write_executable,
 };
+
+/// `launch_checks!(LAUNCH)`: one `#[test]` per launch behaviour check in [`checks`](crate::checks),
+/// named after the check and running it on `LAUNCH` (a [`Launch`]). A test file for a launch
+/// path is this one line, plus the tests that only that path has.
+#[macro_export]
+macro_rules! launch_checks {
+    ($launch:expr) => {
+        $crate::launch_checks!(@list tests $launch);
+    };
+    // The checks, once; `@list NAME ARGS` hands them to the `@NAME` arm below.
+    (@list $then:ident $($args:tt)*) => {
+        $crate::launch_checks! {
+            @$then $($args)*;
+            runs_the_best_variant_for_this_cpu,
+            program_sees_same_argv_env_cwd_and_pid,
+            exit_statuses_pass_through,
+            death_by_signal_is_what_the_caller_sees,
+            stdin_is_the_program_stdin,
+            proc_exe_and_comm_name_what_was_executed,
+            no_descriptor_is_leaked_or_lost,
+            goamd64_forces_a_level,
+            missing_forced_level_runs_the_highest_below,
+            forced_level_below_every_variant_is_a_clear_error,
+            bad_goamd64_value_is_refused,
+            mgodebug_log_prints_the_mgo_line,
+            mgodebug_extract_writes_each_variant_byte_for_byte,
+            c_programs_static_and_dynamic,
+            gofmt_bundle_formats_go_code,
+            very_long_install_path_still_runs,
+            corrupted_payload_is_never_executed,
+        }
+    };
+    (@tests $launch:expr; $($check:ident),+ $(,)?) => {
+        $(
+            #[test]
+            fn $check() {
+                $crate::checks::$check($launch);
+            }
+        )+
+    };
+    (@names; $($check:ident),+ $(,)?) => {
+        [$(stringify!($check)),+]
+    };
+}
 
 fn tag(launch: Launch) -> &'static str {
     match launch {
@@ -147,8 +195,9 @@ pub fn stdin_is_the_program_stdin(launch: Launch) {
     );
 }
 
-/// `/proc/self/exe`, and the process name the kernel derives from what it executed.
-pub fn proc_exe_and_comm(launch: Launch) {
+/// `/proc/self/exe`, and the process name the kernel derives from what it executed: the memfd
+/// (named after the bundle and the variant's level) or, on the direct path, the bundle itself.
+pub fn proc_exe_and_comm_name_what_was_executed(launch: Launch) {
     let bundle = go_bundle("exe", launch);
     let out = run(command(&bundle).env("GOAMD64", "v2"));
     let report = parse_report(&stdout(&out));
@@ -419,4 +468,28 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     (0..haystack.len().saturating_sub(needle.len()))
         .step_by(4096)
         .find(|&at| &haystack[at..at + needle.len()] == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    /// Every `pub fn NAME(launch: Launch)` in this file is listed in `launch_checks!`, and so runs
+    /// on every launch path; nothing listed is missing.
+    #[test]
+    fn launch_checks_lists_every_check() {
+        let defined: BTreeSet<&str> = include_str!("checks.rs")
+            .lines()
+            .filter_map(|l| {
+                l.strip_prefix("pub fn ")?
+                    .strip_suffix("(launch: Launch) {")
+            })
+            .collect();
+        let listed: BTreeSet<&str> = crate::launch_checks!(@list names).into_iter().collect();
+        assert!(defined.len() > 10, "the checks were not found: {defined:?}");
+        assert_eq!(
+            defined, listed,
+            "the checks defined (left) and those launch_checks! runs (right) differ"
+        );
+    }
 }
