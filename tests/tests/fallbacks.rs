@@ -499,22 +499,19 @@ fn noexec_temporary_directories_are_skipped() {
         return;
     }
     let bundle = c_bundle("fb-noexec-tmp");
-    let dir = scratch_dir("fb-noexec-tmp-dir");
-    // The script hides /tmp and /dev/shm under noexec mounts: a checkout that lives there (a CI
-    // clone in /tmp, say) would hide its own bundle and helper, so stage them in /var/tmp.
-    let staged = stage_outside_tmp(&[bundle.as_path(), Path::new(SECCOMP_RUN)]);
-    let (bundle, seccomp_run, dir) = match &staged {
-        Some(stage) => (
-            stage.join(bundle.file_name().unwrap()),
-            stage.join("mgo-seccomp-run"),
-            {
-                let d = stage.join("dir");
-                std::fs::create_dir_all(&d).unwrap();
-                d
-            },
-        ),
-        None => (bundle, PathBuf::from(SECCOMP_RUN), dir),
+    // The script hides /tmp and /dev/shm under noexec mounts, and with them whatever the test
+    // needs that lives there: a checkout or a target directory in /tmp (a CI clone, say) would
+    // hide the bundle, the helper and the scratch directory. The stage holds what would be hidden.
+    let hidden = [Path::new("/tmp"), Path::new("/dev/shm")];
+    let Some(stage) = Stage::outside(&hidden, "fb-noexec-tmp-stage") else {
+        return skipped(
+            test,
+            "no directory outside /tmp and /dev/shm to stage the test's files in",
+        );
     };
+    let bundle = stage.reach(&bundle);
+    let seccomp_run = stage.reach(Path::new(SECCOMP_RUN));
+    let dir = stage.reach_dir(&scratch_dir("fb-noexec-tmp-dir"));
     let expected = v(oracle_level(c_probe_dynamic()));
     let script = r#"mount -t tmpfs -o noexec tmpfs /dev/shm || exit 99
         mount -t tmpfs -o noexec tmpfs /tmp || exit 99
@@ -528,9 +525,7 @@ fn noexec_temporary_directories_are_skipped() {
         ("S", seccomp_run.as_os_str()),
     ];
     let out = in_namespace(&args, script, &vars);
-    if let Some(stage) = &staged {
-        let _ = std::fs::remove_dir_all(stage);
-    }
+    drop(stage);
     let Some(out) = setup_ok(test, out) else {
         return;
     };
@@ -720,21 +715,81 @@ fn qemu_user_without_execveat() {
     assert!(exe(&report).starts_with("/dev/shm/#") || exe(&report).starts_with("/tmp/#"));
 }
 
-/// Copies `files` into a fresh directory under /var/tmp when the workspace lives under /tmp or
-/// /dev/shm (which the noexec test mounts over); `None` when no staging is needed.
-fn stage_outside_tmp(files: &[&Path]) -> Option<PathBuf> {
-    let root = mgo_tests::fixtures::workspace_root();
-    if !(root.starts_with("/tmp") || root.starts_with("/dev/shm")) {
-        return None;
+/// What a test needs to reach in a mount namespace where it mounts over `hidden` directories:
+/// each file or directory where it is, or, when a hidden directory covers it (after symbolic
+/// links are resolved: the checkout, the target directory or a link on the way may lead into
+/// /tmp), a copy in a stage directory that none covers. Removed when dropped if it was made
+/// outside the target directory.
+struct Stage {
+    hidden: Vec<PathBuf>,
+    dir: PathBuf,
+    remove: bool,
+}
+
+impl Stage {
+    /// A fresh stage named `name`: in the target directory's scratch space when that stays
+    /// visible, else in /var/tmp; `None` when both are hidden.
+    fn outside(hidden: &[&Path], name: &str) -> Option<Stage> {
+        let hidden: Vec<PathBuf> = hidden
+            .iter()
+            .map(|h| h.canonicalize().unwrap_or_else(|_| h.to_path_buf()))
+            .collect();
+        let scratch = scratch_dir(name);
+        if !covered(&hidden, &scratch) {
+            return Some(Stage {
+                hidden,
+                dir: scratch,
+                remove: false,
+            });
+        }
+        let _ = std::fs::remove_dir(&scratch);
+        let dir = PathBuf::from(format!("/var/tmp/mgo-pack-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).ok()?;
+        if covered(&hidden, &dir) {
+            let _ = std::fs::remove_dir_all(&dir);
+            return None;
+        }
+        Some(Stage {
+            hidden,
+            dir,
+            remove: true,
+        })
     }
-    let stage = PathBuf::from(format!(
-        "/var/tmp/mgo-pack-fallbacks-{}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&stage);
-    std::fs::create_dir_all(&stage).unwrap();
-    for file in files {
-        copy_executable(file, &stage.join(file.file_name().unwrap())).unwrap();
+
+    /// Where `file` can be reached once the directories are hidden: itself, or a copy.
+    fn reach(&self, file: &Path) -> PathBuf {
+        if !covered(&self.hidden, file) {
+            return file.to_path_buf();
+        }
+        let copy = self.dir.join(file.file_name().unwrap());
+        copy_executable(file, &copy).unwrap();
+        copy
     }
-    Some(stage)
+
+    /// Where the (empty) directory `dir` can be reached: itself, or a fresh one in the stage.
+    fn reach_dir(&self, dir: &Path) -> PathBuf {
+        if !covered(&self.hidden, dir) {
+            return dir.to_path_buf();
+        }
+        let fresh = self.dir.join(dir.file_name().unwrap());
+        std::fs::create_dir_all(&fresh).unwrap();
+        fresh
+    }
+}
+
+/// Whether `path` (which exists) lies in one of the `hidden` directories once links are resolved.
+fn covered(hidden: &[PathBuf], path: &Path) -> bool {
+    let real = path
+        .canonicalize()
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    hidden.iter().any(|h| real.starts_with(h))
+}
+
+impl Drop for Stage {
+    fn drop(&mut self) {
+        if self.remove {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
 }
