@@ -57,10 +57,13 @@ struct Effort {
     instances: usize,
 }
 
+// Many short rounds rather than a few long ones: on a shared VM the machine's speed drifts over
+// seconds, and a round of one command then another can land on either side of a drift; 10 rounds
+// of 20 spread that over all commands alike.
 const FULL: Effort = Effort {
-    rounds: 5,
-    runs: 40,
-    warmup: 5,
+    rounds: 10,
+    runs: 20,
+    warmup: 3,
     memory_runs: 5,
     instances: 4,
 };
