@@ -240,9 +240,22 @@ impl BundleFile {
         })
     }
 
-    /// Decodes `entry` and checks its length and content hash.
+    /// Decodes `entry` and checks its stored bytes' hash (where the index records one), its
+    /// length and its content hash.
     pub fn decode(&self, entry: &Entry) -> Result<Vec<u8>, PackError> {
         let level = level_name(entry.level).to_string();
+        let stored = content_hash(self.bundle().stored(entry));
+        if entry.stored_hash != 0 && stored != entry.stored_hash {
+            // The launcher's direct path checks this hash, not the content hash.
+            return Err(PackError::VariantDamaged {
+                path: self.path.clone(),
+                level,
+                reason: format!(
+                    "stored bytes hash {stored:016x}, the index says {:016x}",
+                    entry.stored_hash
+                ),
+            });
+        }
         let bytes = decode_variant(&self.bundle(), entry).map_err(|e| match e {
             DecodeError::Unsupported(encoding) => PackError::UnsupportedEncoding {
                 path: self.path.clone(),

@@ -922,6 +922,9 @@ fn compressed_bundles_inspect_extract_and_verify() {
     assert_eq!(exit_code(&out), 3);
     let text = stdout(&out);
     assert!(text.contains("v3 FAILED"), "{text}");
+    // Caught by the hash of the stored bytes, the one the launcher's direct path relies on,
+    // before anything is decoded.
+    assert!(text.contains("stored bytes hash"), "{text}");
     assert!(text.contains("v1 ok") && text.contains("v4 ok"), "{text}");
 }
 
