@@ -263,3 +263,25 @@ fn the_packer_records_the_hash_of_every_stored_form() {
         }
     }
 }
+
+/// Under qemu-user each CPU model's CPUID picks the level, and the compressed variant is decoded
+/// into its segments by the launcher running under the model (qemu has no `execveat`, which the
+/// direct path does not need).
+#[test]
+fn compressed_direct_launch_under_other_cpu_models() {
+    let dir = scratch_dir("unpack-qemu");
+    let bundle = pack(&dir.join("z19"), go_probe(), Compression::Zstd(19), false);
+    for (model, level) in [("Haswell", "v3"), ("Nehalem", "v2"), ("qemu64", "v1")] {
+        let out = run(std::process::Command::new("qemu-x86_64")
+            .args(["-cpu", model])
+            .arg(&bundle)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("MGODEBUG", "log"));
+        let err = stderr(&out);
+        assert!(out.status.success(), "{model}: {err}");
+        assert!(err.lines().any(|l| l == DIRECT), "{model}: {err}");
+        let report = parse_report(&stdout(&out));
+        assert_eq!(report.get_str("level").as_deref(), Some(level), "{model}");
+    }
+}
