@@ -1721,8 +1721,8 @@ impl Report<'_> {
             s,
             "Each bundle is run with the run-time override `MGODEBUG=memfd` and then \
              `MGODEBUG=direct`; \"path taken\" is what the launcher reported under \
-             `MGODEBUG=log` (a payload the direct path cannot map, such as a dynamically linked \
-             or compressed one, goes through the memfd). The CPU columns are hyperfine's mean \
+             `MGODEBUG=log` (a payload the direct path cannot take goes through the memfd; \
+             compressed ones are decoded into their segments). The CPU columns are hyperfine's mean \
              user + system time per run, which other load on the machine disturbs less than the \
              wall-clock median.\n"
         )
