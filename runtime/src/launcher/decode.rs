@@ -15,6 +15,10 @@
 //! (libzstd's context, about 160 KiB, or libdeflate's, 11 KiB, plus a 128 KiB stack per helper
 //! thread, touched only as deep as used), and in dictionary mode with a compressed base, the
 //! base's size until the variant is decoded.
+//!
+//! The decoders ([`codec::Decoders`]) and the dictionary ([`codec::Dictionary`]) serve the direct
+//! path too (`unpack.rs`), which decodes frames to addresses in the program's segments instead of
+//! offsets in a memfd.
 
 use mgo_format::{Bundle, ContentHasher, Encoding, Entry};
 use rustix::fd::{AsFd, OwnedFd};
