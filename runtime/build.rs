@@ -92,7 +92,16 @@ fn common_flags(arch: &str, src: &Path, mapped: &str, opt: &str) -> Vec<String> 
         // Baseline x86-64, as the Rust side: both libraries detect BMI2 at run time.
         "x86_64" => flags
             .extend(["-march=x86-64", "-mtune=generic", "-fcf-protection=none"].map(String::from)),
-        "aarch64" => flags.extend(["-march=armv8-a", "-mbranch-protection=none"].map(String::from)),
+        // Inline atomics: gcc's default out-of-line helpers pick LSE through getauxval, which a
+        // launcher without libc does not have.
+        "aarch64" => flags.extend(
+            [
+                "-march=armv8-a",
+                "-mbranch-protection=none",
+                "-mno-outline-atomics",
+            ]
+            .map(String::from),
+        ),
         _ => {}
     }
     flags

@@ -641,3 +641,66 @@ fn direct_launch_path_on_arm64() {
         .env("PROBE_SIGNAL", "TERM"));
     assert_eq!(out.status.signal(), Some(15));
 }
+
+/// Compressed arm64 bundles (the aarch64-zstd and aarch64-gzip launchers): every variant
+/// extracts byte for byte in every mode, the direct path decodes the chosen one into its segments
+/// (no exec, so no binfmt_misc needed), and the memfd path runs it too where arm64 programs can be
+/// exec'd.
+#[test]
+fn compressed_bundles_extract_and_run_in_every_mode() {
+    use mgo_pack::{BundleOptions, Compression};
+    let dir = scratch_dir("a64-compressed");
+    let variants: Vec<mgo_pack::Variant> = c_probes_arm64()
+        .iter()
+        .map(|b| mgo_pack::Variant::read(&b.path, Some(level(b.level))).unwrap())
+        .collect();
+    let expected = "v8.0,crypto";
+    for mode in [
+        Compression::Gzip(9),
+        Compression::Zstd(19),
+        Compression::ZstdDict(19),
+    ] {
+        let options = BundleOptions::default()
+            .with_launch(Launch::Direct)
+            .with_compression(mode);
+        let bytes = mgo_pack::build_bundle_with(&variants, &options).expect("packing");
+        let bundle = dir.join(mode.to_string().replace(':', ""));
+        write_executable(&bundle, &bytes).unwrap();
+        let qemu = Qemu::new("max");
+        for build in c_probes_arm64() {
+            let out = run(qemu
+                .command_without_binfmt(&bundle)
+                .env("MGODEBUG", "extract")
+                .env("GOARM64", build.level));
+            assert_eq!(out.status.code(), Some(0), "{mode}: {}", stderr(&out));
+            assert!(
+                out.stdout == std::fs::read(&build.path).unwrap(),
+                "{mode}: extracted {} differs from the packed input",
+                build.level
+            );
+        }
+        let out = run(Qemu::new("cortex-a53")
+            .command_without_binfmt(&bundle)
+            .arg("x y")
+            .env("MGODEBUG", "log"));
+        let err = stderr(&out);
+        assert!(
+            err.lines()
+                .any(|l| l == "[mgo] launcher: launch path direct"),
+            "{mode}: {err}"
+        );
+        let seen = report(&out);
+        assert_eq!(seen.get_str("level").as_deref(), Some(expected), "{mode}");
+        assert_eq!(seen.get_str_array("argv").unwrap()[1], "x y", "{mode}");
+        if can_exec("compressed bundles on the memfd path") {
+            let out = run(Qemu::new("cortex-a53")
+                .command(&bundle)
+                .env("MGODEBUG", "memfd"));
+            assert_eq!(
+                report(&out).get_str("level").as_deref(),
+                Some(expected),
+                "{mode}, memfd path"
+            );
+        }
+    }
+}

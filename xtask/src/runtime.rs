@@ -46,6 +46,9 @@ const IMAGES: &[Image] = &[
             // The target's baseline (Armv8.0, no LSE) so that the launcher runs on every CPU it
             // may be asked to judge.
             "-Ctarget-cpu=generic",
+            // Atomics inline (LL/SC): the out-of-line helpers pick LSE through getauxval, which
+            // a launcher without libc does not have (the decoders' threads use atomics).
+            "-Ctarget-feature=-outline-atomics",
             // arm64 code reaches anything within 4 GiB of itself PC-relative, so plain static
             // code works at the launcher's address above 4 GiB.
             "-Crelocation-model=static",
@@ -87,13 +90,13 @@ const CODECS: &[Codec] = &[
     Codec {
         suffix: "-zstd",
         features: "launcher,zstd",
-        arches: &["x86_64"],
+        arches: &["x86_64", "aarch64"],
         sources: &[("MGO_ZSTD_SRC", "zstd-sys", "zstd/lib")],
     },
     Codec {
         suffix: "-gzip",
         features: "launcher,deflate",
-        arches: &["x86_64"],
+        arches: &["x86_64", "aarch64"],
         sources: &[("MGO_LIBDEFLATE_SRC", "libdeflate-sys", "libdeflate")],
     },
 ];

@@ -191,7 +191,7 @@ extern "C" fn helper_main(arg: *mut c_void) {
     helper.done.store(true, Ordering::Release);
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 fn spawn(stack_top: *mut u8, helper: &Helper<'_>) -> bool {
     const CLONE_VM: usize = 0x100;
     const CLONE_FS: usize = 0x200;
@@ -222,12 +222,12 @@ fn spawn(stack_top: *mut u8, helper: &Helper<'_>) -> bool {
     ret > 0
 }
 
-#[cfg(not(target_arch = "x86_64"))]
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 fn spawn(_stack_top: *mut u8, _helper: &Helper<'_>) -> bool {
     false
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 extern "C" {
     /// `clone(flags, stack, NULL, child_tid, 0)`; the child calls `func(arg)` on the new stack
     /// and exits its thread. Returns the child's tid, or a negative errno, in the parent.
@@ -269,6 +269,38 @@ core::arch::global_asm!(
     "xor edi, edi",
     "syscall",
     "ud2",
+    "2:",
+    "ret",
+    ".size mgo_clone, . - mgo_clone",
+    ".popsection",
+);
+
+// The same on arm64: clone is system call 220 with (flags, stack, parent_tid, tls, child_tid);
+// the child starts on the new stack with x0 = 0, and `exit` is 93.
+#[cfg(target_arch = "aarch64")]
+core::arch::global_asm!(
+    ".pushsection .text.mgo_clone,\"ax\",@progbits",
+    ".globl mgo_clone",
+    ".hidden mgo_clone",
+    ".type mgo_clone,@function",
+    "mgo_clone:",
+    "and x1, x1, #0xfffffffffffffff0",
+    "sub x1, x1, #16",
+    "stp x3, x4, [x1]",
+    "mov x4, x2",
+    "mov x2, xzr",
+    "mov x3, xzr",
+    "mov x8, #220",
+    "svc #0",
+    "cbnz x0, 2f",
+    "mov x29, xzr",
+    "mov x30, xzr",
+    "ldp x3, x0, [sp], #16",
+    "blr x3",
+    "mov x0, xzr",
+    "mov x8, #93",
+    "svc #0",
+    "brk #0",
     "2:",
     "ret",
     ".size mgo_clone, . - mgo_clone",
