@@ -334,6 +334,12 @@ pub fn main(args: &[String]) -> Result<()> {
         timings.push(time_fixture(&root, &work, &floor, fixture, effort)?);
     }
 
+    eprintln!("bench: the direct path's own cost");
+    let mut overhead = Vec::new();
+    for fixture in &fixtures {
+        overhead.push(direct_overhead(&root, fixture, effort)?);
+    }
+
     eprintln!("bench: peak memory");
     let mut memory = Vec::new();
     for fixture in &fixtures {
@@ -363,6 +369,7 @@ pub fn main(args: &[String]) -> Result<()> {
         helper_commands: HELPERS.iter().map(|h| helper_build(h).join(" ")).collect(),
         fixtures: &fixtures,
         timings: &timings,
+        overhead: &overhead,
         memory: &memory,
         shmem: shmem.as_ref(),
         decode: &decode,
@@ -405,22 +412,24 @@ fn build_packer(root: &Path) -> Result<PathBuf> {
     Ok(PathBuf::from("target/release/mgo-pack"))
 }
 
-/// The small no-libc helpers in `bench/`: the memfd floor and the peak-memory reader.
-const HELPERS: &[&str] = &["floor", "maxrss"];
+/// The small helpers in `bench/`: the memfd floor and the peak-memory reader (no libc, so that
+/// nothing of theirs is measured), and the alternating spawn loop (libc's `posix_spawn`).
+const HELPERS: &[&str] = &["floor", "maxrss", "spawnloop"];
 
 fn helper_build(name: &str) -> Vec<String> {
-    [
-        "gcc",
-        "-O2",
-        "-static",
-        "-nostdlib",
-        "-fno-stack-protector",
-        "-o",
-        &format!("target/bench/bin/{name}"),
-        &format!("bench/{name}.c"),
-    ]
-    .map(String::from)
-    .to_vec()
+    let freestanding: &[&str] = if name == "spawnloop" {
+        &[]
+    } else {
+        &["-static", "-nostdlib", "-fno-stack-protector"]
+    };
+    let mut command = vec!["gcc".to_string(), "-O2".to_string()];
+    command.extend(freestanding.iter().map(|f| f.to_string()));
+    command.extend([
+        "-o".to_string(),
+        format!("target/bench/bin/{name}"),
+        format!("bench/{name}.c"),
+    ]);
+    command
 }
 
 fn build_helpers(root: &Path, work: &Path) -> Result<()> {
@@ -927,6 +936,72 @@ fn bench_env(mut cmd: Command) -> Command {
         )
         .env("LANG", "C.UTF-8");
     cmd
+}
+
+// ---------------------------------------------------------------------------------------------
+// The direct path's own cost, run by run
+
+/// Percentiles (10th, 25th, 50th) of one program's wall time, in microseconds.
+type Percentiles = [f64; 3];
+
+struct Overhead {
+    /// The variant run directly, then the stored bundle on the direct path.
+    variant: Percentiles,
+    bundle: Percentiles,
+    /// The same pair with `GOAMD64` set to the chosen level: the launcher then skips CPU
+    /// detection, which separates the CPUID instructions' cost from the rest.
+    variant_forced: Percentiles,
+    bundle_forced: Percentiles,
+    runs: usize,
+}
+
+/// Runs the chosen variant and the stored bundle (`MGODEBUG=direct`) alternately through
+/// `bench/spawnloop.c`, plain and with the level forced.
+fn direct_overhead(root: &Path, fixture: &Fixture, effort: Effort) -> Result<Overhead> {
+    let stored = fixture.bundle("stored").context("no stored bundle")?;
+    let runs = effort.rounds * effort.runs * 5;
+    let measure = |forced: bool| -> Result<[Percentiles; 2]> {
+        let mut cmd = bench_env(tool(root.join("target/bench/bin/spawnloop")));
+        cmd.current_dir(root)
+            .arg(runs.to_string())
+            .arg(fixture.chosen_variant())
+            .arg(&stored.path)
+            .args(fixture.spec.args)
+            .env("MGODEBUG", "direct")
+            .stdin(Stdio::null());
+        if forced {
+            cmd.env("GOAMD64", format!("v{}", fixture.chosen));
+        }
+        let out = cmd.output().context("running bench/spawnloop")?;
+        if !out.status.success() {
+            bail!(
+                "bench/spawnloop failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut rows = text.lines().map(|line| {
+            let v: Vec<f64> = line
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            match v[..] {
+                [p10, p25, p50] => Ok([p10, p25, p50]),
+                _ => bail!("bench/spawnloop printed {line:?}"),
+            }
+        });
+        let mut next = || rows.next().context("bench/spawnloop printed too little")?;
+        Ok([next()?, next()?])
+    };
+    let [variant, bundle] = measure(false)?;
+    let [variant_forced, bundle_forced] = measure(true)?;
+    Ok(Overhead {
+        variant,
+        bundle,
+        variant_forced,
+        bundle_forced,
+        runs,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1469,6 +1544,7 @@ struct Report<'a> {
     helper_commands: Vec<String>,
     fixtures: &'a [Fixture],
     timings: &'a [FixtureTiming],
+    overhead: &'a [Overhead],
     memory: &'a [Vec<MemoryRow>],
     shmem: Option<&'a Vec<InstanceRow>>,
     decode: &'a DecodeResult,
@@ -1527,6 +1603,7 @@ impl Report<'_> {
         self.render_fixtures(&mut s);
         self.render_startup(&mut s);
         self.render_floor(&mut s);
+        self.render_overhead(&mut s);
         self.render_sizes(&mut s);
         self.render_memory(&mut s);
         self.render_profile(&mut s);
@@ -1825,6 +1902,55 @@ impl Report<'_> {
                 (l / fl - 1.0) * 100.0,
                 cpu(floor.cpu),
                 cpu(launcher.cpu),
+            )
+            .unwrap();
+        }
+        writeln!(s).unwrap();
+    }
+
+    fn render_overhead(&self, s: &mut String) {
+        let Some(runs) = self.overhead.first().map(|o| o.runs) else {
+            return;
+        };
+        writeln!(
+            s,
+            "## The direct path's own cost
+"
+        )
+        .unwrap();
+        writeln!(
+            s,
+            "What the launcher adds on the direct path is tens of microseconds, less than the \
+             medians above move between runs on a shared machine. `bench/spawnloop.c` measures \
+             it finely: it runs the variant and the stored bundle (`MGODEBUG=direct`) \
+             alternately, {runs} times each, and reports percentiles of each one's time from \
+             spawn to exit; the 10th percentile is the runs nothing else disturbed. The second \
+             pair of columns repeats it with `GOAMD64` set to the level the launcher picks, \
+             which makes it skip CPU detection: the difference between the two is what the \
+             CPUID instructions cost (each one traps to the hypervisor in a virtual machine).\n"
+        )
+        .unwrap();
+        writeln!(
+            s,
+            "| fixture | variant, p10 / median | bundle, p10 / median | added at p10 | added, level forced (no CPUID) |"
+        )
+        .unwrap();
+        writeln!(s, "|---|---:|---:|---:|---:|").unwrap();
+        for (f, o) in self.fixtures.iter().zip(self.overhead) {
+            let added = |bundle: &Percentiles, variant: &Percentiles| {
+                let us = bundle[0] - variant[0];
+                format!("{us:+.0} µs ({:+.1} %)", 100.0 * us / variant[0])
+            };
+            writeln!(
+                s,
+                "| {} | {:.0} / {:.0} µs | {:.0} / {:.0} µs | {} | {} |",
+                f.spec.name,
+                o.variant[0],
+                o.variant[2],
+                o.bundle[0],
+                o.bundle[2],
+                added(&o.bundle, &o.variant),
+                added(&o.bundle_forced, &o.variant_forced)
             )
             .unwrap();
         }
