@@ -182,8 +182,14 @@ pub mod codec {
     }
 
     fn decode_checked(bundle: &Bundle<'_>, entry: &Entry, out: &Mapping) -> Result<(), Failure> {
-        let dict = Dictionary::for_entry(bundle, entry)?;
-        decode_whole(bundle, entry, out, dict.bytes())?;
+        let mut frames = Frames::new();
+        if list_frames(bundle, entry, &mut frames).is_none() {
+            return Err(Failure::Corrupt(entry.level));
+        }
+        let decoders = Decoders::new(entry.encoding, par::threads_for(frames.as_slice().len()))
+            .map_err(Failure::Copy)?;
+        let dict = Dictionary::for_entry(bundle, entry, &decoders)?;
+        decode_whole(&decoders, bundle, entry, out, dict.bytes())?;
         drop(dict);
         if content_hash(out.bytes()) != entry.content_hash {
             return Err(Failure::Corrupt(entry.level));
@@ -200,7 +206,13 @@ pub mod codec {
     }
 
     impl<'a> Dictionary<'a> {
-        pub fn for_entry(bundle: &Bundle<'a>, entry: &Entry) -> Result<Dictionary<'a>, Failure> {
+        /// A compressed base is decoded with `decoders`, the variant's own (both are zstd), so
+        /// that one set of threads and workspaces serves the whole launch.
+        pub fn for_entry(
+            bundle: &Bundle<'a>,
+            entry: &Entry,
+            decoders: &Decoders,
+        ) -> Result<Dictionary<'a>, Failure> {
             if entry.encoding != Encoding::ZstdDictionary {
                 return Ok(Dictionary::None);
             }
@@ -215,7 +227,7 @@ pub mod codec {
                     let temp = Mapping::anonymous(variant_len(&base)?).map_err(Failure::Copy)?;
                     // The base's own content hash is not checked: any wrong byte of it that the
                     // variant uses makes the variant fail its own check.
-                    decode_whole(bundle, &base, &temp, None)?;
+                    decode_whole(decoders, bundle, &base, &temp, None)?;
                     Ok(Dictionary::Decoded(temp))
                 }
             }
@@ -244,6 +256,7 @@ pub mod codec {
 
     /// Decodes all of `entry` into `out` (exactly its length).
     fn decode_whole(
+        decoders: &Decoders,
         bundle: &Bundle<'_>,
         entry: &Entry,
         out: &Mapping,
@@ -254,8 +267,6 @@ pub mod codec {
             return Err(Failure::Corrupt(entry.level));
         }
         let frames = frames.as_slice();
-        let decoders =
-            Decoders::new(entry.encoding, par::threads_for(frames.len())).map_err(Failure::Copy)?;
         let base = out.ptr as usize;
         decoders.run(
             entry,

@@ -54,13 +54,13 @@ pub fn launch(
     let Some(&head_frame) = frames.first().filter(|f| f.dst_len <= HEAD_FRAME) else {
         return Refusal::Layout(NotDirect::HeadFrame);
     };
-    let dict = match Dictionary::for_entry(bundle, entry) {
-        Ok(dict) => dict,
-        Err(_) => return Refusal::Damaged,
-    };
     let decoders = match Decoders::new(entry.encoding, par::threads_for(frames.len())) {
         Ok(decoders) => decoders,
         Err(e) => return Refusal::Map(e),
+    };
+    let dict = match Dictionary::for_entry(bundle, entry, &decoders) {
+        Ok(dict) => dict,
+        Err(_) => return Refusal::Damaged,
     };
     let stored = bundle.stored(entry);
     let mut head = [0u8; HEAD_FRAME];
