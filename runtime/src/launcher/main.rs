@@ -7,6 +7,8 @@
 #![no_std]
 #![no_main]
 
+#[cfg(feature = "zstd")]
+mod c_alloc;
 mod decode;
 #[cfg(feature = "deflate")]
 mod deflate;

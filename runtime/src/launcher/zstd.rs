@@ -1,6 +1,8 @@
 //! libzstd's own decompressor, compiled from C into the zstd launcher image (see build.rs): the
 //! same code, and so the same speed, as the libzstd the packer compresses with. Each thread gets
-//! a static decompression context in its workspace, so nothing is ever allocated.
+//! a static decompression context in its workspace, so nothing is ever allocated (`c_alloc.rs`
+//! gives libzstd the allocator symbols it links against). Free of launcher-only symbols, so the
+//! fuzz target `zstd_variant` compiles this very file.
 
 use core::ffi::c_void;
 
@@ -32,22 +34,6 @@ extern "C" {
     fn ZSTD_getFrameContentSize(src: *const c_void, len: usize) -> u64;
     fn ZSTD_isError(code: usize) -> u32;
 }
-
-// libzstd's context constructors and destructors reference the allocator even though the
-// launcher only uses static contexts, which never allocate; these satisfy the linker and make any
-// allocation attempt fail cleanly (libzstd checks for NULL).
-#[no_mangle]
-extern "C" fn malloc(_: usize) -> *mut c_void {
-    core::ptr::null_mut()
-}
-
-#[no_mangle]
-extern "C" fn calloc(_: usize, _: usize) -> *mut c_void {
-    core::ptr::null_mut()
-}
-
-#[no_mangle]
-extern "C" fn free(_: *mut c_void) {}
 
 /// Bytes of workspace one thread needs.
 pub fn workspace_len() -> usize {
