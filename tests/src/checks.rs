@@ -378,10 +378,16 @@ pub fn c_programs_static_and_dynamic(launch: Launch) {
 
 pub fn gofmt_bundle_formats_go_code(launch: Launch) {
     let bundle = pack_all_for(&scratch("gofmt", launch).join("gofmt"), gofmt(), launch);
+    formats_go_code(&mut command(&bundle));
+}
+
+/// Runs `cmd`, a gofmt (bundle), on a badly formatted Go file and checks what it prints. Returns
+/// its output, stderr included, for further checks.
+pub fn formats_go_code(cmd: &mut std::process::Command) -> std::process::Output {
     let mut child = spawn(
-        command(&bundle)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped()),
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
     );
     child
         .stdin
@@ -390,11 +396,12 @@ pub fn gofmt_bundle_formats_go_code(launch: Launch) {
         .write_all(b"package main\nfunc  main( ) {x:=1;_=x}\n")
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
+    assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
         stdout(&out),
         "package main\n\nfunc main() { x := 1; _ = x }\n"
     );
+    out
 }
 
 pub fn very_long_install_path_still_runs(launch: Launch) {

@@ -348,22 +348,27 @@ fn mgodebug_log_prints_the_mgo_lines() {
         .is_empty());
 }
 
-#[test]
-fn mgodebug_extract_writes_each_variant_byte_for_byte() {
-    let bundle = c_bundle("a64-extract");
+/// `MGODEBUG=extract` with each C probe's level forced gives back exactly that probe.
+fn extracts_every_c_probe(bundle: &Path, what: &str) {
     let qemu = Qemu::new("max");
     for build in c_probes_arm64() {
         let out = run(qemu
-            .command_without_binfmt(&bundle)
+            .command_without_binfmt(bundle)
             .env("MGODEBUG", "extract")
             .env("GOARM64", build.level));
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_eq!(out.status.code(), Some(0), "{what}: {}", stderr(&out));
         assert!(
             out.stdout == std::fs::read(&build.path).unwrap(),
-            "extracted {} differs from the packed input",
+            "{what}: extracted {} differs from the packed input",
             build.level
         );
     }
+}
+
+#[test]
+fn mgodebug_extract_writes_each_variant_byte_for_byte() {
+    let bundle = c_bundle("a64-extract");
+    extracts_every_c_probe(&bundle, "stored");
     // And as the CPU chooses, through the whole sandbox.
     if can_exec("mgodebug_extract (CPU's choice)") {
         let out = run(Qemu::new("cortex-a53")
@@ -666,19 +671,7 @@ fn compressed_bundles_extract_and_run_in_every_mode() {
         let bytes = mgo_pack::build_bundle_with(&variants, &options).expect("packing");
         let bundle = dir.join(mode.to_string().replace(':', ""));
         write_executable(&bundle, &bytes).unwrap();
-        let qemu = Qemu::new("max");
-        for build in c_probes_arm64() {
-            let out = run(qemu
-                .command_without_binfmt(&bundle)
-                .env("MGODEBUG", "extract")
-                .env("GOARM64", build.level));
-            assert_eq!(out.status.code(), Some(0), "{mode}: {}", stderr(&out));
-            assert!(
-                out.stdout == std::fs::read(&build.path).unwrap(),
-                "{mode}: extracted {} differs from the packed input",
-                build.level
-            );
-        }
+        extracts_every_c_probe(&bundle, &mode.to_string());
         let out = run(Qemu::new("cortex-a53")
             .command_without_binfmt(&bundle)
             .arg("x y")
