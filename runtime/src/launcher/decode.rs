@@ -189,7 +189,7 @@ pub mod codec {
         let decoders = Decoders::new(entry.encoding, par::threads_for(frames.as_slice().len()))
             .map_err(Failure::Copy)?;
         let dict = Dictionary::for_entry(bundle, entry, &decoders)?;
-        decode_whole(&decoders, bundle, entry, out, dict.bytes())?;
+        decode_whole(&decoders, bundle, entry, &frames, out, dict.bytes())?;
         drop(dict);
         if content_hash(out.bytes()) != entry.content_hash {
             return Err(Failure::Corrupt(entry.level));
@@ -227,7 +227,11 @@ pub mod codec {
                     let temp = Mapping::anonymous(variant_len(&base)?).map_err(Failure::Copy)?;
                     // The base's own content hash is not checked: any wrong byte of it that the
                     // variant uses makes the variant fail its own check.
-                    decode_whole(decoders, bundle, &base, &temp, None)?;
+                    let mut frames = Frames::new();
+                    if list_frames(bundle, &base, &mut frames).is_none() {
+                        return Err(Failure::Corrupt(base.level));
+                    }
+                    decode_whole(decoders, bundle, &base, &frames, &temp, None)?;
                     Ok(Dictionary::Decoded(temp))
                 }
             }
@@ -254,16 +258,16 @@ pub mod codec {
         }
     }
 
-    /// Decodes all of `entry` into `out` (exactly its length).
+    /// Decodes all of `entry`, whose frames are `frames`, into `out` (exactly its length).
     fn decode_whole(
         decoders: &Decoders,
         bundle: &Bundle<'_>,
         entry: &Entry,
+        frames: &Frames,
         out: &Mapping,
         dict: Option<&[u8]>,
     ) -> Result<(), Failure> {
-        let mut frames = Frames::new();
-        if list_frames(bundle, entry, &mut frames).is_none() || !frames.tile(out.len) {
+        if !frames.tile(out.len) {
             return Err(Failure::Corrupt(entry.level));
         }
         let frames = frames.as_slice();
