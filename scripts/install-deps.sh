@@ -1,13 +1,37 @@
 #!/usr/bin/env bash
-# Installs what the tests and samples need on Debian 12: Go 1.19, gcc and g++
-# build the fixtures, qemu-user and the aarch64 toolchain run cross tests,
-# hyperfine, strace, file and binutils inspect and time the bundles.
+# Installs what the builds, tests and samples need on Debian 12: Go 1.19, gcc
+# and g++ build the fixtures, qemu-user and the aarch64 toolchain (compiler and
+# C library headers) run cross tests, hyperfine, strace, file and binutils
+# inspect and time the bundles.
 # Safe to re-run: it only installs what is missing, so it stays quiet (and
 # needs no network or root) on an already prepared machine.
+#
+#   scripts/install-deps.sh          install what is missing
+#   scripts/install-deps.sh --list   print the Debian packages it installs, one per line,
+#                                    and install nothing
 set -euo pipefail
 
-packages=(golang-go gcc g++ qemu-user hyperfine musl-tools gcc-aarch64-linux-gnu strace file binutils)
+# Packages are installed without their recommendations, so everything a build uses is named here:
+# libc6-dev-arm64-cross (the arm64 C library headers) is only a recommendation of
+# gcc-aarch64-linux-gnu, and the arm64 C fixtures and the aarch64-zstd launcher image need it.
+packages=(
+  golang-go gcc g++ qemu-user hyperfine musl-tools
+  gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+  strace file binutils
+)
 rust_targets=(aarch64-unknown-linux-musl x86_64-unknown-linux-musl)
+
+case "${1:-}" in
+  --list)
+    printf '%s\n' "${packages[@]}"
+    exit 0
+    ;;
+  "") ;;
+  *)
+    echo "usage: scripts/install-deps.sh [--list]" >&2
+    exit 2
+    ;;
+esac
 
 installed() {
   dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
