@@ -18,6 +18,7 @@ pub enum FormatError {
     UnknownEncoding,
     BadDictionary,
     Empty,
+    LauncherCorrupt,
 }
 
 impl FormatError {
@@ -39,6 +40,9 @@ impl FormatError {
             FormatError::UnknownEncoding => "a variant uses an unknown encoding",
             FormatError::BadDictionary => "a variant refers to a dictionary that is not a stored variant",
             FormatError::Empty => "bundle holds no variants",
+            FormatError::LauncherCorrupt => {
+                "the launcher does not match its checksum (its code or program headers are damaged)"
+            }
         }
     }
 }

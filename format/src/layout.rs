@@ -1,6 +1,6 @@
 //! The payload region: header, variant data, index. All integers little-endian.
 
-use crate::elf::{self, u16_at, u32_at, u64_at, Elf, PF_R, PT_LOAD};
+use crate::elf::{self, u16_at, u32_at, u64_at, Elf, ProgramHeader, PF_R, PT_LOAD};
 use crate::{content_hash, FormatError};
 
 pub const MAGIC: [u8; 8] = *b"MGO-PACK";
@@ -62,6 +62,12 @@ impl Arch {
     pub const fn payload_vaddr(self) -> u64 {
         0x10_0300_0000
     }
+
+    /// Whether `ph` is the program header that maps a bundle's payload region: the read-only
+    /// `PT_LOAD` at [`Arch::payload_vaddr`]. Every other `PT_LOAD` is the launcher's own.
+    pub fn is_payload_segment(self, ph: &ProgramHeader) -> bool {
+        ph.p_type == PT_LOAD && ph.p_vaddr == self.payload_vaddr() && ph.p_flags == PF_R
+    }
 }
 
 /// How a variant's bytes are stored.
@@ -116,6 +122,10 @@ pub struct Header {
     pub index_offset: u64,
     pub index_len: u64,
     pub index_hash: u64,
+    /// [`crate::launcher_hash`] of the launcher image as packed, or 0 if the packer did not
+    /// record it (bundles made before it existed): the launcher checks its own loaded segments
+    /// against it before it trusts its own code's tables.
+    pub launcher_hash: u64,
 }
 
 impl Header {
@@ -130,6 +140,7 @@ impl Header {
         b[24..32].copy_from_slice(&self.index_offset.to_le_bytes());
         b[32..40].copy_from_slice(&self.index_len.to_le_bytes());
         b[40..48].copy_from_slice(&self.index_hash.to_le_bytes());
+        b[48..56].copy_from_slice(&self.launcher_hash.to_le_bytes());
         let hash = content_hash(&b[..56]);
         b[56..64].copy_from_slice(&hash.to_le_bytes());
         b
@@ -158,6 +169,7 @@ impl Header {
             index_offset: u64_at(b, 24),
             index_len: u64_at(b, 32),
             index_hash: u64_at(b, 40),
+            launcher_hash: u64_at(b, 48),
         })
     }
 }
@@ -226,10 +238,9 @@ impl Region {
     pub fn locate(file: &[u8]) -> Result<Region, FormatError> {
         let elf = Elf::parse(file)?;
         let arch = Arch::from_elf_machine(elf.machine).ok_or(FormatError::UnknownArch)?;
-        let vaddr = arch.payload_vaddr();
         let ph = elf
             .phdrs()
-            .find(|ph| ph.p_type == PT_LOAD && ph.p_vaddr == vaddr && ph.p_flags == PF_R)
+            .find(|ph| arch.is_payload_segment(ph))
             .ok_or(FormatError::NoPayloadSegment)?;
         Ok(Region {
             arch,

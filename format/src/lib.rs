@@ -13,12 +13,14 @@ pub mod elf;
 mod error;
 pub mod gzip;
 mod hash;
+mod launcher;
 mod layout;
 pub mod level;
 
 pub use direct::ENTRY_DIRECT;
 pub use error::FormatError;
 pub use hash::{content_hash, ContentHasher};
+pub use launcher::{launcher_hash, launcher_hash_of_file};
 pub use layout::{
     Arch, Bundle, Encoding, Entry, Header, Region, ENTRY_LEN, FORMAT_VERSION, HEADER_LEN, MAGIC,
     NO_DICTIONARY,

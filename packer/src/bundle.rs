@@ -180,18 +180,9 @@ pub fn build_bundle_with(
         region.extend_from_slice(&entry.to_bytes());
     }
     let index_len = (entries.len() * ENTRY_LEN) as u64;
-    let header = Header {
-        version: FORMAT_VERSION,
-        machine: arch.elf_machine(),
-        variant_count: entries.len() as u16,
-        flags: 0,
-        region_len: region.len() as u64,
-        index_offset,
-        index_len,
-        index_hash: content_hash(&region[index_offset as usize..]),
-    };
-    region[..HEADER_LEN].copy_from_slice(&header.to_bytes());
 
+    // The launcher with its payload program header filled in comes first: the header records
+    // its hash, and the program headers are part of what is hashed.
     let mut out = image.to_vec();
     pad_to(&mut out, align as usize as u64);
     let region_offset = out.len() as u64;
@@ -207,6 +198,23 @@ pub fn build_bundle_with(
     };
     let slot = spare_phdr_offset(image, arch.name())?;
     out[slot..slot + phdr.to_bytes().len()].copy_from_slice(&phdr.to_bytes());
+    let launcher_hash =
+        mgo_format::launcher_hash_of_file(&out).map_err(|e| PackError::RuntimeImage {
+            arch: arch.name(),
+            reason: e.message(),
+        })?;
+    let header = Header {
+        version: FORMAT_VERSION,
+        machine: arch.elf_machine(),
+        variant_count: entries.len() as u16,
+        flags: 0,
+        region_len: region.len() as u64,
+        index_offset,
+        index_len,
+        index_hash: content_hash(&region[index_offset as usize..]),
+        launcher_hash,
+    };
+    region[..HEADER_LEN].copy_from_slice(&header.to_bytes());
     out.extend_from_slice(&region);
     elf_sections::append_section_table(
         &mut out,

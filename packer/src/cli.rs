@@ -333,6 +333,9 @@ fn json_string(text: &str) -> String {
 pub fn verify_text(verification: &Verification) -> String {
     let info = &verification.info;
     let mut s = String::new();
+    if let Err(e) = &verification.launcher {
+        let _ = writeln!(s, "launcher FAILED: {e}");
+    }
     for (v, result) in info.variants.iter().zip(&verification.results) {
         match result {
             Ok(()) => {
@@ -350,7 +353,18 @@ pub fn verify_text(verification: &Verification) -> String {
         }
     }
     let failed = verification.results.iter().filter(|r| r.is_err()).count();
-    if failed == 0 {
+    if verification.launcher.is_err() {
+        let _ = writeln!(
+            s,
+            "{}: the launcher FAILED{}",
+            info.path.display(),
+            if failed == 0 {
+                String::new()
+            } else {
+                format!(", and {failed} of {} variants", info.variants.len())
+            }
+        );
+    } else if failed == 0 {
         let _ = writeln!(
             s,
             "{}: ok, {} variants verified",

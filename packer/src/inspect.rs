@@ -295,7 +295,7 @@ impl BundleFile {
         self.decode(&self.entry_for_level(level)?)
     }
 
-    /// Decodes every variant and checks every hash.
+    /// Decodes every variant and checks every hash, the launcher's included.
     pub fn verify(&self) -> Verification {
         let info = self.info();
         let results = self
@@ -303,24 +303,59 @@ impl BundleFile {
             .entries()
             .map(|entry| self.decode(&entry).map(|_| ()))
             .collect();
-        Verification { info, results }
+        Verification {
+            info,
+            launcher: self.check_launcher(),
+            results,
+        }
+    }
+
+    /// Checks the launcher image against the hash the header records (bundles from before it
+    /// was recorded have none, and pass).
+    pub fn check_launcher(&self) -> Result<(), PackError> {
+        let recorded = self.bundle().header.launcher_hash;
+        let damaged = |reason: String| PackError::DamagedBundle {
+            path: self.path.clone(),
+            reason,
+        };
+        if recorded == 0 {
+            return Ok(());
+        }
+        let hash = mgo_format::launcher_hash_of_file(&self.bytes)
+            .map_err(|e| damaged(e.message().to_string()))?;
+        if hash != recorded {
+            return Err(damaged(format!(
+                "{}: hash {hash:016x}, the header says {recorded:016x}",
+                FormatError::LauncherCorrupt.message()
+            )));
+        }
+        Ok(())
     }
 }
 
-/// The outcome of [`verify`]: one result per index entry, in index order.
+/// The outcome of [`verify`]: the launcher's check, then one result per index entry, in index
+/// order.
 #[derive(Debug)]
 pub struct Verification {
     pub info: BundleInfo,
+    pub launcher: Result<(), PackError>,
     pub results: Vec<Result<(), PackError>>,
 }
 
 impl Verification {
     pub fn is_ok(&self) -> bool {
-        self.results.iter().all(Result::is_ok)
+        self.launcher.is_ok() && self.results.iter().all(Result::is_ok)
+    }
+
+    /// The first failure, if any.
+    pub fn first_error(&self) -> Option<&PackError> {
+        let launcher = self.launcher.as_ref().err();
+        launcher.or_else(|| self.results.iter().find_map(|r| r.as_ref().err()))
     }
 
     /// The first failure, if any.
     pub fn into_result(self) -> Result<BundleInfo, PackError> {
+        self.launcher?;
         for result in self.results {
             result?;
         }

@@ -317,7 +317,7 @@ fn verify(path: &Path, verbosity: Verbosity) -> Result<ExitCode, PackError> {
         Ok(ExitCode::SUCCESS)
     } else {
         if verbosity == Verbosity::Quiet {
-            if let Some(Err(e)) = verification.results.iter().find(|r| r.is_err()) {
+            if let Some(e) = verification.first_error() {
                 cli::error(e);
             }
         }

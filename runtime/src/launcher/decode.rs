@@ -23,7 +23,7 @@
 use mgo_format::{Bundle, ContentHasher, Encoding, Entry};
 use rustix::fd::{AsFd, OwnedFd};
 
-use crate::launch::{write_all, Failure};
+use crate::launch::{write_all, Failure, Step};
 
 /// Copy and hash in chunks small enough to stay in cache between the hash and the copy.
 const CHUNK: usize = 128 * 1024;
@@ -55,7 +55,7 @@ fn copy_checked(memfd: &OwnedFd, data: &[u8], entry: &Entry) -> Result<(), Failu
     let mut hasher = ContentHasher::new();
     for chunk in data.chunks(CHUNK) {
         hasher.update(chunk);
-        write_all(memfd.as_fd(), chunk).map_err(Failure::Copy)?;
+        write_all(memfd.as_fd(), chunk).map_err(|e| Failure::Copy(Step::Write, e))?;
     }
     if hasher.finish() != entry.content_hash {
         return Err(Failure::Corrupt(entry.level));
@@ -87,7 +87,7 @@ pub mod codec {
     use rustix::mm::{MapFlags, ProtFlags};
 
     use crate::frames::{Frame, Frames};
-    use crate::launch::{write_all, Failure};
+    use crate::launch::{write_all, Failure, Step};
     use crate::par::{self, Slots};
 
     /// A writable mapping: of the memfd (shared, so that the writes are the memfd's pages) or
@@ -99,8 +99,8 @@ pub mod codec {
     }
 
     impl Mapping {
-        fn memfd(fd: &OwnedFd, len: usize) -> Result<Mapping, Errno> {
-            rustix::fs::ftruncate(fd, len as u64)?;
+        fn memfd(fd: &OwnedFd, len: usize) -> Result<Mapping, Failure> {
+            rustix::fs::ftruncate(fd, len as u64).map_err(|e| Failure::Copy(Step::Ftruncate, e))?;
             // SAFETY: a fresh shared mapping of the whole memfd, which nothing else maps.
             let ptr = unsafe {
                 rustix::mm::mmap(
@@ -110,7 +110,8 @@ pub mod codec {
                     MapFlags::SHARED,
                     fd,
                     0,
-                )?
+                )
+                .map_err(|e| Failure::Copy(Step::Mmap, e))?
             };
             Ok(Mapping {
                 ptr: ptr.cast(),
@@ -118,7 +119,7 @@ pub mod codec {
             })
         }
 
-        fn anonymous(len: usize) -> Result<Mapping, Errno> {
+        fn anonymous(len: usize) -> Result<Mapping, Failure> {
             // SAFETY: a fresh private anonymous mapping; asking for transparent huge pages only
             // changes how the kernel backs it (one fault per 2 MiB instead of per 4 KiB, where
             // THP is enabled for madvise).
@@ -128,7 +129,8 @@ pub mod codec {
                     len,
                     ProtFlags::READ | ProtFlags::WRITE,
                     MapFlags::PRIVATE,
-                )?;
+                )
+                .map_err(|e| Failure::Copy(Step::Mmap, e))?;
                 let _ = rustix::mm::madvise(ptr, len, rustix::mm::Advice::LinuxHugepage);
                 ptr
             };
@@ -168,13 +170,13 @@ pub mod codec {
         entry: &Entry,
     ) -> Result<(), Failure> {
         let len = variant_len(entry)?;
-        let out = Mapping::memfd(memfd, len).map_err(Failure::Copy)?;
+        let out = Mapping::memfd(memfd, len)?;
         decode_checked(bundle, entry, &out)
     }
 
     pub fn extract(bundle: &Bundle<'_>, entry: &Entry) -> Result<(), Failure> {
         let len = variant_len(entry)?;
-        let out = Mapping::anonymous(len).map_err(Failure::Copy)?;
+        let out = Mapping::anonymous(len)?;
         decode_checked(bundle, entry, &out)?;
         // SAFETY: descriptor 1 is the launcher's stdout, open for the whole call or invalid.
         let stdout = unsafe { BorrowedFd::borrow_raw(1) };
@@ -187,7 +189,7 @@ pub mod codec {
             return Err(Failure::Corrupt(entry.level));
         }
         let decoders = Decoders::new(entry.encoding, par::threads_for(frames.as_slice().len()))
-            .map_err(Failure::Copy)?;
+            .map_err(|e| Failure::Copy(Step::Memory, e))?;
         let dict = Dictionary::for_entry(bundle, entry, &decoders)?;
         decode_whole(&decoders, bundle, entry, &frames, out, dict.bytes())?;
         drop(dict);
@@ -224,7 +226,7 @@ pub mod codec {
                 // A dictionary that itself needs a dictionary: the packer never chains them.
                 Encoding::ZstdDictionary => Err(Failure::Corrupt(base.level)),
                 _ => {
-                    let temp = Mapping::anonymous(variant_len(&base)?).map_err(Failure::Copy)?;
+                    let temp = Mapping::anonymous(variant_len(&base)?)?;
                     // The base's own content hash is not checked: any wrong byte of it that the
                     // variant uses makes the variant fail its own check.
                     let mut frames = Frames::new();
@@ -400,7 +402,7 @@ pub mod codec {
             }
             match errno.load(Ordering::Relaxed) {
                 0 => Err(Failure::Corrupt(entry.level)),
-                raw => Err(Failure::Copy(Errno::from_raw_os_error(raw))),
+                raw => Err(Failure::Copy(Step::Memory, Errno::from_raw_os_error(raw))),
             }
         }
     }

@@ -1,30 +1,30 @@
 //! The direct launch path: no memfd, no copy, no second exec. The variant's loadable segments are
-//! mapped straight from the bundle file at their addresses, the auxiliary vector the kernel gave
-//! the launcher is rewritten in place to describe the program, and the launcher jumps to the
-//! program's entry point with the stack pointer where the kernel left it. The program's pages are
-//! the bundle file's page cache, shared by every running instance.
+//! moved out of the kernel's mapping of the payload region to their addresses (`moved.rs`), the
+//! auxiliary vector the kernel gave the launcher is rewritten in place to describe the program,
+//! and the launcher jumps to the program's entry point with the stack pointer where the kernel
+//! left it. The program's pages are the bundle file's page cache, shared by every running
+//! instance.
 //!
 //! A dynamically linked program's interpreter (the dynamic loader named by `PT_INTERP`) is mapped
 //! from its own file as the kernel would, and entered instead of the program, with `AT_BASE`
 //! saying where it lies. Whatever `mgo_format::direct::check` refuses, and any failure before the
 //! jump, leaves the process as it was and the launch goes on through the memfd.
 
-use mgo_format::direct::{self, NotDirect, PF_W, PF_X};
-use mgo_format::{Bundle, Encoding, Entry, ENTRY_DIRECT};
+use mgo_format::direct::{self, NotDirect, HEAD_FRAME, PF_W, PF_X};
+use mgo_format::{Bundle, Encoding, Entry};
 use mgo_runtime::message::Line;
-use mgo_runtime::switches::{LaunchPath, Switches};
-use rustix::fd::{AsFd, AsRawFd, BorrowedFd};
+use rustix::fd::{AsFd, BorrowedFd};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 use rustix::mm::{MapFlags, MprotectFlags, ProtFlags};
 
 use crate::launch::write_stderr;
 use crate::start::{StartInfo, AT_NULL};
+use crate::{process_view, xfsz};
 
 const AT_PHDR: usize = 3;
 const AT_PHENT: usize = 4;
 const AT_PHNUM: usize = 5;
-const AT_PAGESZ: usize = 6;
 const AT_BASE: usize = 7;
 const AT_ENTRY: usize = 9;
 
@@ -52,7 +52,7 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    fn describe(self, line: &mut Line) {
+    pub fn describe(self, line: &mut Line) {
         match self {
             Refusal::Layout(why) => {
                 line.str(why.message());
@@ -99,94 +99,71 @@ pub fn log_path(direct: bool, refused: Option<Refusal>) {
     write_stderr(line.finish());
 }
 
-/// The launch's hook: takes the direct path if the packer chose it for this entry (or
-/// `MGODEBUG=direct` asks for it) and it can be taken. Returns `None` when the direct path was not
-/// wanted, the reason when it was refused; it does not return at all when the program started.
-#[allow(clippy::too_many_arguments)]
-pub fn try_launch(
+/// Starts `entry` on the direct path: a stored variant by moving its pages out of the kernel's
+/// mapping of the region, a compressed one by decoding it into its segments. Returns the reason
+/// when it cannot (the process then as it was); it does not return when the program started.
+/// `ready` runs once the program is in place, just before the jump, for the log lines.
+pub fn launch_variant(
     start: &StartInfo,
-    switches: &Switches,
     bundle: &Bundle<'_>,
     entry: &Entry,
-    file: &[u8],
-    fd: BorrowedFd<'_>,
-    data: &[u8],
+    heap_randomised: bool,
     ready: impl FnOnce(),
-) -> Option<Refusal> {
-    let wanted = match switches.launch {
-        Some(LaunchPath::Memfd) => false,
-        Some(LaunchPath::Direct) => true,
-        None => entry.flags & ENTRY_DIRECT != 0,
-    };
-    if !wanted {
-        return None;
-    }
-    // munmap rounds a length up to the page itself; rounding here to the architecture's largest
-    // page could reach into a neighbouring mapping on a kernel with smaller pages.
-    let file_view = (file.as_ptr() as usize, file.len());
+) -> Refusal {
+    // The payload region is the launcher's alone: released on the way into the program. (munmap
+    // rounds the length up to the page itself; rounding here to the architecture's largest page
+    // could reach into a neighbouring mapping on a kernel with smaller pages.)
     let region = (
         bundle.arch.payload_vaddr() as usize,
         bundle.header.region_len as usize,
     );
-    let leftovers = [spare_code(file_view), spare_code(region)];
+    let place = Placement {
+        heap_randomised,
+        region,
+    };
     if entry.encoding != Encoding::Stored {
         #[cfg(any(feature = "zstd", feature = "deflate"))]
-        return Some(crate::unpack::launch(
-            start, bundle, entry, fd, leftovers, ready,
-        ));
+        return crate::unpack::launch(start, bundle, entry, &place, ready);
         // A launcher without decoders refused the entry before getting here.
         #[cfg(not(any(feature = "zstd", feature = "deflate")))]
-        return None;
+        return Refusal::Layout(NotDirect::HeadFrame);
     }
-    let source = Source {
-        fd,
-        data,
-        file_offset: (data.as_ptr() as usize - file.as_ptr() as usize) as u64,
-        leftovers,
-    };
-    Some(launch(start, &source, bundle.arch.elf_machine(), ready))
+    launch(
+        start,
+        bundle.stored(entry),
+        bundle.arch.elf_machine(),
+        &place,
+        ready,
+    )
 }
 
-/// A leftover range, or nothing if the range holds the launcher's own code (were the launcher's
-/// view of its file ever the kernel's mapping of the image, unmapping it would pull the code
-/// out from under the final jump).
-fn spare_code((start, len): (usize, usize)) -> (usize, usize) {
-    let code = jump as *const () as usize;
-    if start <= code && code - start < len {
-        (0, 0)
-    } else {
-        (start, len)
-    }
+/// What the way into the program needs besides the program: whether to randomise its heap as
+/// the kernel would, and the launcher's mapping of the payload region, released before the jump.
+pub struct Placement {
+    pub heap_randomised: bool,
+    pub region: (usize, usize),
 }
 
-/// Where the variant lies, and what the program should not inherit.
-pub struct Source<'a> {
-    /// The bundle file, open.
-    pub fd: BorrowedFd<'a>,
-    /// The variant's stored bytes, as the launcher mapped them.
-    pub data: &'a [u8],
-    /// Offset of `data` in the file.
-    pub file_offset: u64,
-    /// Mappings that are the launcher's alone (its view of the bundle file, the payload region
-    /// the kernel mapped), released on the way into the program: (address, length); a zero
-    /// length releases nothing.
-    pub leftovers: [(usize, usize); 2],
-}
-
-/// Starts the variant by mapping it. Returns only if it could not, with the process unchanged
-/// (`ready` has then not been called). `ready` runs once the program is in place, just before the
-/// jump, for the log lines.
-pub fn launch(
+/// Starts the stored variant `data` (its bytes in the kernel's mapping of the region) by moving
+/// its pages into place. Returns only if it could not, with the process unchanged (`ready` has
+/// then not been called).
+fn launch(
     start: &StartInfo,
-    source: &Source<'_>,
+    data: &[u8],
     machine: u16,
+    place: &Placement,
     ready: impl FnOnce(),
 ) -> Refusal {
-    let page = page_size(start);
-    if source.file_offset & (page - 1) != 0 {
+    let page = start.page_size();
+    if data.as_ptr() as u64 & (page - 1) != 0 {
         return Refusal::Misaligned;
     }
-    let image = match direct::check(source.data, machine, page) {
+    // The headers are read from a copy: the variant's first page leaves the region with the
+    // rest when the segments are moved.
+    let mut head = [0u8; HEAD_FRAME];
+    let head_len = data.len().min(HEAD_FRAME);
+    head[..head_len].copy_from_slice(&data[..head_len]);
+    let image = match direct::check_head(&head[..head_len], data.len() as u64, machine, page) {
         Ok(image) => image,
         Err(why) => return Refusal::Layout(why),
     };
@@ -194,10 +171,7 @@ pub fn launch(
         Ok(bias) => bias,
         Err(e) => return Refusal::Map(e),
     };
-    if let Err(e) = map_segments(&image, source.fd, source.file_offset, page, bias) {
-        release(&image, bias);
-        return Refusal::Map(e);
-    }
+    // The interpreter first: once the segments are moved, nothing may fail.
     let entered = match enter_point(&image, bias, machine, page) {
         Ok(entered) => entered,
         Err(refusal) => {
@@ -205,23 +179,11 @@ pub fn launch(
             return refusal;
         }
     };
-    enter(
-        start,
-        &image,
-        bias,
-        entered,
-        source.fd,
-        source.leftovers,
-        ready,
-    )
-}
-
-/// The page size the kernel uses, from the auxiliary vector.
-pub fn page_size(start: &StartInfo) -> u64 {
-    start
-        .aux(AT_PAGESZ)
-        .filter(|p| p.is_power_of_two())
-        .unwrap_or(4096) as u64
+    if let Err(e) = crate::moved::place(&image, data, page, bias) {
+        release(&image, bias);
+        return Refusal::Map(e);
+    }
+    enter(start, &image, bias, entered, place, ready)
 }
 
 /// Where the kernel would enter the program mapped at `bias`: its entry point, or, for a
@@ -239,16 +201,15 @@ pub fn enter_point(
     }
 }
 
-/// Describes the program mapped at `bias` to itself, as the kernel would have, and jumps to it
-/// (`entered` from [`enter_point`]). `fd`, the bundle file, is closed on the way: the program
-/// must not inherit it.
+/// Describes the program mapped at `bias` to itself and to the kernel, as an exec would have,
+/// gives back the caller's signal dispositions and jumps to it (`entered` from [`enter_point`]),
+/// releasing the payload region on the way.
 pub fn enter(
     start: &StartInfo,
     image: &direct::Image<'_>,
     bias: u64,
     (base, start_at): (u64, u64),
-    fd: BorrowedFd<'_>,
-    leftovers: [(usize, usize); 2],
+    place: &Placement,
     ready: impl FnOnce(),
 ) -> ! {
     // SAFETY: the auxiliary vector is on the initial stack, writable and ours; its pairs end with
@@ -270,17 +231,18 @@ pub fn enter(
             at = at.add(2);
         }
     }
+    process_view::describe(start, image, bias, start.page_size(), place.heap_randomised);
     ready();
-    // Nothing refers to the descriptor after this point: the caller's owner is never dropped,
-    // because `jump` does not return.
-    // SAFETY: closing a descriptor we own and no longer use.
-    unsafe { rustix::io::close(fd.as_raw_fd()) };
-    // SAFETY: argv is one word above the initial stack pointer (argc), which the program's entry
-    // expects in the stack pointer; the entry (the program's, or its interpreter's) is inside a
-    // mapped executable segment (checked).
+    xfsz::release();
+    // SAFETY: the stack pointer is the kernel's, at argc, which the program's entry expects; the
+    // entry (the program's, or its interpreter's) is inside a mapped executable segment
+    // (checked); the region holds nothing of the program's or of the code running the jump.
     unsafe {
-        let sp = (start.argv as *const usize).sub(1) as usize;
-        jump(sp, start_at as usize, leftovers)
+        jump(
+            start.stack_pointer(),
+            start_at as usize,
+            [place.region, (0, 0)],
+        )
     }
 }
 

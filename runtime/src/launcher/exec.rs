@@ -9,9 +9,10 @@ use mgo_runtime::message::Line;
 use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use rustix::io::Errno;
 
-use crate::launch::{errno, write_stderr, Failure};
+use crate::direct::Refusal;
+use crate::launch::{errno, write_stderr, Failure, Step};
 use crate::start::StartInfo;
-use crate::{sys, target};
+use crate::{sys, target, xfsz};
 
 const AT_RANDOM: usize = 25;
 
@@ -30,7 +31,11 @@ pub enum Failed {
     /// The directory's file system is mounted `noexec`.
     Noexec,
     /// Copying the program in (a full file system, a size limit).
-    Write(Errno),
+    Copy(Step, Errno),
+    /// Reserving the file's blocks before the copy.
+    Fallocate(Errno),
+    /// Making the file executable by its owner only.
+    Fchmod(Errno),
     Seal(Errno),
     /// Reopening the unnamed file read-only through `/proc/self/fd`.
     Reopen(Errno),
@@ -53,6 +58,8 @@ pub struct Attempts {
     len: u8,
     /// Neither `execveat` nor `/proc` works, so no target can be exec'd and the rest were skipped.
     no_exec: bool,
+    /// Why the direct path could not start the program either, when it was tried.
+    pub direct: Option<Refusal>,
 }
 
 impl Attempts {
@@ -62,6 +69,7 @@ impl Attempts {
             failed: [Failed::Noexec; MAX_ATTEMPTS],
             len: 0,
             no_exec: false,
+            direct: None,
         }
     }
 
@@ -100,6 +108,19 @@ impl Attempts {
         if self.no_exec {
             line.str("; without execveat or /proc no file can be started either");
         }
+        if let Some(refusal) = self.direct {
+            line.str("; direct: ");
+            refusal.describe(line);
+        }
+    }
+
+    /// With `MGODEBUG=log`: `[mgo] launcher: fallback after ...; launch path PATH`.
+    pub fn log_fallback(&self, path: &str) {
+        let mut line = Line::new();
+        line.str("[mgo] launcher: fallback after ");
+        self.describe(&mut line);
+        line.str("; launch path ").str(path);
+        write_stderr(line.finish());
     }
 }
 
@@ -117,7 +138,13 @@ fn describe_failed(line: &mut Line, failed: Failed) {
             line.str("mounted noexec");
             return;
         }
-        Failed::Write(e) => ("write: ", e),
+        Failed::Copy(step, e) => {
+            line.str(step.name()).str(": ");
+            errno(line, e);
+            return;
+        }
+        Failed::Fallocate(e) => ("fallocate: ", e),
+        Failed::Fchmod(e) => ("fchmod: ", e),
         Failed::Seal(e) => ("seal: ", e),
         Failed::Reopen(e) => ("reopen read-only: ", e),
         Failed::Private(e) => ("private directory: ", e),
@@ -153,19 +180,19 @@ pub fn launch(
             ready();
         }
         if log && tried.len > 0 {
-            let mut line = Line::new();
-            line.str("[mgo] launcher: fallback after ");
-            tried.describe(&mut line);
-            line.str("; launch path ");
-            describe_place(&mut line, place);
-            write_stderr(line.finish());
+            let mut name = Line::new();
+            describe_place(&mut name, place);
+            let name = name.finish();
+            // `finish` ends the line; the path's name is what comes before.
+            let name = core::str::from_utf8(&name[..name.len() - 1]).unwrap_or("file");
+            tried.log_fallback(name);
         }
     };
 
     let failed = match target::memfd(start, entry) {
         Err(e) => Failed::Create(e),
         Ok(memfd) => match fill(&memfd) {
-            Err(Failure::Copy(e)) => Failed::Write(e),
+            Err(Failure::Copy(step, e)) => Failed::Copy(step, e),
             Err(damaged) => return damaged,
             Ok(()) => match target::seal(&memfd) {
                 Err(e) => Failed::Seal(e),
@@ -187,10 +214,10 @@ pub fn launch(
         random = random.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(1);
         let failed = match target::temp_file(dir, random) {
             Err(failed) => failed,
-            Ok(file) => match target::reserve(&file.write, entry).map_err(Failed::Write) {
+            Ok(file) => match target::reserve(&file.write, entry).map_err(Failed::Fallocate) {
                 Err(failed) => failed,
                 Ok(()) => match fill(&file.write) {
-                    Err(Failure::Copy(e)) => Failed::Write(e),
+                    Err(Failure::Copy(step, e)) => Failed::Copy(step, e),
                     Err(damaged) => return damaged,
                     Ok(()) => {
                         drop(file.write);
@@ -215,8 +242,8 @@ fn cannot_exec_any(failed: Failed) -> bool {
     matches!(
         failed,
         Failed::Exec {
+            execveat: Errno::NOSYS | Errno::NOENT,
             execve: Some(Errno::NOENT),
-            ..
         }
     )
 }
@@ -233,8 +260,16 @@ fn random_seed(start: &StartInfo) -> u64 {
     }
 }
 
-/// Execs `fd` with the launcher's own argv and environment. Returns only on failure.
+/// Execs `fd` with the launcher's own argv and environment, the caller's signal dispositions back
+/// in place. Returns only on failure.
 fn exec(start: &StartInfo, fd: BorrowedFd<'_>) -> Failed {
+    xfsz::release();
+    let failed = exec_either(start, fd);
+    xfsz::hold();
+    failed
+}
+
+fn exec_either(start: &StartInfo, fd: BorrowedFd<'_>) -> Failed {
     // SAFETY: argv and envp are the kernel's NULL-terminated arrays; the path is a C string.
     let execveat = unsafe {
         sys::execveat(
@@ -245,14 +280,9 @@ fn exec(start: &StartInfo, fd: BorrowedFd<'_>) -> Failed {
             sys::AT_EMPTY_PATH,
         )
     };
-    // Emulators without execveat (qemu-user answers ENOSYS, others ENOENT) still run the
-    // program through the /proc/self/fd link to the target.
-    if execveat != Errno::NOSYS && execveat != Errno::NOENT {
-        return Failed::Exec {
-            execveat,
-            execve: None,
-        };
-    }
+    // Emulators without execveat (qemu-user answers ENOSYS, others ENOENT) and sandboxes that
+    // refuse it (EPERM, EACCES) may still run the program through the /proc/self/fd link to the
+    // target; whatever else failed, execve says so again at the cost of one system call.
     let mut buf = [0u8; 32];
     let path = proc_fd_path(&mut buf, &fd);
     // SAFETY: the path is a C string; argv/envp as above.

@@ -1,22 +1,25 @@
-//! The launch itself: choose, copy into a memfd, exec.
+//! The launch itself: find the bundle in memory, choose the variant, start it on the direct path
+//! or through a memfd (or a file), with the direct path as the last resort.
 
 use mgo_format::level::{self, LevelName};
-use mgo_format::{Arch, Bundle, Encoding, Entry, FormatError};
+use mgo_format::{Arch, Encoding, Entry, FormatError, ENTRY_DIRECT};
 use mgo_runtime::cpu::NATIVE;
 use mgo_runtime::message::{errno_name, Line};
 use mgo_runtime::select::{self, Limit};
-use mgo_runtime::switches::Switches;
+use mgo_runtime::switches::{LaunchPath, Switches};
 use mgo_runtime::{cpu, exit};
-use rustix::fd::{AsFd, BorrowedFd};
+use rustix::fd::BorrowedFd;
 use rustix::io::Errno;
 
+use crate::own_image::{LoadedHeaders, Unreadable};
 use crate::start::StartInfo;
-use crate::{decode, direct, exec, own_file};
+use crate::{decode, direct, exec, process_view, xfsz};
 
 /// Why the program could not be started.
 pub enum Failure {
     BadOverride,
-    OwnFile(Errno),
+    /// The auxiliary vector does not locate the launcher's program headers.
+    NoProgramHeaders,
     Bundle(FormatError),
     Corrupt(u32),
     UnsupportedEncoding(Encoding),
@@ -25,23 +28,55 @@ pub enum Failure {
         cpu: u32,
     },
     Extract(Errno),
-    /// Writing into an exec target failed; the launch moves on to the next target.
-    Copy(Errno),
+    /// Writing into an exec target failed at `Step`; the launch moves on to the next target.
+    Copy(Step, Errno),
     /// Every exec target failed (docs/RELIABILITY.md lists them).
     Start(exec::Attempts),
+}
+
+/// Which part of writing a program into its target failed (a launcher without decoders only
+/// writes).
+#[derive(Clone, Copy)]
+#[cfg_attr(not(any(feature = "zstd", feature = "deflate")), allow(dead_code))]
+pub enum Step {
+    Write,
+    Ftruncate,
+    Mmap,
+    /// Allocating the pages to decode into.
+    Memory,
+}
+
+impl Step {
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Write => "write",
+            Step::Ftruncate => "ftruncate",
+            Step::Mmap => "mmap",
+            Step::Memory => "allocating memory",
+        }
+    }
+}
+
+impl From<Unreadable> for Failure {
+    fn from(e: Unreadable) -> Failure {
+        match e {
+            Unreadable::NoProgramHeaders => Failure::NoProgramHeaders,
+            Unreadable::Damaged(e) => Failure::Bundle(e),
+        }
+    }
 }
 
 impl Failure {
     pub fn exit_code(&self) -> i32 {
         match self {
             Failure::BadOverride => exit::BAD_OVERRIDE,
-            Failure::OwnFile(_) => exit::OWN_FILE,
+            Failure::NoProgramHeaders => exit::OWN_FILE,
             Failure::Bundle(_) | Failure::Corrupt(_) | Failure::UnsupportedEncoding(_) => {
                 exit::BAD_BUNDLE
             }
             Failure::NoVariant { .. } => exit::NO_VARIANT,
             Failure::Extract(_) => exit::EXTRACT_FAILED,
-            Failure::Copy(_) | Failure::Start(_) => exit::CANNOT_EXECUTE,
+            Failure::Copy(..) | Failure::Start(_) => exit::CANNOT_EXECUTE,
         }
     }
 
@@ -57,9 +92,10 @@ impl Failure {
                     }
                 });
             }
-            Failure::OwnFile(e) => {
-                line.str("cannot open the launcher's own executable (/proc/self/exe, AT_EXECFN, argv[0]): ");
-                errno(line, e);
+            Failure::NoProgramHeaders => {
+                line.str(
+                    "cannot find the launcher's own program headers (the kernel passed no AT_PHDR)",
+                );
             }
             Failure::Bundle(e) => {
                 line.str("this bundle is damaged: ").str(e.message());
@@ -93,8 +129,10 @@ impl Failure {
                 line.str("cannot write the variant to stdout: ");
                 errno(line, e);
             }
-            Failure::Copy(e) => {
-                line.str("cannot copy the program into its memfd: ");
+            Failure::Copy(step, e) => {
+                line.str("cannot copy the program into its memfd: ")
+                    .str(step.name())
+                    .str(": ");
                 errno(line, e);
             }
             Failure::Start(ref tried) => {
@@ -126,10 +164,15 @@ pub fn errno(line: &mut Line, e: Errno) {
 
 /// Runs the launch. Returns the exit status for the cases that end without exec (extract).
 pub fn run(start: &StartInfo) -> Result<i32, Failure> {
-    let switches = Switches::from_env(start.env()).map_err(|_| Failure::BadOverride)?;
-    let fd = own_file::open(start).map_err(Failure::OwnFile)?;
-    let file = own_file::map(&fd).map_err(Failure::OwnFile)?;
-    let bundle = Bundle::parse_file(file.bytes).map_err(Failure::Bundle)?;
+    let headers = LoadedHeaders::read(start)?;
+    let bundle = headers.bundle()?;
+    // In secure-execution mode (setuid, setgid, file capabilities) the caller's environment does
+    // not choose, reveal or place what runs, as the dynamic loader ignores LD_* there.
+    let switches = if start.secure() {
+        Switches::default()
+    } else {
+        Switches::from_env(start.env()).map_err(|_| Failure::BadOverride)?
+    };
 
     let limit = match switches.forced_level {
         Some(level) => Limit::forced(level),
@@ -145,40 +188,60 @@ pub fn run(start: &StartInfo) -> Result<i32, Failure> {
     if !decode::supports(entry.encoding) {
         return Err(Failure::UnsupportedEncoding(entry.encoding));
     }
-    let data = bundle.stored(&entry);
 
+    xfsz::hold();
     if switches.extract {
         if entry.encoding != Encoding::Stored {
             return decode::extract(&bundle, &entry).map(|()| 0);
         }
-        return extract(data, &entry).map(|()| 0);
+        return extract(bundle.stored(&entry), &entry).map(|()| 0);
     }
-    let ready = || {
+    let log_choice = || {
         if switches.log {
             log_choice(&entry, &limit, switches.forced_level);
-            direct::log_path(true, None);
         }
     };
-    let refused = direct::try_launch(
-        start,
-        &switches,
-        &bundle,
-        &entry,
-        file.bytes,
-        fd.as_fd(),
-        data,
-        ready,
-    );
-    drop(fd);
+    let heap_randomised = process_view::heap_randomised(headers.end(), start.page_size());
+    let direct_first = match switches.launch {
+        Some(LaunchPath::Memfd) => false,
+        Some(LaunchPath::Direct) => true,
+        None => entry.flags & ENTRY_DIRECT != 0,
+    };
+    let refused = direct_first.then(|| {
+        direct::launch_variant(start, &bundle, &entry, heap_randomised, || {
+            log_choice();
+            if switches.log {
+                direct::log_path(true, None);
+            }
+        })
+    });
 
     let fill = |target: &_| decode::write_variant(target, &bundle, &entry);
     let ready = || {
+        log_choice();
         if switches.log {
-            log_choice(&entry, &limit, switches.forced_level);
             direct::log_path(false, refused);
         }
     };
-    Err(exec::launch(start, &entry, fill, ready, switches.log))
+    let mut tried = match exec::launch(start, &entry, fill, ready, switches.log) {
+        Failure::Start(tried) => tried,
+        other => return Err(other),
+    };
+    tried.direct = refused;
+    if refused.is_some() || switches.launch == Some(LaunchPath::Memfd) {
+        return Err(Failure::Start(tried));
+    }
+    // Nowhere to write the program, or no exec that takes it (a file size limit, no descriptors
+    // left, arguments that fill ARG_MAX so that a second exec cannot): the program still starts,
+    // where the direct path can start it.
+    let last = direct::launch_variant(start, &bundle, &entry, heap_randomised, || {
+        log_choice();
+        if switches.log {
+            tried.log_fallback("direct");
+        }
+    });
+    tried.direct = Some(last);
+    Err(Failure::Start(tried))
 }
 
 fn log_choice(entry: &Entry, limit: &impl Limit, forced: Option<u32>) {

@@ -1,8 +1,10 @@
 //! The mgo-pack launcher: the program at the front of every bundle.
 //!
-//! It finds its own file, maps it, picks the variant for this CPU, copies it into a sealed memfd
-//! (checking its hash on the way) and execs it with the launcher's own argv and environment, so
-//! that the program starts as if it had been run directly.
+//! It finds the payload region where the kernel mapped it, checks its own image, picks the
+//! variant for this CPU and starts it: on the direct path by moving (or decoding) it into place
+//! and jumping to it, or by copying it into a sealed memfd (checking its hash on the way) and
+//! exec'ing that with the launcher's own argv and environment, so that the program starts as if
+//! it had been run directly.
 
 #![no_std]
 #![no_main]
@@ -18,14 +20,17 @@ mod exec;
 mod frames;
 mod launch;
 mod mem;
-mod own_file;
+mod moved;
+mod own_image;
 #[cfg(any(feature = "zstd", feature = "deflate"))]
 mod par;
+mod process_view;
 mod start;
 mod sys;
 mod target;
 #[cfg(any(feature = "zstd", feature = "deflate"))]
 mod unpack;
+mod xfsz;
 #[cfg(feature = "zstd")]
 mod zstd;
 

@@ -31,6 +31,8 @@ core::arch::global_asm!(
 );
 
 pub const AT_NULL: usize = 0;
+pub const AT_PAGESZ: usize = 6;
+pub const AT_SECURE: usize = 23;
 pub const AT_EXECFN: usize = 31;
 
 /// What the kernel passed to the launcher.
@@ -69,15 +71,7 @@ impl StartInfo {
 
     /// The environment as `NAME=VALUE` byte strings.
     pub fn env(&self) -> impl Iterator<Item = &'static [u8]> {
-        let mut at = self.envp;
-        core::iter::from_fn(move || {
-            // SAFETY: envp is NULL-terminated; we stop at the NULL and never step past it.
-            unsafe {
-                let s = cstr(*at)?;
-                at = at.add(1);
-                Some(s.to_bytes())
-            }
-        })
+        self.env_strings().map(CStr::to_bytes)
     }
 
     pub fn aux(&self, key: usize) -> Option<usize> {
@@ -94,12 +88,58 @@ impl StartInfo {
         }
     }
 
+    /// Secure-execution mode (`AT_SECURE`): setuid, setgid or file capabilities raised the
+    /// launcher's privileges, so its caller's environment must not steer it. A kernel that did
+    /// not say counts as secure.
+    pub fn secure(&self) -> bool {
+        self.aux(AT_SECURE) != Some(0)
+    }
+
+    /// The page size the kernel uses, from the auxiliary vector.
+    pub fn page_size(&self) -> u64 {
+        self.aux(AT_PAGESZ)
+            .filter(|p| p.is_power_of_two())
+            .unwrap_or(4096) as u64
+    }
+
+    /// The stack pointer the kernel entered with: the address of `argc`.
+    pub fn stack_pointer(&self) -> usize {
+        (self.argv as usize) - core::mem::size_of::<usize>()
+    }
+
+    /// The argument strings (`argv[0]` first).
+    pub fn args(&self) -> impl Iterator<Item = &'static CStr> {
+        // SAFETY: argv is the kernel's NULL-terminated array.
+        unsafe { strings(self.argv) }
+    }
+
+    /// The environment strings.
+    pub fn env_strings(&self) -> impl Iterator<Item = &'static CStr> {
+        // SAFETY: envp is the kernel's NULL-terminated array.
+        unsafe { strings(self.envp) }
+    }
+
     /// The path given to `execve`, as the kernel recorded it.
     pub fn execfn(&self) -> Option<&'static CStr> {
         // SAFETY: AT_EXECFN points at a NUL-terminated string on the initial stack.
         self.aux(AT_EXECFN)
             .and_then(|p| unsafe { cstr(p as *const u8) })
     }
+}
+
+/// The strings of a NULL-terminated array of string pointers.
+///
+/// # Safety
+/// `at` points at such an array, whose strings live for the process.
+unsafe fn strings(mut at: *const *const u8) -> impl Iterator<Item = &'static CStr> {
+    core::iter::from_fn(move || {
+        // SAFETY: as the caller promises; we stop at the NULL and never step past it.
+        unsafe {
+            let s = cstr(*at)?;
+            at = at.add(1);
+            Some(s)
+        }
+    })
 }
 
 /// # Safety

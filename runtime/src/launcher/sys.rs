@@ -1,5 +1,6 @@
-//! The few system calls rustix does not offer as stable API: exec and exit. Each wrapper is one
-//! raw `syscall`/`svc` with the kernel's calling convention.
+//! The few system calls rustix does not offer as stable API: exec, exit, signal dispositions,
+//! `brk`, `getrandom` and `prctl(PR_SET_MM)`. Each wrapper is one raw `syscall`/`svc` with the
+//! kernel's calling convention.
 
 use rustix::io::Errno;
 
@@ -8,6 +9,10 @@ mod nr {
     pub const EXECVE: usize = 59;
     pub const EXIT_GROUP: usize = 231;
     pub const EXECVEAT: usize = 322;
+    pub const RT_SIGACTION: usize = 13;
+    pub const BRK: usize = 12;
+    pub const PRCTL: usize = 157;
+    pub const GETRANDOM: usize = 318;
 }
 
 #[cfg(target_arch = "aarch64")]
@@ -15,6 +20,10 @@ mod nr {
     pub const EXECVE: usize = 221;
     pub const EXIT_GROUP: usize = 94;
     pub const EXECVEAT: usize = 281;
+    pub const RT_SIGACTION: usize = 134;
+    pub const BRK: usize = 214;
+    pub const PRCTL: usize = 167;
+    pub const GETRANDOM: usize = 278;
 }
 
 pub const AT_EMPTY_PATH: usize = 0x1000;
@@ -97,4 +106,88 @@ pub unsafe fn execve(path: *const u8, argv: *const *const u8, envp: *const *cons
         )
     };
     Errno::from_raw_os_error(-ret as i32)
+}
+
+fn result(ret: isize) -> Result<usize, Errno> {
+    if (-4095..0).contains(&ret) {
+        Err(Errno::from_raw_os_error(-ret as i32))
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+/// The kernel's `struct sigaction` for `rt_sigaction` (the same layout on both architectures).
+#[repr(C)]
+struct KernelSigaction {
+    handler: usize,
+    flags: usize,
+    restorer: usize,
+    mask: u64,
+}
+
+const SIG_DFL: usize = 0;
+const SIG_IGN: usize = 1;
+
+/// Sets `signal` to be ignored (`ignore`) or to its default action; returns whether it was
+/// ignored before. The launcher installs no handler, so after an exec only those two exist.
+pub fn set_ignored(signal: usize, ignore: bool) -> Result<bool, Errno> {
+    let new = KernelSigaction {
+        handler: if ignore { SIG_IGN } else { SIG_DFL },
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    let mut old = KernelSigaction {
+        handler: 0,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    // SAFETY: both structs are the kernel's layout, valid for the call; the mask is 8 bytes.
+    let ret = unsafe {
+        syscall5(
+            nr::RT_SIGACTION,
+            signal,
+            &new as *const _ as usize,
+            &mut old as *mut _ as usize,
+            8,
+            0,
+        )
+    };
+    result(ret).map(|_| old.handler == SIG_IGN)
+}
+
+/// The current end of the heap (`brk(0)` changes nothing and answers it).
+pub fn current_brk() -> usize {
+    // SAFETY: brk with 0 only reports.
+    unsafe { syscall5(nr::BRK, 0, 0, 0, 0, 0) as usize }
+}
+
+/// Fills `buf` from the kernel's random source without blocking.
+pub fn getrandom(buf: &mut [u8]) -> Result<(), Errno> {
+    const GRND_NONBLOCK: usize = 1;
+    // SAFETY: `buf` is writable for its length.
+    let ret = unsafe {
+        syscall5(
+            nr::GETRANDOM,
+            buf.as_mut_ptr() as usize,
+            buf.len(),
+            GRND_NONBLOCK,
+            0,
+            0,
+        )
+    };
+    match result(ret)? {
+        n if n == buf.len() => Ok(()),
+        _ => Err(Errno::AGAIN),
+    }
+}
+
+/// `prctl(option, a, b, c, d)`.
+///
+/// # Safety
+/// The arguments must be valid for `option` (pointers to memory of the size it reads).
+pub unsafe fn prctl(option: usize, a: usize, b: usize, c: usize, d: usize) -> Result<usize, Errno> {
+    // SAFETY: as the caller promises.
+    result(unsafe { syscall5(nr::PRCTL, option, a, b, c, d) })
 }

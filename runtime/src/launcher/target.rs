@@ -43,13 +43,19 @@ pub fn seal(fd: &OwnedFd) -> Result<(), Errno> {
 }
 
 /// The directories tried for a file target, in order. Relative or empty settings are ignored (a
-/// relative `TMPDIR` would depend on the program's working directory), and so are repeats.
+/// relative `TMPDIR` would depend on the program's working directory), and so are repeats. In
+/// secure-execution mode the caller's `XDG_RUNTIME_DIR` and `TMPDIR` are not used: a directory the
+/// caller controls (a FUSE mount, say) could serve other bytes than those written.
 pub fn temp_dirs(start: &StartInfo) -> Dirs {
     let mut dirs = Dirs {
         list: [c""; MAX_DIRS],
         len: 0,
     };
+    let secure = start.secure();
     let var = |name: &[u8]| {
+        if secure {
+            return None;
+        }
         start.env().find_map(|e| {
             let value = e.strip_prefix(name)?.strip_prefix(b"=")?;
             // SAFETY: `e` is an environment string without its NUL; `value` ends where `e` ends,
@@ -126,7 +132,7 @@ pub fn temp_file(path: &CStr, random: u64) -> Result<TempFile, Failed> {
         Err(e) => return Err(Failed::Create(e)),
     };
     // The mode is the file's own, not the umask's: only its owner may run it.
-    rustix::fs::fchmod(&file.write, Mode::RWXU).map_err(Failed::Create)?;
+    rustix::fs::fchmod(&file.write, Mode::RWXU).map_err(Failed::Fchmod)?;
     Ok(file)
 }
 

@@ -17,12 +17,11 @@
 
 use mgo_format::direct::{self, NotDirect, HEAD_FRAME, PF_W, PF_X};
 use mgo_format::{content_hash, Bundle, Encoding, Entry};
-use rustix::fd::BorrowedFd;
 use rustix::io::Errno;
 use rustix::mm::{MapFlags, MprotectFlags, ProtFlags};
 
 use crate::decode::codec::{list_frames, Decoders, Dictionary};
-use crate::direct::{self as path, Refusal};
+use crate::direct::{self as path, Placement, Refusal};
 use crate::frames::{Frame, Frames};
 use crate::launch::Failure;
 use crate::par;
@@ -34,11 +33,10 @@ pub fn launch(
     start: &StartInfo,
     bundle: &Bundle<'_>,
     entry: &Entry,
-    fd: BorrowedFd<'_>,
-    leftovers: [(usize, usize); 2],
+    place: &Placement,
     ready: impl FnOnce(),
 ) -> Refusal {
-    let page = path::page_size(start);
+    let page = start.page_size();
     let machine = bundle.arch.elf_machine();
     if let Err(refusal) = stored_bytes_intact(bundle, entry) {
         return refusal;
@@ -104,7 +102,7 @@ pub fn launch(
                 .run(entry, stored, frames, &target, dict.bytes())
                 .map_err(|failure| match failure {
                     // No memory for the pages: say so, rather than blame the bundle.
-                    Failure::Copy(e) => Refusal::Map(e),
+                    Failure::Copy(_, e) => Refusal::Map(e),
                     _ => Refusal::Damaged,
                 })?;
             protect(&image, page, bias).map_err(Refusal::Map)?;
@@ -114,7 +112,7 @@ pub fn launch(
     drop(decoders);
     drop(dict);
     match placed {
-        Ok(entered) => path::enter(start, &image, bias, entered, fd, leftovers, ready),
+        Ok(entered) => path::enter(start, &image, bias, entered, place, ready),
         Err(refusal) => {
             path::release(&image, bias);
             refusal

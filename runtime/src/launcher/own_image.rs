@@ -1,0 +1,130 @@
+//! The bundle as the kernel loaded it. The launcher's own program headers (`AT_PHDR`) say where
+//! the payload region lies in memory: the kernel mapped it at exec, from exactly the inode it
+//! executed. Reading it there needs no descriptor, no `/proc` and no read permission on the file,
+//! and no name can point the launcher at another file.
+//!
+//! Before anything else trusts the launcher's own code and tables, its loaded segments are hashed
+//! and compared with the hash the packer recorded in the region's header.
+
+use mgo_format::elf::{ProgramHeader, PHDR_LEN};
+use mgo_format::{launcher_hash, Bundle, FormatError, HEADER_LEN};
+use mgo_runtime::cpu::NATIVE;
+use rustix::io::Errno;
+
+use crate::start::StartInfo;
+
+const AT_PHDR: usize = 3;
+const AT_PHENT: usize = 4;
+const AT_PHNUM: usize = 5;
+/// More program headers than the launcher's linker script makes means a damaged header.
+const MAX_PHDRS: usize = 16;
+
+/// Why the bundle could not be had from memory.
+#[derive(Clone, Copy)]
+pub enum Unreadable {
+    /// The auxiliary vector does not say where the program headers are (no Linux kernel does
+    /// that).
+    NoProgramHeaders,
+    /// The region or the launcher is not what the packer wrote.
+    Damaged(FormatError),
+}
+
+/// The launcher's program headers, as loaded.
+pub struct LoadedHeaders {
+    phdrs: [ProgramHeader; MAX_PHDRS],
+    count: usize,
+}
+
+impl LoadedHeaders {
+    pub fn read(start: &StartInfo) -> Result<LoadedHeaders, Unreadable> {
+        let (Some(at), Some(PHDR_LEN), Some(count)) =
+            (start.aux(AT_PHDR), start.aux(AT_PHENT), start.aux(AT_PHNUM))
+        else {
+            return Err(Unreadable::NoProgramHeaders);
+        };
+        if at == 0 || count > MAX_PHDRS {
+            return Err(Unreadable::Damaged(FormatError::UnsupportedElf));
+        }
+        let mut phdrs = [ProgramHeader::default(); MAX_PHDRS];
+        for (i, ph) in phdrs.iter_mut().enumerate().take(count) {
+            // SAFETY: the kernel points AT_PHDR at the program header table inside the launcher's
+            // first loaded segment (runtime/link/*.ld puts it there), AT_PHNUM entries of
+            // AT_PHENT (checked: PHDR_LEN) bytes, mapped readable for the process's life.
+            let bytes = unsafe { &*((at + i * PHDR_LEN) as *const [u8; PHDR_LEN]) };
+            *ph = ProgramHeader::parse(bytes);
+        }
+        Ok(LoadedHeaders { phdrs, count })
+    }
+
+    fn iter(&self) -> impl Iterator<Item = ProgramHeader> + '_ {
+        self.phdrs[..self.count].iter().copied()
+    }
+
+    /// The payload region where the kernel mapped it, checked against the file's end and parsed,
+    /// after the launcher's own segments were checked against the hash its header records.
+    pub fn bundle(&self) -> Result<Bundle<'static>, Unreadable> {
+        let damaged = Unreadable::Damaged;
+        let ph = self
+            .iter()
+            .find(|ph| NATIVE.is_payload_segment(ph))
+            .ok_or(damaged(FormatError::NoPayloadSegment))?;
+        let region = loaded(&ph).ok_or(damaged(FormatError::Truncated))?;
+        if region.len() < HEADER_LEN {
+            return Err(damaged(FormatError::Truncated));
+        }
+        ensure_in_file(region).map_err(|_| damaged(FormatError::Truncated))?;
+        let bundle = Bundle::parse_region(NATIVE, region).map_err(damaged)?;
+        let recorded = bundle.header.launcher_hash;
+        // 0: a packer that did not record it; the index and content hashes still hold.
+        if recorded != 0 && launcher_hash(NATIVE, self.iter(), loaded) != Some(recorded) {
+            return Err(damaged(FormatError::LauncherCorrupt));
+        }
+        Ok(bundle)
+    }
+
+    /// The highest address any loaded segment reaches: where the kernel began the launcher's
+    /// heap (`brk`), before randomising it.
+    pub fn end(&self) -> usize {
+        let load = |ph: &ProgramHeader| ph.p_type == mgo_format::elf::PT_LOAD;
+        self.iter()
+            .filter(load)
+            .map(|ph| ph.p_vaddr.saturating_add(ph.p_memsz) as usize)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// The file bytes of a loaded segment, where the kernel mapped them; `None` for a segment that
+/// cannot be read (no access flags: the kernel mapped it inaccessible) or that wraps around.
+fn loaded(ph: &ProgramHeader) -> Option<&'static [u8]> {
+    const PF_ANY: u32 = 7;
+    let len = usize::try_from(ph.p_filesz).ok()?;
+    let at = usize::try_from(ph.p_vaddr).ok()?;
+    at.checked_add(len)?;
+    if ph.p_flags & PF_ANY == 0 || at == 0 {
+        return None;
+    }
+    // SAFETY: the kernel mapped this PT_LOAD of the executing launcher (an ET_EXEC, loaded at its
+    // addresses) with `p_filesz` bytes from the file at `p_vaddr`, readable (an access flag is
+    // set; on both architectures every mapping with one is readable), and nothing unmaps it
+    // before the program replaces the launcher. Pages past the end of a truncated file are
+    // checked by `ensure_in_file` before the region is read.
+    Some(unsafe { core::slice::from_raw_parts(at as *const u8, len) })
+}
+
+/// A mapping that runs past the end of its file (a truncated bundle) raises SIGBUS where it is
+/// read. Asking the kernel to populate the region's last page turns that into EFAULT here, so a
+/// truncated bundle is refused with a message. Kernels before 5.14 do not know the request
+/// (EINVAL); there the check is skipped.
+fn ensure_in_file(region: &[u8]) -> Result<(), Errno> {
+    const PAGE: usize = 4096;
+    let last = (region.as_ptr() as usize + region.len() - 1) & !(PAGE - 1);
+    // SAFETY: the page holds the region's last byte, inside the kernel's mapping of it;
+    // populating page tables does not change memory contents.
+    match unsafe {
+        rustix::mm::madvise(last as *mut _, PAGE, rustix::mm::Advice::LinuxPopulateRead)
+    } {
+        Ok(()) | Err(Errno::INVAL | Errno::NOSYS | Errno::PERM) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
