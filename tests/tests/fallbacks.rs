@@ -252,8 +252,26 @@ fn every_path_failing_gives_one_line_and_status_126() {
     let bundle = c_bundle("fb-all-fail");
     let dir = scratch_dir("fb-all-fail-xdg");
     // Every exec of a descriptor refused: execveat with AT_EMPTY_PATH, and execve.
+    // The direct path, the last resort, starts the program whatever the exec targets did.
     let out = run(
         seccomp(&["execveat=EACCES:arg4&0x1000", "execve=EACCES"], &bundle)
+            .env("MGODEBUG", "log")
+            .env("XDG_RUNTIME_DIR", &dir),
+    );
+    let report = ok_report(&out, "every exec refused, direct path left");
+    assert_eq!(exe(&report), bundle.to_str().unwrap());
+    assert!(
+        path_lines(&out)
+            .last()
+            .unwrap()
+            .ends_with("; launch path direct"),
+        "{}",
+        stderr(&out)
+    );
+    // With the direct path ruled out (MGODEBUG=memfd), the one line names every path tried.
+    let out = run(
+        seccomp(&["execveat=EACCES:arg4&0x1000", "execve=EACCES"], &bundle)
+            .env("MGODEBUG", "memfd")
             .env("XDG_RUNTIME_DIR", &dir)
             .env("TMPDIR", "relative/ignored"),
     );
@@ -267,7 +285,10 @@ fn every_path_failing_gives_one_line_and_status_126() {
         .unwrap_or_else(|| panic!("{err}"))
         .split("; ")
         .collect();
-    assert_eq!(tried[0], "memfd: execveat: EACCES", "{err}");
+    assert_eq!(
+        tried[0], "memfd: execveat: EACCES, execve /proc/self/fd: EACCES",
+        "{err}"
+    );
     // The directories in order (the relative TMPDIR ignored), each with its own reason (a
     // noexec mount says so instead of trying).
     let dirs: Vec<&str> = tried[1..]
@@ -282,7 +303,7 @@ fn every_path_failing_gives_one_line_and_status_126() {
         .collect();
     assert_eq!(dirs, [dir.to_str().unwrap(), "/dev/shm", "/tmp"], "{err}");
     assert!(
-        tried[1].ends_with(": execveat: EACCES"),
+        tried[1].ends_with(": execveat: EACCES, execve /proc/self/fd: EACCES"),
         "the scratch directory allows exec: {err}"
     );
     assert!(empty_dir(&dir).is_empty());
@@ -333,7 +354,8 @@ fn memfd_noexec_1_in_a_pid_namespace() {
     assert!(exe(&report).starts_with("/dev/shm/#"), "{}", exe(&report));
     assert_eq!(
         path_lines(&out).last().unwrap(),
-        "[mgo] launcher: fallback after memfd: execveat: EACCES; launch path file in /dev/shm"
+        "[mgo] launcher: fallback after memfd: execveat: EACCES, execve /proc/self/fd: EACCES; \
+         launch path file in /dev/shm"
     );
 }
 
@@ -413,7 +435,8 @@ fn no_proc_in_a_mount_namespace() {
         run memfd-refused "$S" memfd_create=EPERM -- "$B"
         run by-name env PATH="$BIN:/usr/bin:/bin" "$S" --by-fd --argv0 cprobe -- "$B"
         run other-program env PATH=/usr/bin:/bin "$S" --by-fd --argv0 true -- "$B"
-        run no-exec-at-all "$S" memfd_create=EPERM execveat=ENOSYS -- "$B"
+        run no-exec-at-all env MGODEBUG=memfd "$S" memfd_create=EPERM execveat=ENOSYS -- "$B"
+        run no-exec-direct-left "$S" memfd_create=EPERM execveat=ENOSYS -- "$B"
         "#;
     let vars = [
         ("B", bundle.as_os_str()),
@@ -442,7 +465,7 @@ fn no_proc_in_a_mount_namespace() {
         let (report, status) = body.rsplit_once("status=").unwrap();
         (parse_report(report), status.trim().parse().unwrap())
     };
-    // /proc/self/exe is gone: the launcher finds its file through the path the kernel was given.
+    // /proc/self/exe is gone, and not needed: the launcher reads the kernel's mapping of its file.
     let (report, status) = case("plain");
     assert_eq!((status, level(&report)), (0, expected.clone()), "{err}");
     let (report, status) = case("go");
@@ -461,22 +484,21 @@ fn no_proc_in_a_mount_namespace() {
     let (report, status) = case("memfd-refused");
     assert_eq!((status, level(&report)), (0, expected.clone()), "{err}");
     assert!(empty_dir(&dir).is_empty(), "{:?}", empty_dir(&dir));
-    // Started through a descriptor (AT_EXECFN is /dev/fd/N, unreadable without /proc): found
-    // by argv[0] in PATH, as a shell would have.
-    let (report, status) = case("by-name");
+    // Started through a descriptor (AT_EXECFN is /dev/fd/N, unreadable without /proc), argv[0]
+    // a name in PATH or another program altogether: neither is ever looked up.
+    for name in ["by-name", "other-program"] {
+        let (report, status) = case(name);
+        assert_eq!(
+            (status, level(&report)),
+            (0, expected.clone()),
+            "{name}: {err}"
+        );
+    }
+    // Neither execveat nor /proc: nothing can exec a descriptor, and the direct path, the last
+    // resort, starts the program.
+    let (report, status) = case("no-exec-direct-left");
     assert_eq!((status, level(&report)), (0, expected.clone()), "{err}");
-    // argv[0] naming another program: that file's program headers are not the ones the kernel
-    // loaded, so the launcher does not take it for itself.
-    let (report, status) = case("other-program");
-    assert_eq!(status, 121, "{err}");
-    assert!(report.get("level").is_none());
-    assert!(
-        err.lines().any(|l| l.starts_with(
-            "mgo: cannot open the launcher's own executable (/proc/self/exe, AT_EXECFN, argv[0])"
-        )),
-        "{err}"
-    );
-    // Neither execveat nor /proc: nothing can exec a descriptor. Documented as impossible.
+    // Without the direct path (MGODEBUG=memfd): documented as impossible.
     let (_, status) = case("no-exec-at-all");
     assert_eq!(status, 126, "{err}");
     assert!(
@@ -515,7 +537,7 @@ fn noexec_temporary_directories_are_skipped() {
     let expected = v(oracle_level(c_probe_dynamic()));
     let script = r#"mount -t tmpfs -o noexec tmpfs /dev/shm || exit 99
         mount -t tmpfs -o noexec tmpfs /tmp || exit 99
-        echo case=all-noexec; "$S" memfd_create=EPERM -- "$B"; echo "status=$?"
+        echo case=all-noexec; MGODEBUG=memfd "$S" memfd_create=EPERM -- "$B"; echo "status=$?"
         echo case=tmpdir; TMPDIR="$D" "$S" memfd_create=EPERM -- "$B"; echo "status=$?"
         echo "leftovers=$(ls -A /dev/shm /tmp "$D" | grep -cv ':$\|^$')"
         "#;
@@ -619,8 +641,8 @@ fn full_directory_is_skipped_for_stored_and_compressed_variants() {
     }
     assert!(runs[6].contains("left=0 used=0"), "{text}");
     let expected = format!(
-        "[mgo] launcher: fallback after memfd: create: EPERM; file in {}: write: ENOSPC; launch \
-         path file in /dev/shm",
+        "[mgo] launcher: fallback after memfd: create: EPERM; file in {}: fallocate: ENOSPC; \
+         launch path file in /dev/shm",
         dir.display()
     );
     let fallbacks = err.lines().filter(|l| *l == expected).count();

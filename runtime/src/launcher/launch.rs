@@ -165,7 +165,7 @@ pub fn errno(line: &mut Line, e: Errno) {
 /// Runs the launch. Returns the exit status for the cases that end without exec (extract).
 pub fn run(start: &StartInfo) -> Result<i32, Failure> {
     let headers = LoadedHeaders::read(start)?;
-    let bundle = headers.bundle()?;
+    let bundle = headers.bundle(start.page_size() as usize)?;
     // In secure-execution mode (setuid, setgid, file capabilities) the caller's environment does
     // not choose, reveal or place what runs, as the dynamic loader ignores LD_* there.
     let switches = if start.secure() {

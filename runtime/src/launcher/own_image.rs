@@ -7,7 +7,7 @@
 //! and compared with the hash the packer recorded in the region's header.
 
 use mgo_format::elf::{ProgramHeader, PHDR_LEN};
-use mgo_format::{launcher_hash, Bundle, FormatError, HEADER_LEN};
+use mgo_format::{launcher_hash, Bundle, FormatError, Header, HEADER_LEN};
 use mgo_runtime::cpu::NATIVE;
 use rustix::io::Errno;
 
@@ -62,7 +62,8 @@ impl LoadedHeaders {
 
     /// The payload region where the kernel mapped it, checked against the file's end and parsed,
     /// after the launcher's own segments were checked against the hash its header records.
-    pub fn bundle(&self) -> Result<Bundle<'static>, Unreadable> {
+    /// `page` is the kernel's page size.
+    pub fn bundle(&self, page: usize) -> Result<Bundle<'static>, Unreadable> {
         let damaged = Unreadable::Damaged;
         let ph = self
             .iter()
@@ -72,14 +73,15 @@ impl LoadedHeaders {
         if region.len() < HEADER_LEN {
             return Err(damaged(FormatError::Truncated));
         }
-        ensure_in_file(region).map_err(|_| damaged(FormatError::Truncated))?;
-        let bundle = Bundle::parse_region(NATIVE, region).map_err(damaged)?;
-        let recorded = bundle.header.launcher_hash;
+        // The region follows the launcher in the file: with its last page in the file, every
+        // page hashed below is too.
+        ensure_in_file(region, page).map_err(|_| damaged(FormatError::Truncated))?;
+        let recorded = Header::parse(region).map_err(damaged)?.launcher_hash;
         // 0: a packer that did not record it; the index and content hashes still hold.
         if recorded != 0 && launcher_hash(NATIVE, self.iter(), loaded) != Some(recorded) {
             return Err(damaged(FormatError::LauncherCorrupt));
         }
-        Ok(bundle)
+        Bundle::parse_region(NATIVE, region).map_err(damaged)
     }
 
     /// The highest address any loaded segment reaches: where the kernel began the launcher's
@@ -116,13 +118,12 @@ fn loaded(ph: &ProgramHeader) -> Option<&'static [u8]> {
 /// read. Asking the kernel to populate the region's last page turns that into EFAULT here, so a
 /// truncated bundle is refused with a message. Kernels before 5.14 do not know the request
 /// (EINVAL); there the check is skipped.
-fn ensure_in_file(region: &[u8]) -> Result<(), Errno> {
-    const PAGE: usize = 4096;
-    let last = (region.as_ptr() as usize + region.len() - 1) & !(PAGE - 1);
+fn ensure_in_file(region: &[u8], page: usize) -> Result<(), Errno> {
+    let last = (region.as_ptr() as usize + region.len() - 1) & !(page - 1);
     // SAFETY: the page holds the region's last byte, inside the kernel's mapping of it;
     // populating page tables does not change memory contents.
     match unsafe {
-        rustix::mm::madvise(last as *mut _, PAGE, rustix::mm::Advice::LinuxPopulateRead)
+        rustix::mm::madvise(last as *mut _, page, rustix::mm::Advice::LinuxPopulateRead)
     } {
         Ok(()) | Err(Errno::INVAL | Errno::NOSYS | Errno::PERM) => Ok(()),
         Err(e) => Err(e),
