@@ -1,9 +1,10 @@
 //! Packing fixtures into bundles and running them, for the end-to-end tests.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use crate::fixtures::target_dir;
+use crate::fixtures::{parse_report, target_dir, Report};
 
 /// A fresh directory for one test's files, under `target/e2e/`, emptied first.
 pub fn scratch_dir(name: &str) -> PathBuf {
@@ -124,6 +125,31 @@ pub fn stdout(out: &Output) -> String {
 
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The probe's report from a run that must have succeeded.
+pub fn ok_report(out: &Output, what: &str) -> Report {
+    assert!(
+        out.status.success(),
+        "{what}: exit {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        stdout(out),
+        stderr(out)
+    );
+    parse_report(&stdout(out))
+}
+
+/// The level the probe says it was built for.
+pub fn level(report: &Report) -> String {
+    report
+        .get_str("level")
+        .expect("level in the probe's report")
+}
+
+/// Says on the test process's stderr that `test` checked nothing, and why. (Not `eprintln!`: the
+/// test harness captures that and shows it only for failing tests.)
+pub fn skipped(test: &str, why: &str) {
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: {why}");
 }
 
 /// The level this machine runs, found the way Go itself decides: the highest variant of the

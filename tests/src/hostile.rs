@@ -8,29 +8,22 @@
 //! checked first by the test, which says why it is skipped when this machine cannot give them.
 
 use std::ffi::CString;
-use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use mgo_pack::{BundleOptions, Compression, Launch};
 
-use crate::fixtures::{c_probe_static, parse_report, Report};
+use crate::fixtures::{c_probe_static, parse_report};
 use crate::harness::{
-    command, copy_executable, numbered, oracle_level, pack_options, run, scratch_dir, stderr,
+    command, copy_executable, numbered, oracle_level, pack_options, run, scratch_dir, skipped,
     stdout,
 };
 
 /// The user the tests run bundles as: `nobody`, with its group.
 pub const NOBODY: u32 = 65534;
-
-/// Says on the test process's stderr that `test` checked nothing, and why. (Not `eprintln!`: the
-/// test harness captures that and shows it only for failing tests.)
-pub fn skipped(test: &str, why: &str) {
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: {why}");
-}
 
 fn os_result(failed: bool) -> std::io::Result<()> {
     if failed {
@@ -191,18 +184,6 @@ pub fn setuid_refused(
     })
 }
 
-/// The probe's report from a run that must have succeeded.
-pub fn ok_report(out: &Output, what: &str) -> Report {
-    assert!(
-        out.status.success(),
-        "{what}: exit {:?}\nstdout: {}\nstderr: {}",
-        out.status,
-        stdout(out),
-        stderr(out)
-    );
-    parse_report(&stdout(out))
-}
-
 /// The static C probe's four builds packed into `out`. The static probe can take every launch
 /// path, the direct path included, which is the launcher's last resort.
 pub fn static_bundle(out: &Path, launch: Launch, compression: Compression) -> PathBuf {
@@ -217,11 +198,4 @@ pub fn static_bundle(out: &Path, launch: Launch, compression: Compression) -> Pa
 pub fn best_static() -> (String, &'static Path) {
     let level = oracle_level(c_probe_static());
     (format!("v{level}"), &c_probe_static()[level as usize - 1])
-}
-
-/// The level the probe says it was built for.
-pub fn level(report: &Report) -> String {
-    report
-        .get_str("level")
-        .expect("level in the probe's report")
 }

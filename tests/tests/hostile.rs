@@ -18,11 +18,11 @@ use mgo_format::elf::{Elf, ProgramHeader};
 use mgo_pack::{Compression, Launch};
 use mgo_tests::fixtures::c_probe_static;
 use mgo_tests::harness::{
-    command, numbered, pack_with, run, scratch_dir, stderr, write_executable,
+    command, level, numbered, ok_report, pack_with, run, scratch_dir, stderr, write_executable,
 };
 use mgo_tests::hostile::{
-    best_static as best, can_mount_privately, ignoring, level, ok_report,
-    only_standard_descriptors, static_bundle, with_rlimit, with_tmpfs_over,
+    best_static as best, can_mount_privately, ignoring, only_standard_descriptors, static_bundle,
+    with_rlimit, with_tmpfs_over,
 };
 
 const SECCOMP_RUN: &str = env!("CARGO_BIN_EXE_mgo-seccomp-run");

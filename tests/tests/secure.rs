@@ -16,10 +16,12 @@ use std::process::{Command, Output};
 use mgo_format::elf::Elf;
 use mgo_pack::{Compression, Launch};
 use mgo_tests::fixtures::{c_probe_static, parse_report, Report};
-use mgo_tests::harness::{command, pack, run, stderr, stdout, write_executable};
+use mgo_tests::harness::{
+    command, level, ok_report, pack, run, skipped, stderr, stdout, write_executable,
+};
 use mgo_tests::hostile::{
-    as_nobody, best_static as best, can_mount_privately, install, level, ok_report, public_dir,
-    root, setuid_refused, skipped, static_bundle, with_tmpfs_over, NOBODY,
+    as_nobody, best_static as best, can_mount_privately, install, public_dir, root, setuid_refused,
+    static_bundle, with_tmpfs_over, NOBODY,
 };
 
 const SECCOMP_RUN: &str = env!("CARGO_BIN_EXE_mgo-seccomp-run");
