@@ -17,7 +17,8 @@ pub use mgo_pack::Launch;
 
 use crate::fixtures::{c_probe_dynamic, c_probe_static, go_probe, gofmt, parse_report, Report};
 use crate::harness::{
-    command, oracle_level, pack_with, run, scratch_dir, spawn, stderr, stdout, write_executable,
+    command, numbered, oracle_level, pack_with, run, scratch_dir, spawn, stderr, stdout,
+    write_executable,
 };
 
 /// `launch_checks!(LAUNCH)`: one `#[test]` per launch behaviour check in [`checks`](crate::checks),
@@ -78,12 +79,7 @@ pub fn scratch(name: &str, launch: Launch) -> PathBuf {
 
 /// Packs all four levels of a fixture for `launch` into `out`.
 pub fn pack_all_for(out: &Path, levels: &[PathBuf; 4], launch: Launch) -> PathBuf {
-    let variants: Vec<(u32, &Path)> = levels
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (i as u32 + 1, p.as_path()))
-        .collect();
-    pack_with(out, &variants, launch)
+    pack_with(out, &numbered(levels), launch)
 }
 
 fn go_bundle(name: &str, launch: Launch) -> PathBuf {

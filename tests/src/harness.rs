@@ -1,9 +1,10 @@
 //! Packing fixtures into bundles and running them, for the end-to-end tests.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use crate::fixtures::target_dir;
+use crate::fixtures::{parse_report, target_dir, Report};
 
 /// A fresh directory for one test's files, under `target/e2e/`, emptied first.
 pub fn scratch_dir(name: &str) -> PathBuf {
@@ -23,12 +24,22 @@ pub fn pack(out: &Path, variants: &[(u32, &Path)]) -> PathBuf {
 /// Packs `(level, path)` variants into `out` through the library, as the CLI does, with the
 /// launch path `launch`.
 pub fn pack_with(out: &Path, variants: &[(u32, &Path)], launch: mgo_pack::Launch) -> PathBuf {
+    let options = mgo_pack::BundleOptions::default().with_launch(launch);
+    pack_options(out, variants, &options)
+}
+
+/// Packs `(level, path)` variants into `out` through the library with `options` (launch path,
+/// compression).
+pub fn pack_options(
+    out: &Path,
+    variants: &[(u32, &Path)],
+    options: &mgo_pack::BundleOptions,
+) -> PathBuf {
     let variants: Vec<mgo_pack::Variant> = variants
         .iter()
         .map(|&(level, path)| mgo_pack::Variant::read(path, Some(level)).expect("reading variant"))
         .collect();
-    let options = mgo_pack::BundleOptions::default().with_launch(launch);
-    let bytes = mgo_pack::build_bundle_with(&variants, &options).expect("building bundle");
+    let bytes = mgo_pack::build_bundle_with(&variants, options).expect("building bundle");
     write_executable(out, &bytes).expect("writing bundle");
     out.to_path_buf()
 }
@@ -74,12 +85,16 @@ fn with_private_descriptors<T: Send>(f: impl FnOnce() -> T + Send) -> T {
 
 /// Packs all four levels of a fixture, for the memfd launch path.
 pub fn pack_all(out: &Path, levels: &[PathBuf; 4]) -> PathBuf {
-    let variants: Vec<(u32, &Path)> = levels
+    pack(out, &numbered(levels))
+}
+
+/// A fixture's four builds as `(level, path)` variants, v1 to v4.
+pub fn numbered(levels: &[PathBuf; 4]) -> Vec<(u32, &Path)> {
+    levels
         .iter()
         .enumerate()
         .map(|(i, p)| (i as u32 + 1, p.as_path()))
-        .collect();
-    pack(out, &variants)
+        .collect()
 }
 
 /// A command that runs `program` with a clean, known environment.
@@ -110,6 +125,31 @@ pub fn stdout(out: &Output) -> String {
 
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The probe's report from a run that must have succeeded.
+pub fn ok_report(out: &Output, what: &str) -> Report {
+    assert!(
+        out.status.success(),
+        "{what}: exit {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        stdout(out),
+        stderr(out)
+    );
+    parse_report(&stdout(out))
+}
+
+/// The level the probe says it was built for.
+pub fn level(report: &Report) -> String {
+    report
+        .get_str("level")
+        .expect("level in the probe's report")
+}
+
+/// Says on the test process's stderr that `test` checked nothing, and why. (Not `eprintln!`: the
+/// test harness captures that and shows it only for failing tests.)
+pub fn skipped(test: &str, why: &str) {
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: {why}");
 }
 
 /// The level this machine runs, found the way Go itself decides: the highest variant of the

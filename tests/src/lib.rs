@@ -5,3 +5,4 @@ pub mod checks;
 pub mod fixtures;
 pub mod fixtures_arm64;
 pub mod harness;
+pub mod hostile;

@@ -19,7 +19,9 @@ use mgo_tests::fixtures::{go_probe, parse_report, Report};
 use mgo_tests::fixtures_arm64::{
     c_probe_arm64, c_probes_arm64, go_probe_arm64, oracles, Qemu, C_PROBE_LEVELS,
 };
-use mgo_tests::harness::{pack, pack_with, scratch_dir, stderr, stdout, write_executable};
+use mgo_tests::harness::{
+    ok_report, pack, pack_with, scratch_dir, stderr, stdout, write_executable,
+};
 
 fn level(name: &str) -> u32 {
     mgo_pack::parse_level(name).unwrap_or_else(|e| panic!("{name}: {e}"))
@@ -60,14 +62,7 @@ fn run(cmd: &mut std::process::Command) -> Output {
 }
 
 fn report(out: &Output) -> Report {
-    assert!(
-        out.status.success(),
-        "{}\nstdout: {}\nstderr: {}",
-        out.status,
-        stdout(out),
-        stderr(out)
-    );
-    parse_report(&stdout(out))
+    ok_report(out, "the program")
 }
 
 #[test]

@@ -8,25 +8,19 @@
 //! passing tests, and return: such a test has checked nothing and says so.
 
 use std::ffi::OsStr;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use mgo_tests::fixtures::{c_probe_dynamic, go_probe, parse_report, Report};
 use mgo_tests::harness::{
-    command, copy_executable, oracle_level, pack_all, run, scratch_dir, stderr, stdout,
-    write_executable,
+    command, copy_executable, level, ok_report, oracle_level, pack_all, run, scratch_dir, skipped,
+    stderr, stdout, write_executable,
 };
 
 const SECCOMP_RUN: &str = env!("CARGO_BIN_EXE_mgo-seccomp-run");
 
 /// Exit status of a namespace script that could not set up its conditions.
 const SETUP_FAILED: i32 = 99;
-
-fn skipped(test: &str, why: &str) {
-    // Not eprintln!: the test harness captures that and shows it only for failing tests.
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: {why}");
-}
 
 /// The dynamically linked C probe, which every bundle starts through an exec target.
 fn c_bundle(name: &str) -> PathBuf {
@@ -43,22 +37,6 @@ fn seccomp(rules: &[&str], program: &Path) -> Command {
     let mut cmd = command(Path::new(SECCOMP_RUN));
     cmd.args(rules).arg("--").arg(program);
     cmd
-}
-
-fn ok_report(out: &Output, what: &str) -> Report {
-    assert!(
-        out.status.success(),
-        "{what}: exit {:?}\nstderr: {}",
-        out.status,
-        stderr(out)
-    );
-    parse_report(&stdout(out))
-}
-
-fn level(report: &Report) -> String {
-    report
-        .get_str("level")
-        .expect("level in the probe's report")
 }
 
 fn exe(report: &Report) -> String {

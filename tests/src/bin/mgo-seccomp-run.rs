@@ -1,4 +1,5 @@
-//! `mgo-seccomp-run [--by-fd] [--argv0 NAME] RULE... -- PROGRAM ARG...`: runs PROGRAM under a
+//! `mgo-seccomp-run [--by-fd] [--argv0 NAME] [--user UID:GID] RULE... -- PROGRAM ARG...`: runs
+//! PROGRAM under a
 //! seccomp filter that makes chosen system calls fail with a chosen errno, the way hardened
 //! sandboxes (firejail, systemd's `SystemCallFilter=`, container profiles) refuse them. The
 //! launcher's fallback tests use it.
@@ -15,6 +16,12 @@
 //! then records `/dev/fd/N` as its path, which only `/proc` can resolve); `--argv0` sets the
 //! program's `argv[0]` (PROGRAM by default). Rules and options may be empty: `mgo-seccomp-run
 //! --by-fd -- PROGRAM` only changes how PROGRAM is started.
+//!
+//! The filter is normally installed under `no_new_privs`, which also makes the kernel ignore the
+//! set-user-ID bit of everything PROGRAM runs. `--user UID:GID` (for root: it needs
+//! `CAP_SYS_ADMIN`) installs it without `no_new_privs`, then becomes UID:GID with no
+//! supplementary groups before starting PROGRAM, so that a set-user-ID PROGRAM started by that
+//! user gets its owner's identity and runs in secure-execution mode, under the filter.
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -23,12 +30,17 @@ use std::process::ExitCode;
 const SYSCALLS: &[(&str, u32)] = &[
     ("open", 2),
     ("execve", 59),
+    ("ftruncate", 77),
     ("mkdir", 83),
+    ("fchmod", 91),
     ("openat", 257),
     ("mkdirat", 258),
     ("linkat", 265),
+    ("fchmodat", 268),
+    ("fallocate", 285),
     ("memfd_create", 319),
     ("execveat", 322),
+    ("fchmodat2", 452),
 ];
 
 const ERRNOS: &[(&str, u32)] = &[
@@ -38,7 +50,10 @@ const ERRNOS: &[(&str, u32)] = &[
     ("ENOMEM", 12),
     ("EACCES", 13),
     ("EINVAL", 22),
+    ("EMFILE", 24),
+    ("EFBIG", 27),
     ("ENOSPC", 28),
+    ("EPIPE", 32),
     ("EROFS", 30),
     ("ENOSYS", 38),
     ("EOPNOTSUPP", 95),
@@ -145,7 +160,9 @@ fn program_for(rules: &[Rule]) -> Vec<libc::sock_filter> {
     prog
 }
 
-fn install(prog: &[libc::sock_filter]) -> std::io::Result<()> {
+/// Installs the filter, under `no_new_privs` unless `privileged` (the caller has
+/// `CAP_SYS_ADMIN`).
+fn install(prog: &[libc::sock_filter], privileged: bool) -> std::io::Result<()> {
     let fprog = libc::sock_fprog {
         len: prog.len() as u16,
         filter: prog.as_ptr() as *mut libc::sock_filter,
@@ -153,7 +170,7 @@ fn install(prog: &[libc::sock_filter]) -> std::io::Result<()> {
     // SAFETY: plain prctl calls; `fprog` points at a valid filter that outlives the call (the
     // kernel copies it).
     unsafe {
-        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+        if !privileged && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
             return Err(std::io::Error::last_os_error());
         }
         if libc::prctl(
@@ -168,17 +185,51 @@ fn install(prog: &[libc::sock_filter]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// `UID:GID`, as numbers.
+fn parse_user(text: &std::ffi::OsStr) -> Option<(libc::uid_t, libc::gid_t)> {
+    let (uid, gid) = text.to_str()?.split_once(':')?;
+    Some((uid.parse().ok()?, gid.parse().ok()?))
+}
+
+/// Becomes `uid:gid` for good (real, effective and saved IDs), with no supplementary groups.
+fn become_user((uid, gid): (libc::uid_t, libc::gid_t)) -> std::io::Result<()> {
+    // SAFETY: plain credential system calls.
+    let failed = unsafe {
+        libc::setgroups(0, std::ptr::null()) != 0
+            || libc::setresgid(gid, gid, gid) != 0
+            || libc::setresuid(uid, uid, uid) != 0
+    };
+    if failed {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     let Some(split) = args.iter().position(|a| a == "--") else {
-        eprintln!("usage: mgo-seccomp-run NAME=ERRNO[:argN&MASK]... -- PROGRAM [ARG...]");
+        eprintln!(
+            "usage: mgo-seccomp-run [--by-fd] [--argv0 NAME] [--user UID:GID] \
+             NAME=ERRNO[:argN&MASK]... -- PROGRAM [ARG...]"
+        );
         return ExitCode::from(2);
     };
     let mut rules = Vec::new();
     let mut by_fd = false;
     let mut argv0 = None;
+    let mut user = None;
     let mut options = args[..split].iter();
     while let Some(arg) = options.next() {
+        if arg == "--user" {
+            match options.next().and_then(|u| parse_user(u)) {
+                Some(ids) => user = Some(ids),
+                None => {
+                    eprintln!("mgo-seccomp-run: --user takes UID:GID");
+                    return ExitCode::from(2);
+                }
+            }
+            continue;
+        }
         if arg == "--by-fd" {
             by_fd = true;
             continue;
@@ -238,8 +289,12 @@ fn main() -> ExitCode {
     } else {
         (program.as_ptr(), 0)
     };
-    if let Err(e) = install(&program_for(&rules)) {
+    if let Err(e) = install(&program_for(&rules), user.is_some()) {
         eprintln!("mgo-seccomp-run: installing the seccomp filter: {e}");
+        return ExitCode::from(125);
+    }
+    if let Some(Err(e)) = user.map(become_user) {
+        eprintln!("mgo-seccomp-run: becoming the user: {e}");
         return ExitCode::from(125);
     }
     extern "C" {
