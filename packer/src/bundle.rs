@@ -192,6 +192,14 @@ pub fn build_bundle_with(
     };
     region[..HEADER_LEN].copy_from_slice(&header.to_bytes());
 
+    // What mgo-pack writes, it reads back.
+    let len = (image.len() as u64).div_ceil(align) * align + region.len() as u64;
+    if len > crate::MAX_BUNDLE_LEN {
+        return Err(PackError::BundleTooLarge {
+            len,
+            max_gib: crate::MAX_BUNDLE_LEN >> 30,
+        });
+    }
     let mut out = image.to_vec();
     pad_to(&mut out, align as usize as u64);
     let region_offset = out.len() as u64;

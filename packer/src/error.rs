@@ -38,6 +38,28 @@ pub enum PackError {
     /// fail or never end.
     #[error("{}: is {kind}, not a file; give the path of a built program", path.display())]
     InputNotFile { path: PathBuf, kind: &'static str },
+    /// A bundle to read back that is not a regular file: the same, for `inspect`, `extract` and
+    /// `verify`.
+    #[error("{}: is {kind}, not a file; give the path of an mgo-pack bundle", path.display())]
+    BundleNotFile { path: PathBuf, kind: &'static str },
+    /// A file larger than mgo-pack reads as an input ([`crate::MAX_INPUT_LEN`]) or as a bundle
+    /// ([`crate::MAX_BUNDLE_LEN`]); nothing of it was read.
+    #[error(
+        "{}: is larger than {max_gib} GiB, the most mgo-pack reads as {role}",
+        path.display()
+    )]
+    TooLarge {
+        path: PathBuf,
+        max_gib: u64,
+        role: &'static str,
+    },
+    /// The bundle would be larger than `inspect`, `extract` and `verify` read back
+    /// ([`crate::MAX_BUNDLE_LEN`]).
+    #[error(
+        "the bundle would be at least {len} bytes, more than the {max_gib} GiB mgo-pack reads back; \
+         pack fewer variants, or compress them"
+    )]
+    BundleTooLarge { len: u64, max_gib: u64 },
     /// An existing output that is not a regular file: replacing it (a device node, a FIFO) is
     /// never what was meant.
     #[error(

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use mgo_format::content_hash;
 
 use crate::detect::{declared_level, Declared};
+use crate::input::{check_file, read_checked, Role};
 use crate::{level_name, parse_level, write_executable, PackError, Variant};
 
 /// How an input's level is chosen.
@@ -190,6 +191,11 @@ impl<'a> Packer<'a> {
         if inputs.is_empty() {
             return Err(PackError::NoInputs);
         }
+        // Every input is vetted before any is read: a FIFO or an absurd size named last is refused
+        // before gigabytes named first are read.
+        for input in inputs {
+            check_file(&input.path, Role::Input)?;
+        }
         let mut variants = Vec::with_capacity(inputs.len());
         let mut declared = Vec::with_capacity(inputs.len());
         for (index, input) in inputs.iter().enumerate() {
@@ -257,10 +263,7 @@ pub fn pack_files(
 
 fn read_input(input: &Input) -> Result<(Variant, Declared), PackError> {
     let path = &input.path;
-    let bytes = std::fs::read(path).map_err(|e| PackError::Io {
-        path: path.clone(),
-        source: e,
-    })?;
+    let bytes = read_checked(path, Role::Input)?;
     if mgo_format::Region::locate(&bytes).is_ok() {
         return Err(PackError::AlreadyBundle { path: path.clone() });
     }

@@ -499,3 +499,159 @@ fn full_and_read_only_file_systems() {
         }
     }
 }
+
+/// `sh -c 'ulimit -v ...; exec mgo-pack ARGS'`: mgo-pack with its address space capped at 2 GiB,
+/// so that a packer that did read `/dev/zero` or a huge file would fail at once instead of
+/// filling this machine's memory.
+fn mgo_pack_capped() -> Command {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .stdin(Stdio::null())
+        .args(["-c", "ulimit -v 2097152 && exec \"$0\" \"$@\"", MGO_PACK]);
+    cmd
+}
+
+/// A thread that opens `fifo` for writing and closes it at once: should mgo-pack open the FIFO
+/// to read it, it reads an empty file instead of waiting forever. [`unblock`] ends the thread
+/// when mgo-pack, as it should, never opened the FIFO.
+fn empty_writer(fifo: &Path) -> std::thread::JoinHandle<()> {
+    let fifo = fifo.to_path_buf();
+    std::thread::spawn(move || {
+        let _ = fs::OpenOptions::new().write(true).open(&fifo);
+    })
+}
+
+fn unblock(fifo: &Path, writer: std::thread::JoinHandle<()>) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let reader = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(fifo)
+        .unwrap();
+    writer.join().unwrap();
+    drop(reader);
+}
+
+/// Inputs and bundles that are not regular files, or are larger than mgo-pack reads, are refused
+/// before anything is read from them; a symbolic link to a regular file is followed.
+#[test]
+fn fifos_devices_and_huge_files_are_refused_before_reading() {
+    let (dir, out) = with_output("cli-err-hostile");
+    let files = scratch_dir("cli-err-hostile-files");
+    let v1 = &c_probe_dynamic()[0];
+    let fifo = files.join("a-fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    // Sparse: a real program followed by nothing, just over each limit.
+    let huge_input = files.join("huge-program");
+    fs::copy(v1, &huge_input).unwrap();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&huge_input)
+        .unwrap()
+        .set_len(mgo_pack::MAX_INPUT_LEN + 1)
+        .unwrap();
+    let huge_bundle = files.join("huge-bundle");
+    fs::File::create(&huge_bundle)
+        .unwrap()
+        .set_len(mgo_pack::MAX_BUNDLE_LEN + 1)
+        .unwrap();
+
+    let pack = |input: &Path| {
+        let mut cmd = mgo_pack_capped();
+        cmd.arg("-o").arg(&out).arg(v1).arg(input);
+        cmd
+    };
+    let writer = empty_writer(&fifo);
+    fails(
+        "input FIFO",
+        &mut pack(&fifo),
+        &dir,
+        Some(&out),
+        &["a-fifo: is a FIFO, not a file"],
+    );
+    unblock(&fifo, writer);
+    fails(
+        "input /dev/zero",
+        &mut pack(Path::new("/dev/zero")),
+        &dir,
+        Some(&out),
+        &["/dev/zero: is a device, not a file"],
+    );
+    fails(
+        "input over 4 GiB",
+        &mut pack(&huge_input),
+        &dir,
+        Some(&out),
+        &["huge-program: is larger than 4 GiB, the most mgo-pack reads as an input"],
+    );
+
+    // The same for the commands that read bundles: status 1, as for a missing file (3 is for
+    // files read and found not to be bundles).
+    let bundle = dir.join("bundle");
+    let mut cmd = mgo_pack();
+    assert!(cmd
+        .arg("-o")
+        .arg(&bundle)
+        .arg(v1)
+        .status()
+        .unwrap()
+        .success());
+    for sub in [
+        &["inspect"][..],
+        &["verify"],
+        &["extract", "--variant", "v1", "-o", "extracted"],
+    ] {
+        let read = |file: &Path| {
+            let mut cmd = mgo_pack_capped();
+            cmd.current_dir(&dir).args(sub).arg(file);
+            cmd
+        };
+        let writer = empty_writer(&fifo);
+        fails(
+            &format!("{sub:?} FIFO"),
+            &mut read(&fifo),
+            &dir,
+            Some(&bundle),
+            &["a-fifo: is a FIFO, not a file; give the path of an mgo-pack bundle"],
+        );
+        unblock(&fifo, writer);
+        fails(
+            &format!("{sub:?} /dev/zero"),
+            &mut read(Path::new("/dev/zero")),
+            &dir,
+            Some(&bundle),
+            &["/dev/zero: is a device, not a file"],
+        );
+        fails(
+            &format!("{sub:?} over 64 GiB"),
+            &mut read(&huge_bundle),
+            &dir,
+            Some(&bundle),
+            &["huge-bundle: is larger than 64 GiB, the most mgo-pack reads as a bundle"],
+        );
+    }
+
+    // Symbolic links to regular files are what they point to.
+    let link = files.join("link-to-program");
+    std::os::unix::fs::symlink(v1, &link).unwrap();
+    let bundle_link = files.join("link-to-bundle");
+    std::os::unix::fs::symlink(&bundle, &bundle_link).unwrap();
+    let packed = mgo_pack()
+        .arg("-o")
+        .arg(dir.join("from-link"))
+        .arg(&link)
+        .output()
+        .unwrap();
+    assert!(packed.status.success(), "{}", stderr(&packed));
+    let verified = mgo_pack()
+        .arg("verify")
+        .arg(&bundle_link)
+        .output()
+        .unwrap();
+    assert!(verified.status.success(), "{}", stderr(&verified));
+}
