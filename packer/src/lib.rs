@@ -34,6 +34,7 @@
 //! [`write_executable`].
 
 mod bundle;
+mod cleanup;
 pub mod compress;
 pub mod detect;
 mod elf_sections;

@@ -648,10 +648,6 @@ fn fifos_devices_and_huge_files_are_refused_before_reading() {
         .output()
         .unwrap();
     assert!(packed.status.success(), "{}", stderr(&packed));
-    let verified = mgo_pack()
-        .arg("verify")
-        .arg(&bundle_link)
-        .output()
-        .unwrap();
+    let verified = mgo_pack().arg("verify").arg(&bundle_link).output().unwrap();
     assert!(verified.status.success(), "{}", stderr(&verified));
 }
