@@ -32,10 +32,12 @@ given or implied by position that contradicts the file's own is refused unless -
 arm64 programs take GOARM64 levels, named as Go spells them: `v8.0=PATH`, `v8.2,lse=PATH`.
 
 Exit status: 0 done; 1 an input, a level, the output or a file operation failed;
-2 usage error; 3 not a bundle, or a damaged bundle (inspect, extract, verify).";
+2 usage error (an invalid option or value, MGO_COMPRESS included); 3 not a bundle,
+or a damaged bundle (inspect, extract, verify).";
 
 /// Exit statuses, listed in AFTER_HELP and README.md.
 const EXIT_FAILURE: u8 = 1;
+const EXIT_USAGE: u8 = 2;
 const EXIT_BAD_BUNDLE: u8 = 3;
 
 /// Pack builds of one program for several CPU levels (GOAMD64=v1..v4 on x86-64, GOARM64 on
@@ -163,6 +165,11 @@ fn exit_status(e: &PackError) -> u8 {
         PackError::NotBundle { .. }
         | PackError::DamagedBundle { .. }
         | PackError::VariantDamaged { .. } => EXIT_BAD_BUNDLE,
+        // What was typed, not what was found in a file: an invalid `--compress` or MGO_COMPRESS,
+        // `vN=` with a level that does not exist, too many inputs without a level.
+        PackError::CompressionSpec(_) | PackError::BadLevel(_) | PackError::TooManyInputs => {
+            EXIT_USAGE
+        }
         _ => EXIT_FAILURE,
     }
 }
@@ -237,7 +244,11 @@ fn build(args: &[String], verbosity: Verbosity) -> ExitCode {
         }
         Err(e) => {
             eprintln!("mgo-pack: error: {e}");
-            ExitCode::from(EXIT_FAILURE)
+            ExitCode::from(match &e {
+                go_build::BuildError::Usage(_) => EXIT_USAGE,
+                go_build::BuildError::Pack(e) => exit_status(e),
+                _ => EXIT_FAILURE,
+            })
         }
     }
 }

@@ -166,10 +166,54 @@ fn usage_errors_exit_with_2() {
             "x".into(),
             "y".into(),
         ],
+        // Invalid values, whichever part of mgo-pack checks them.
+        vec![
+            "--launch".into(),
+            "copy".into(),
+            "-o".into(),
+            "x".into(),
+            "y".into(),
+        ],
+        vec![
+            "--compress".into(),
+            "bogus".into(),
+            "-o".into(),
+            "x".into(),
+            "y".into(),
+        ],
+        vec!["-o".into(), "x".into(), format!("v7={}", probe.display())],
+        vec![
+            "-o".into(),
+            "x".into(),
+            "a".into(),
+            "b".into(),
+            "c".into(),
+            "d".into(),
+            "e".into(),
+        ],
+        vec![
+            "build".into(),
+            "--compress".into(),
+            "bogus".into(),
+            ".".into(),
+        ],
+        vec!["build".into(), "--launch".into(), "copy".into(), ".".into()],
+        vec!["build".into(), "-o".into()],
     ] {
         let out = run(mgo_pack().args(&args));
         assert_eq!(exit_code(&out), 2, "{args:?}: {}", stderr(&out));
         assert!(!stderr(&out).is_empty(), "{args:?} printed no message");
+    }
+    // An invalid MGO_COMPRESS is the same mistake made in the environment.
+    for args in [&["-o", "x", "y"][..], &["build", "."]] {
+        let out = run(mgo_pack().env("MGO_COMPRESS", "bogus").args(args));
+        assert_eq!(
+            exit_code(&out),
+            2,
+            "MGO_COMPRESS=bogus {args:?}: {}",
+            stderr(&out)
+        );
+        assert!(stderr(&out).contains("MGO_COMPRESS=\"bogus\" is not a compression mode"));
     }
 }
 
