@@ -130,10 +130,16 @@ fn level_arg(text: &str) -> Result<u32, String> {
 }
 
 fn main() -> ExitCode {
-    let matches = Cli::command().long_version(long_version()).get_matches();
+    let matches = match Cli::command()
+        .long_version(long_version())
+        .try_get_matches()
+    {
+        Ok(matches) => matches,
+        Err(e) => return clap_answer(&e),
+    };
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
-        Err(e) => e.exit(),
+        Err(e) => return clap_answer(&e),
     };
     let verbosity = match (cli.quiet, cli.verbose) {
         (true, _) => Verbosity::Quiet,
@@ -156,6 +162,23 @@ fn main() -> ExitCode {
         Err(e) => {
             cli::error(&e);
             ExitCode::from(exit_status(&e))
+        }
+    }
+}
+
+/// What clap has to say instead of parsed arguments: help or version on stdout (status 0), a
+/// usage error on stderr (status 2). Unlike clap's own `exit`, help or version that cannot be
+/// written (a full disk, a closed descriptor) is an error, status 1.
+fn clap_answer(e: &clap::Error) -> ExitCode {
+    if e.use_stderr() {
+        let _ = e.print();
+        return ExitCode::from(EXIT_USAGE);
+    }
+    match stdout_written(e.print().and_then(|()| std::io::stdout().flush())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            cli::error(&e);
+            ExitCode::from(EXIT_FAILURE)
         }
     }
 }
@@ -338,13 +361,17 @@ fn verify(path: &Path, verbosity: Verbosity) -> Result<ExitCode, PackError> {
 
 fn print_stdout(text: &str) -> Result<(), PackError> {
     let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Ok(()) => Ok(()),
-        // `mgo-pack inspect app | head` is not an error.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(PackError::Io {
+    stdout_written(out.write_all(text.as_bytes()).and_then(|()| out.flush()))
+}
+
+/// The outcome of writing text (help, version, `inspect`, `verify`) to stdout. A reader that
+/// stopped reading (`mgo-pack inspect app | head`: EPIPE) is not an error; anything else is.
+fn stdout_written(result: std::io::Result<()>) -> Result<(), PackError> {
+    match result {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(PackError::Io {
             path: "stdout".into(),
             source: e,
         }),
+        _ => Ok(()),
     }
 }

@@ -1014,3 +1014,49 @@ fn arm64_go_build_info_is_not_read_as_an_x86_level() {
         "{declared}"
     );
 }
+
+/// Text that cannot be written to stdout (help, version, `inspect`, `verify`) is an error, status
+/// 1 with a message on stderr; a reader that stopped reading (EPIPE) is not.
+#[test]
+fn failed_writes_to_stdout_are_errors() {
+    let dir = scratch_dir("cli-stdout-full");
+    let bundle = dir.join("probe");
+    pack(&bundle, &[&go_probe()[0]]);
+    let b = bundle.to_str().unwrap();
+    let cases: [&[&str]; 7] = [
+        &["--help"],
+        &["--version"],
+        &["-V"],
+        &["inspect", "--help"],
+        &["inspect", b],
+        &["inspect", "--json", b],
+        &["verify", b],
+    ];
+    for args in cases {
+        let full = fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = run(mgo_pack().args(args).stdout(full));
+        assert_eq!(exit_code(&out), 1, "{args:?} >/dev/full: {}", stderr(&out));
+        assert_eq!(
+            stderr(&out),
+            "mgo-pack: error: stdout: No space left on device (os error 28)\n",
+            "{args:?}"
+        );
+
+        // A pipe whose reading end is closed before mgo-pack starts: `mgo-pack --help | head -0`.
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 fills `fds` with two new descriptors, owned below.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        // SAFETY: the descriptors were just made and nothing else owns them.
+        let (reader, writer) = unsafe {
+            use std::os::fd::{FromRawFd, OwnedFd};
+            (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))
+        };
+        drop(reader);
+        let out = run(mgo_pack().args(args).stdout(writer));
+        assert_eq!(exit_code(&out), 0, "{args:?} | head -0: {}", stderr(&out));
+        assert!(out.stderr.is_empty(), "{args:?}: {}", stderr(&out));
+    }
+}
