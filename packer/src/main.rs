@@ -213,8 +213,21 @@ fn long_version() -> &'static str {
     Box::leak(text.into_boxed_str())
 }
 
+/// `-o -` when packing or building: stdout is for `extract -o -`, and what comes out of a pack is
+/// an executable file, not a stream.
+const BUNDLE_TO_STDOUT: &str = "-o -: a bundle must be written to a file, it is an executable \
+                                (to name a file `-`, write -o ./-)";
+
+fn is_stdout(output: &Path) -> bool {
+    output == Path::new("-")
+}
+
 fn pack(args: &PackArgs, verbosity: Verbosity) -> Result<ExitCode, PackError> {
     let output = args.output.as_deref().ok_or(PackError::NoInputs)?;
+    if is_stdout(output) {
+        eprintln!("mgo-pack: error: {BUNDLE_TO_STDOUT}");
+        return Ok(ExitCode::from(EXIT_USAGE));
+    }
     let inputs = Input::parse_args(&args.inputs)?;
     let options = PackOptions {
         force: args.force,
@@ -242,6 +255,10 @@ fn pack(args: &PackArgs, verbosity: Verbosity) -> Result<ExitCode, PackError> {
 
 fn build(args: &[String], verbosity: Verbosity) -> ExitCode {
     let result = go_build::BuildArgs::parse(args)
+        .and_then(|args| match &args.output {
+            Some(output) if is_stdout(output) => Err(BUNDLE_TO_STDOUT.to_string()),
+            _ => Ok(args),
+        })
         .map_err(go_build::BuildError::Usage)
         .and_then(|args| {
             let options = PackOptions {
@@ -293,7 +310,7 @@ fn extract(
     output: &Path,
     verbosity: Verbosity,
 ) -> Result<ExitCode, PackError> {
-    let to_stdout = output == Path::new("-");
+    let to_stdout = is_stdout(output);
     if to_stdout && std::io::stdout().is_terminal() {
         return Err(PackError::Io {
             path: "-".into(),

@@ -145,6 +145,7 @@ fn version_names_the_format_and_the_runtime() {
 #[test]
 fn usage_errors_exit_with_2() {
     let probe = &go_probe()[0];
+    let dir = scratch_dir("cli-usage");
     for args in [
         vec![],
         vec!["-o".to_string()],
@@ -199,11 +200,23 @@ fn usage_errors_exit_with_2() {
         ],
         vec!["build".into(), "--launch".into(), "copy".into(), ".".into()],
         vec!["build".into(), "-o".into()],
+        // A bundle is an executable file, never written to stdout.
+        vec!["-o".into(), "-".into(), probe.display().to_string()],
+        vec!["build".into(), "-o".into(), "-".into(), ".".into()],
     ] {
-        let out = run(mgo_pack().args(&args));
+        let out = run(mgo_pack().current_dir(&dir).args(&args));
         assert_eq!(exit_code(&out), 2, "{args:?}: {}", stderr(&out));
         assert!(!stderr(&out).is_empty(), "{args:?} printed no message");
+        assert!(out.stdout.is_empty(), "{args:?} wrote to stdout");
+        if args.iter().any(|a| a == "-") {
+            assert_eq!(
+                stderr(&out),
+                "mgo-pack: error: -o -: a bundle must be written to a file, it is an executable \
+                 (to name a file `-`, write -o ./-)\n"
+            );
+        }
     }
+    assert_eq!(fs::read_dir(&dir).unwrap().count(), 0, "files written");
     // An invalid MGO_COMPRESS is the same mistake made in the environment.
     for args in [&["-o", "x", "y"][..], &["build", "."]] {
         let out = run(mgo_pack().env("MGO_COMPRESS", "bogus").args(args));
