@@ -6,6 +6,7 @@
 mod cli;
 mod go_build;
 
+use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -85,7 +86,7 @@ struct PackArgs {
     launch: String,
     /// The variants: `vN=PATH`, or `PATH` (see Levels below).
     #[arg(value_name = "INPUT", required = true)]
-    inputs: Vec<String>,
+    inputs: Vec<OsString>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -120,7 +121,7 @@ enum Command {
             allow_hyphen_values = true,
             value_name = "GO BUILD ARGS"
         )]
-        args: Vec<String>,
+        args: Vec<OsString>,
     },
 }
 
@@ -253,7 +254,7 @@ fn pack(args: &PackArgs, verbosity: Verbosity) -> Result<ExitCode, PackError> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn build(args: &[String], verbosity: Verbosity) -> ExitCode {
+fn build(args: &[OsString], verbosity: Verbosity) -> ExitCode {
     let result = go_build::BuildArgs::parse(args)
         .and_then(|args| match &args.output {
             Some(output) if is_stdout(output) => Err(BUNDLE_TO_STDOUT.to_string()),

@@ -1073,3 +1073,48 @@ fn failed_writes_to_stdout_are_errors() {
         assert!(out.stderr.is_empty(), "{args:?}: {}", stderr(&out));
     }
 }
+
+/// Linux paths are bytes: inputs (plain and `vN=`), `-o`, and the bundles `inspect`, `extract`
+/// and `verify` read may be named by bytes that are not UTF-8.
+#[test]
+fn paths_that_are_not_utf8_are_accepted_everywhere() {
+    use std::ffi::OsString;
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let bytes_path = |dir: &Path, name: &[u8]| dir.join(std::ffi::OsStr::from_bytes(name));
+    let base = scratch_dir("cli-not-utf8");
+    let dir = bytes_path(&base, b"dir-\xff");
+    fs::create_dir(&dir).unwrap();
+    let p = go_probe();
+    let v1 = bytes_path(&dir, b"probe-\xfe.v1");
+    let v3 = bytes_path(&dir, b"probe-\xfd.v3");
+    fs::copy(&p[0], &v1).unwrap();
+    fs::copy(&p[2], &v3).unwrap();
+    let bundle = bytes_path(&dir, b"bundle-\xfc");
+    let mut named = OsString::from("v3=");
+    named.push(&v3);
+    let out = run(mgo_pack().arg("-o").arg(&bundle).arg(&v1).arg(&named));
+    success(&out);
+    assert_eq!(json_levels(&inspect_json(&bundle)), ["v1", "v3"]);
+    success(&run(mgo_pack().arg("inspect").arg(&bundle)));
+    success(&run(mgo_pack().arg("verify").arg(&bundle)));
+    let extracted = bytes_path(&dir, b"extracted-\xfb");
+    success(&run(mgo_pack()
+        .arg("extract")
+        .arg(&bundle)
+        .args(["--variant", "v3", "-o"])
+        .arg(&extracted)));
+    assert!(fs::read(&extracted).unwrap() == fs::read(&p[2]).unwrap());
+
+    // `build` takes such a -o too: the only complaint is the compression mode.
+    let out = run(mgo_pack()
+        .arg("build")
+        .arg("-o")
+        .arg(OsString::from_vec(b"app-\xff".to_vec()))
+        .args(["--compress", "bogus", "."]));
+    assert_eq!(exit_code(&out), 2);
+    assert!(
+        stderr(&out).contains("--compress \"bogus\" is not a compression mode"),
+        "{}",
+        stderr(&out)
+    );
+}
