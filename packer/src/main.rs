@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use mgo_pack::{parse_level, BundleFile, Input, PackError, PackOptions, Packer};
+use mgo_pack::{escaped, parse_level, BundleFile, Input, PackError, PackOptions, Packer};
 
 use cli::Verbosity;
 
@@ -350,10 +350,10 @@ fn extract(
     if wanted && !to_stdout {
         eprintln!(
             "mgo-pack: wrote {} ({}): the {} variant of {}",
-            output.display(),
+            escaped(output),
             cli::size(bytes.len() as u64),
             mgo_pack::level_name(level),
-            path.display()
+            escaped(path)
         );
     }
     Ok(ExitCode::SUCCESS)

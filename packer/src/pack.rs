@@ -335,7 +335,7 @@ fn settle_levels(
             (Some(_), Some(_)) if force => {
                 warnings.push(format!(
                     "{}: packed as {} although {} (--force)",
-                    input.path.display(),
+                    crate::escaped(&input.path),
                     level_name(level),
                     declared
                 ));

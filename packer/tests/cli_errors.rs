@@ -651,3 +651,106 @@ fn fifos_devices_and_huge_files_are_refused_before_reading() {
     let verified = mgo_pack().arg("verify").arg(&bundle_link).output().unwrap();
     assert!(verified.status.success(), "{}", stderr(&verified));
 }
+
+/// A path holding a newline, an escape sequence or bytes that are not UTF-8 is shown escaped,
+/// so that every message stays one line: in errors, warnings, `--verbose` reports and the text
+/// of `inspect` and `verify`.
+#[test]
+fn paths_in_messages_stay_on_one_line() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let (dir, out) = with_output("cli-err-escaped");
+    let odd = |name: &[u8]| dir.join(OsStr::from_bytes(name));
+    let missing = odd(b"no\nsuch\rprogram");
+    fails(
+        "missing, with a newline",
+        mgo_pack().arg("-o").arg(&out).arg(&missing),
+        &dir,
+        Some(&out),
+        &["no\\nsuch\\rprogram: No such file"],
+    );
+    let text = odd(b"notes-\x1b[31m-\xff\n.txt");
+    fs::write(&text, "just text\n").unwrap();
+    fails(
+        "not ELF, with an escape sequence and a bad byte",
+        mgo_pack().arg("-o").arg(&out).arg(&text),
+        &dir,
+        Some(&out),
+        &["notes-\\x1b[31m-\\xff\\n.txt: not an ELF file"],
+    );
+    fails(
+        "output in a missing directory with a tab",
+        mgo_pack()
+            .arg("-o")
+            .arg(odd(b"missing\tdir/out"))
+            .arg(&c_probe_dynamic()[0]),
+        &dir,
+        Some(&out),
+        &["missing\\tdir: cannot create the bundle in this directory"],
+    );
+    let level = mgo_pack()
+        .arg("-o")
+        .arg(&out)
+        .arg("v7\n=x")
+        .output()
+        .unwrap();
+    assert_eq!(level.status.code(), Some(2));
+    assert_eq!(stderr(&level).lines().count(), 1, "{}", stderr(&level));
+    assert!(
+        stderr(&level).contains("`v7\\n` is not a level"),
+        "{}",
+        stderr(&level)
+    );
+
+    // Successes: one line per variant with --verbose, one per fact in inspect and verify.
+    let input = odd(b"probe\nv1");
+    fs::copy(&c_probe_dynamic()[0], &input).unwrap();
+    let bundle = odd(b"bundle\n\xfe");
+    let packed = mgo_pack()
+        .arg("-v")
+        .arg("-o")
+        .arg(&bundle)
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(packed.status.success(), "{}", stderr(&packed));
+    let report = stderr(&packed);
+    assert_eq!(report.lines().count(), 2, "{report}");
+    assert!(report.contains("probe\\nv1 (by position"), "{report}");
+    assert!(report.contains("bundle\\n\\xfe ("), "{report}");
+    let inspect = mgo_pack().arg("inspect").arg(&bundle).output().unwrap();
+    let first = String::from_utf8_lossy(&inspect.stdout)
+        .lines()
+        .next()
+        .map(str::to_string);
+    assert!(
+        first.is_some_and(|l| l.starts_with(&format!(
+            "{}/bundle\\n\\xfe: mgo-pack bundle",
+            dir.display()
+        ))),
+        "{}",
+        String::from_utf8_lossy(&inspect.stdout)
+    );
+    let verify = mgo_pack().arg("verify").arg(&bundle).output().unwrap();
+    let text = String::from_utf8_lossy(&verify.stdout).into_owned();
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(
+        text.contains("bundle\\n\\xfe: ok, 1 variants verified"),
+        "{text}"
+    );
+    let extracted = odd(b"back\nv1");
+    let extract = mgo_pack()
+        .args(["extract", "-v"])
+        .arg(&bundle)
+        .args(["--variant", "v1", "-o"])
+        .arg(&extracted)
+        .output()
+        .unwrap();
+    let said = stderr(&extract);
+    assert!(extract.status.success(), "{said}");
+    assert_eq!(said.lines().count(), 1, "{said}");
+    assert!(
+        said.contains("back\\nv1") && said.contains("bundle\\n\\xfe"),
+        "{said}"
+    );
+}
