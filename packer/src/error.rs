@@ -103,6 +103,18 @@ pub enum PackError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// Writing a variant that `extract` decoded failed: to a file (which is then left as it
+    /// was), a device, a FIFO or stdout.
+    #[error(
+        "{}: cannot write the extracted {level} variant: {}",
+        escaped(path),
+        os_error(source)
+    )]
+    WriteVariant {
+        path: PathBuf,
+        level: String,
+        source: std::io::Error,
+    },
     #[error("{}: the output would overwrite one of the inputs", escaped(path))]
     OutputIsInput { path: PathBuf },
     #[error("the runtime image for {arch} is damaged: {reason}")]
@@ -201,6 +213,56 @@ impl PackError {
             path: path.into(),
             source,
         }
+    }
+}
+
+/// An I/O error as a message shows it: the system's words and the errno's name, as in `No space
+/// left on device (ENOSPC)`; `(os error N)` for an errno not named here.
+pub fn os_error(e: &std::io::Error) -> String {
+    const NAMES: [(i32, &str); 32] = [
+        (libc::EPERM, "EPERM"),
+        (libc::ENOENT, "ENOENT"),
+        (libc::EINTR, "EINTR"),
+        (libc::EIO, "EIO"),
+        (libc::ENXIO, "ENXIO"),
+        (libc::EBADF, "EBADF"),
+        (libc::EAGAIN, "EAGAIN"),
+        (libc::ENOMEM, "ENOMEM"),
+        (libc::EACCES, "EACCES"),
+        (libc::EFAULT, "EFAULT"),
+        (libc::EBUSY, "EBUSY"),
+        (libc::EEXIST, "EEXIST"),
+        (libc::EXDEV, "EXDEV"),
+        (libc::ENODEV, "ENODEV"),
+        (libc::ENOTDIR, "ENOTDIR"),
+        (libc::EISDIR, "EISDIR"),
+        (libc::EINVAL, "EINVAL"),
+        (libc::ENFILE, "ENFILE"),
+        (libc::EMFILE, "EMFILE"),
+        (libc::ETXTBSY, "ETXTBSY"),
+        (libc::EFBIG, "EFBIG"),
+        (libc::ENOSPC, "ENOSPC"),
+        (libc::ESPIPE, "ESPIPE"),
+        (libc::EROFS, "EROFS"),
+        (libc::EMLINK, "EMLINK"),
+        (libc::EPIPE, "EPIPE"),
+        (libc::ENAMETOOLONG, "ENAMETOOLONG"),
+        (libc::ELOOP, "ELOOP"),
+        (libc::EOPNOTSUPP, "EOPNOTSUPP"),
+        (libc::EDQUOT, "EDQUOT"),
+        (libc::ESTALE, "ESTALE"),
+        (libc::ENOSYS, "ENOSYS"),
+    ];
+    let text = e.to_string();
+    let Some(code) = e.raw_os_error() else {
+        return text;
+    };
+    match NAMES.iter().find(|&&(n, _)| n == code) {
+        Some((_, name)) => {
+            let words = text.strip_suffix(&format!(" (os error {code})"));
+            format!("{} ({name})", words.unwrap_or(&text))
+        }
+        None => text,
     }
 }
 

@@ -312,14 +312,6 @@ fn extract(
     verbosity: Verbosity,
 ) -> Result<ExitCode, PackError> {
     let to_stdout = is_stdout(output);
-    if to_stdout && std::io::stdout().is_terminal() {
-        return Err(PackError::Io {
-            path: "-".into(),
-            source: std::io::Error::other(
-                "refusing to write a program to a terminal; redirect stdout or use -o FILE",
-            ),
-        });
-    }
     if !to_stdout
         && output
             .canonicalize()
@@ -329,18 +321,39 @@ fn extract(
             path: output.into(),
         });
     }
+    let failed = |target: &Path, source| PackError::WriteVariant {
+        path: target.into(),
+        level: mgo_pack::level_name(level).to_string(),
+        source,
+    };
+    // A stream: stdout, or an existing device or FIFO (`-o /dev/stdout`, `-o >(sha256sum)`),
+    // written as it is. Anything else is a file, replaced atomically.
+    let stream: Option<(&Path, Box<dyn Write>)> = if to_stdout {
+        refuse_terminal(Path::new("-"), &std::io::stdout())?;
+        Some((Path::new("stdout"), Box::new(std::io::stdout().lock())))
+    } else if is_stream(output) {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(output)
+            .map_err(|e| failed(output, e))?;
+        refuse_terminal(output, &file)?;
+        Some((output, Box::new(file)))
+    } else {
+        None
+    };
     let bundle = BundleFile::open(path)?;
     let bytes = bundle.extract(level)?;
-    if to_stdout {
-        let mut out = std::io::stdout().lock();
-        out.write_all(&bytes)
+    match stream {
+        Some((target, mut out)) => out
+            .write_all(&bytes)
             .and_then(|()| out.flush())
-            .map_err(|e| PackError::Io {
-                path: "-".into(),
-                source: e,
-            })?;
-    } else {
-        mgo_pack::write_executable(output, &bytes)?;
+            .map_err(|e| failed(target, e))?,
+        None => mgo_pack::write_executable(output, &bytes).map_err(|e| match e {
+            PackError::WriteOutput { source, .. } | PackError::OutputDir { source, .. } => {
+                failed(output, source)
+            }
+            other => other,
+        })?,
     }
     let wanted = match verbosity {
         Verbosity::Quiet => false,
@@ -357,6 +370,25 @@ fn extract(
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether `path` is an existing character device or FIFO, which `extract` writes into as it
+/// would into stdout. (A block device is refused as an output, as when packing.)
+fn is_stream(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::metadata(path).is_ok_and(|m| m.file_type().is_char_device() || m.file_type().is_fifo())
+}
+
+fn refuse_terminal(path: &Path, out: &impl IsTerminal) -> Result<(), PackError> {
+    if !out.is_terminal() {
+        return Ok(());
+    }
+    Err(PackError::Io {
+        path: path.into(),
+        source: std::io::Error::other(
+            "refusing to write a program to a terminal; redirect stdout or use -o FILE",
+        ),
+    })
 }
 
 fn verify(path: &Path, verbosity: Verbosity) -> Result<ExitCode, PackError> {

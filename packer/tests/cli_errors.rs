@@ -438,6 +438,9 @@ fn full_and_read_only_file_systems() {
         printf '%s' "$SENTINEL" > "$M/out"
         "$P" -o "$M/out" "$V1" "$V2" 2> "$E/full-existing.err"; echo "full-existing=$?"
         "$P" -o "$M/new" "$V1" 2> "$E/full-new.err"; echo "full-new=$?"
+        "$P" -o "$E/bundle" "$V1" || exit 98
+        "$P" extract "$E/bundle" --variant v1 -o "$M/extracted" 2> "$E/extract-full.err"
+        echo "extract-full=$?"
         echo "listing=$(ls -A "$M" | tr '\n' ' ')"
         echo "out=$(cat "$M/out")"
         echo "used=$(stat -f -c '%b %f' "$M" | awk '{print $1 - $2}')"
@@ -467,22 +470,33 @@ fn full_and_read_only_file_systems() {
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let sentinel = std::str::from_utf8(SENTINEL).unwrap().trim_end();
     let expected = format!(
-        "full-existing=1\nfull-new=1\nlisting=out \nout={sentinel}\nused=1\nread-only=1\nout={sentinel}\n"
+        "full-existing=1\nfull-new=1\nextract-full=1\nlisting=out \nout={sentinel}\nused=1\nread-only=1\nout={sentinel}\n"
     );
     let err = |name: &str| fs::read_to_string(errs.join(format!("{name}.err"))).unwrap();
     assert_eq!(
         text,
         expected,
-        "{}\n{}\n{}\n{}",
+        "{}\n{}\n{}\n{}\n{}",
         stderr(&out),
         err("full-existing"),
         err("full-new"),
+        err("extract-full"),
         err("read-only")
+    );
+    // What could not be written, and where: the variant, not "the bundle".
+    assert!(
+        err("extract-full").contains(&format!(
+            "{}/extracted: cannot write the extracted v1 variant: No space left on device (ENOSPC)",
+            mnt.display()
+        )),
+        "{}",
+        err("extract-full")
     );
     for (name, output, why) in [
         ("full-existing", "out", "No space left on device"),
         ("full-new", "new", "No space left on device"),
         ("read-only", "", "Read-only file system"),
+        ("extract-full", "", "No space left on device (ENOSPC)"),
     ] {
         let e = err(name);
         assert_eq!(e.lines().count(), 1, "{name}: {e}");
@@ -753,4 +767,82 @@ fn paths_in_messages_stay_on_one_line() {
         said.contains("back\\nv1") && said.contains("bundle\\n\\xfe"),
         "{said}"
     );
+}
+
+/// `extract` that cannot write says what it could not write (the variant), where, and the
+/// errno: to a device that is full, to stdout, to a closed pipe. A device or FIFO given as `-o`
+/// is written into, as stdout is.
+#[test]
+fn extract_failures_name_the_variant_and_the_errno() {
+    let dir = scratch_dir("cli-err-extract");
+    let program = &c_probe_dynamic()[0];
+    let bundle = dir.join("bundle");
+    assert!(mgo_pack()
+        .arg("-o")
+        .arg(&bundle)
+        .arg(program)
+        .status()
+        .unwrap()
+        .success());
+    let extract = |output: &str| {
+        let mut cmd = mgo_pack();
+        cmd.arg("extract")
+            .arg(&bundle)
+            .args(["--variant", "v1", "-o", output]);
+        cmd
+    };
+    let full = || {
+        fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap()
+    };
+    let closed_pipe = || {
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 fills `fds` with two new descriptors, owned below.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        // SAFETY: the descriptors were just made and nothing else owns them.
+        let (reader, writer) = unsafe {
+            use std::os::fd::{FromRawFd, OwnedFd};
+            (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))
+        };
+        drop(reader);
+        writer
+    };
+    let cases: [(&str, Command, &str); 3] = [
+        (
+            "-o /dev/full",
+            extract("/dev/full"),
+            "/dev/full: cannot write the extracted v1 variant: No space left on device (ENOSPC)",
+        ),
+        (
+            "-o - >/dev/full",
+            {
+                let mut cmd = extract("-");
+                cmd.stdout(full());
+                cmd
+            },
+            "stdout: cannot write the extracted v1 variant: No space left on device (ENOSPC)",
+        ),
+        // Unlike inspect's text, a program cut short is not what was asked for.
+        (
+            "-o - | (closed)",
+            {
+                let mut cmd = extract("-");
+                cmd.stdout(closed_pipe());
+                cmd
+            },
+            "stdout: cannot write the extracted v1 variant: Broken pipe (EPIPE)",
+        ),
+    ];
+    for (what, mut cmd, message) in cases {
+        fails(what, &mut cmd, &dir, None, &[message]);
+    }
+
+    // Devices and FIFOs are written into.
+    let out = extract("/dev/null").output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = extract("/dev/stdout").output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.stdout == fs::read(program).unwrap());
 }
