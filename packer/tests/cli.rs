@@ -3,6 +3,8 @@
 //! answers to mistakes. Every bundle is run or read back; expectations come from the programs
 //! themselves and the files on disk.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -1059,15 +1061,7 @@ fn failed_writes_to_stdout_are_errors() {
         );
 
         // A pipe whose reading end is closed before mgo-pack starts: `mgo-pack --help | head -0`.
-        let mut fds = [0; 2];
-        // SAFETY: pipe2 fills `fds` with two new descriptors, owned below.
-        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-        // SAFETY: the descriptors were just made and nothing else owns them.
-        let (reader, writer) = unsafe {
-            use std::os::fd::{FromRawFd, OwnedFd};
-            (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))
-        };
-        drop(reader);
+        let writer = common::closed_pipe();
         let out = run(mgo_pack().args(args).stdout(writer));
         assert_eq!(exit_code(&out), 0, "{args:?} | head -0: {}", stderr(&out));
         assert!(out.stderr.is_empty(), "{args:?}: {}", stderr(&out));

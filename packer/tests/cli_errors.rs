@@ -1,12 +1,16 @@
 //! Bad inputs to the real `mgo-pack` command, each built for real: a script, a 32-bit i386
 //! program, an arm64 program mixed with x86-64 ones, shared libraries, an object file,
-//! unreadable and missing inputs, a level given twice, outputs that are directories, FIFOs,
-//! inputs, in missing or read-only directories, and a full disk. Each must give one clear
-//! `mgo-pack: error:` line naming the file, exit with status 1, leave an existing output exactly
-//! as it was and leave nothing else behind in the output's directory.
+//! unreadable and missing inputs, FIFOs, devices and files over the size limits (as inputs and
+//! as bundles), a level given twice, outputs that are directories, FIFOs, inputs, in missing or
+//! read-only directories, and a full disk. Each must give one clear `mgo-pack: error:` line
+//! naming the file (escaped, should its name hold a newline or bytes that are not UTF-8), exit
+//! with status 1, leave an existing output exactly as it was and leave nothing else behind in
+//! the output's directory. `extract` failing to write says what it could not write.
 //!
 //! Cases that need something this machine lacks (a cross compiler, namespaces, root) print
 //! `SKIPPED: ...` straight to the test process's stderr, which `cargo test` shows.
+
+mod common;
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -72,6 +76,17 @@ fn fails(what: &str, cmd: &mut Command, dir: &Path, keep: Option<&Path>, expect:
             "{what}: the existing output changed"
         );
     }
+}
+
+fn mkfifo(path: &Path) {
+    let made = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(made.success(), "mkfifo {}", path.display());
+}
+
+/// Packs `input` into `out`, which must work.
+fn pack_ok(out: &Path, input: &Path) {
+    let packed = mgo_pack().arg("-o").arg(out).arg(input).output().unwrap();
+    assert!(packed.status.success(), "{}", stderr(&packed));
 }
 
 /// A scratch directory holding an existing output `out` with known contents.
@@ -362,11 +377,7 @@ fn outputs_that_cannot_be_written() {
     assert!(listing(&subdir).is_empty());
     // A FIFO: renaming over it would replace it (as it would /dev/null, for root).
     let fifo = dir.join("a-fifo");
-    assert!(Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap()
-        .success());
+    mkfifo(&fifo);
     fails(
         "-o FIFO",
         &mut pack_to(&fifo, &[&v1]),
@@ -547,6 +558,28 @@ fn unblock(fifo: &Path, writer: std::thread::JoinHandle<()>) {
     drop(reader);
 }
 
+/// Runs `mgo-pack ARGS FILE` (capped, in `dir`) with FILE `fifo`, `/dev/zero` and `huge`, each
+/// of which must fail with its message (see [`fails`]); the FIFO gets an [`empty_writer`]
+/// meanwhile.
+fn refused(
+    args: &[&std::ffi::OsStr],
+    (dir, keep): (&Path, &Path),
+    fifo: (&Path, &str),
+    huge: (&Path, &str),
+) {
+    let zero = (Path::new("/dev/zero"), "/dev/zero: is a device, not a file");
+    for (file, message) in [fifo, zero, huge] {
+        let writer = (file == fifo.0).then(|| empty_writer(file));
+        let case = format!("{args:?} {}", file.display());
+        let mut cmd = mgo_pack_capped();
+        cmd.current_dir(dir).args(args).arg(file);
+        fails(&case, &mut cmd, dir, Some(keep), &[message]);
+        if let Some(writer) = writer {
+            unblock(file, writer);
+        }
+    }
+}
+
 /// Inputs and bundles that are not regular files, or are larger than mgo-pack reads, are refused
 /// before anything is read from them; a symbolic link to a regular file is followed.
 #[test]
@@ -555,11 +588,7 @@ fn fifos_devices_and_huge_files_are_refused_before_reading() {
     let files = scratch_dir("cli-err-hostile-files");
     let v1 = &c_probe_dynamic()[0];
     let fifo = files.join("a-fifo");
-    assert!(Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap()
-        .success());
+    mkfifo(&fifo);
     // Sparse: a real program followed by nothing, just over each limit.
     let huge_input = files.join("huge-program");
     fs::copy(v1, &huge_input).unwrap();
@@ -575,78 +604,56 @@ fn fifos_devices_and_huge_files_are_refused_before_reading() {
         .set_len(mgo_pack::MAX_BUNDLE_LEN + 1)
         .unwrap();
 
-    let pack = |input: &Path| {
-        let mut cmd = mgo_pack_capped();
-        cmd.arg("-o").arg(&out).arg(v1).arg(input);
-        cmd
-    };
-    let writer = empty_writer(&fifo);
-    fails(
-        "input FIFO",
-        &mut pack(&fifo),
-        &dir,
-        Some(&out),
-        &["a-fifo: is a FIFO, not a file"],
-    );
-    unblock(&fifo, writer);
-    fails(
-        "input /dev/zero",
-        &mut pack(Path::new("/dev/zero")),
-        &dir,
-        Some(&out),
-        &["/dev/zero: is a device, not a file"],
-    );
-    fails(
-        "input over 4 GiB",
-        &mut pack(&huge_input),
-        &dir,
-        Some(&out),
-        &["huge-program: is larger than 4 GiB, the most mgo-pack reads as an input"],
-    );
-
-    // The same for the commands that read bundles: status 1, as for a missing file (3 is for
-    // files read and found not to be bundles).
+    // Bundles are refused as inputs are, with status 1, as for a missing file (3 is for files
+    // read and found not to be bundles).
     let bundle = dir.join("bundle");
-    let mut cmd = mgo_pack();
-    assert!(cmd
-        .arg("-o")
-        .arg(&bundle)
-        .arg(v1)
-        .status()
-        .unwrap()
-        .success());
-    for sub in [
-        &["inspect"][..],
-        &["verify"],
-        &["extract", "--variant", "v1", "-o", "extracted"],
-    ] {
-        let read = |file: &Path| {
-            let mut cmd = mgo_pack_capped();
-            cmd.current_dir(&dir).args(sub).arg(file);
-            cmd
-        };
-        let writer = empty_writer(&fifo);
-        fails(
-            &format!("{sub:?} FIFO"),
-            &mut read(&fifo),
-            &dir,
-            Some(&bundle),
-            &["a-fifo: is a FIFO, not a file; give the path of an mgo-pack bundle"],
-        );
-        unblock(&fifo, writer);
-        fails(
-            &format!("{sub:?} /dev/zero"),
-            &mut read(Path::new("/dev/zero")),
-            &dir,
-            Some(&bundle),
-            &["/dev/zero: is a device, not a file"],
-        );
-        fails(
-            &format!("{sub:?} over 64 GiB"),
-            &mut read(&huge_bundle),
-            &dir,
-            Some(&bundle),
-            &["huge-bundle: is larger than 64 GiB, the most mgo-pack reads as a bundle"],
+    pack_ok(&bundle, v1);
+    let as_input = "give the path of a built program";
+    let as_bundle = "give the path of an mgo-pack bundle";
+    let input_limit = "is larger than 4 GiB, the most mgo-pack reads as an input";
+    let bundle_limit = "is larger than 64 GiB, the most mgo-pack reads as a bundle";
+    let os = |s: &'static str| std::ffi::OsStr::new(s);
+    let cases: [(Vec<&std::ffi::OsStr>, &Path, &str, &Path, &str); 4] = [
+        (
+            vec![os("-o"), out.as_os_str(), v1.as_os_str()],
+            &out,
+            as_input,
+            &huge_input,
+            input_limit,
+        ),
+        (
+            vec![os("inspect")],
+            &bundle,
+            as_bundle,
+            &huge_bundle,
+            bundle_limit,
+        ),
+        (
+            vec![os("verify")],
+            &bundle,
+            as_bundle,
+            &huge_bundle,
+            bundle_limit,
+        ),
+        (
+            ["extract", "--variant", "v1", "-o", "extracted"]
+                .map(os)
+                .to_vec(),
+            &bundle,
+            as_bundle,
+            &huge_bundle,
+            bundle_limit,
+        ),
+    ];
+    for (args, keep, fifo_why, huge, huge_why) in cases {
+        let fifo_message = format!("a-fifo: is a FIFO, not a file; {fifo_why}");
+        let huge_name = huge.file_name().unwrap().to_str().unwrap();
+        let huge_message = format!("{huge_name}: {huge_why}");
+        refused(
+            &args,
+            (&dir, keep),
+            (&fifo, &fifo_message),
+            (huge, &huge_message),
         );
     }
 
@@ -655,13 +662,7 @@ fn fifos_devices_and_huge_files_are_refused_before_reading() {
     std::os::unix::fs::symlink(v1, &link).unwrap();
     let bundle_link = files.join("link-to-bundle");
     std::os::unix::fs::symlink(&bundle, &bundle_link).unwrap();
-    let packed = mgo_pack()
-        .arg("-o")
-        .arg(dir.join("from-link"))
-        .arg(&link)
-        .output()
-        .unwrap();
-    assert!(packed.status.success(), "{}", stderr(&packed));
+    pack_ok(&dir.join("from-link"), &link);
     let verified = mgo_pack().arg("verify").arg(&bundle_link).output().unwrap();
     assert!(verified.status.success(), "{}", stderr(&verified));
 }
@@ -777,13 +778,7 @@ fn extract_failures_name_the_variant_and_the_errno() {
     let dir = scratch_dir("cli-err-extract");
     let program = &c_probe_dynamic()[0];
     let bundle = dir.join("bundle");
-    assert!(mgo_pack()
-        .arg("-o")
-        .arg(&bundle)
-        .arg(program)
-        .status()
-        .unwrap()
-        .success());
+    pack_ok(&bundle, program);
     let extract = |output: &str| {
         let mut cmd = mgo_pack();
         cmd.arg("extract")
@@ -796,18 +791,6 @@ fn extract_failures_name_the_variant_and_the_errno() {
             .write(true)
             .open("/dev/full")
             .unwrap()
-    };
-    let closed_pipe = || {
-        let mut fds = [0; 2];
-        // SAFETY: pipe2 fills `fds` with two new descriptors, owned below.
-        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-        // SAFETY: the descriptors were just made and nothing else owns them.
-        let (reader, writer) = unsafe {
-            use std::os::fd::{FromRawFd, OwnedFd};
-            (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))
-        };
-        drop(reader);
-        writer
     };
     let cases: [(&str, Command, &str); 3] = [
         (
@@ -829,7 +812,7 @@ fn extract_failures_name_the_variant_and_the_errno() {
             "-o - | (closed)",
             {
                 let mut cmd = extract("-");
-                cmd.stdout(closed_pipe());
+                cmd.stdout(common::closed_pipe());
                 cmd
             },
             "stdout: cannot write the extracted v1 variant: Broken pipe (EPIPE)",
