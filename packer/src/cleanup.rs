@@ -1,9 +1,11 @@
-//! Removing a temporary file that has a name when SIGINT, SIGTERM or SIGHUP ends the process.
+//! Removing a temporary file that has a name when a signal ends the process: SIGINT, SIGTERM,
+//! SIGHUP, and every other signal that ends a process by default and can be caught without
+//! being a fault of the program itself ([`SIGNALS`]).
 //!
 //! [`arm`] records the file's path in one of a fixed number of slots, before the file is created;
 //! dropping the returned [`Armed`] clears the slot. The first [`arm`] installs a handler for each
-//! of the three signals whose disposition is still the default (a signal the host program
-//! ignores or handles itself is left alone). The handler does only what is safe in a signal
+//! of those signals whose disposition is still the default (a signal the host program ignores
+//! or handles itself is left alone: Rust programs ignore SIGPIPE, `nohup` ignores SIGHUP). The handler does only what is safe in a signal
 //! handler: it unlinks every recorded path, restores the default disposition and raises the
 //! signal again, so the process ends as it would have, by that signal, with the files gone.
 //! SIGKILL cannot be caught; [`crate::write_executable`] leaves nothing named behind for it
@@ -16,7 +18,23 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Once;
 
-const SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+/// The signals whose default action ends the process (with a core dump for some) and that are
+/// sent to it rather than caused by a fault: the three a terminal, a supervisor or a closed
+/// session send, and the rest (SIGXFSZ comes from writing past `ulimit -f`).
+const SIGNALS: [libc::c_int; 12] = [
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGALRM,
+    libc::SIGVTALRM,
+    libc::SIGPROF,
+    libc::SIGXCPU,
+    libc::SIGXFSZ,
+    libc::SIGPIPE,
+];
 
 /// Files named at the same time by one process: one per thread writing a bundle.
 const SLOTS: usize = 16;
@@ -49,7 +67,7 @@ static TABLE: [Slot; SLOTS] = [const {
 pub(crate) struct Armed(Option<usize>);
 
 /// Records `path` (made absolute, so that a later change of directory does not matter) for
-/// removal should SIGINT, SIGTERM or SIGHUP end the process. Paths too long for a slot, and
+/// removal should one of [`SIGNALS`] end the process. Paths too long for a slot, and
 /// paths beyond the slots' number, are not recorded.
 pub(crate) fn arm(path: &Path) -> Armed {
     static INSTALL: Once = Once::new();

@@ -4,8 +4,9 @@
 //! a temporary name only once complete and synced, and renamed over the destination at once:
 //! whatever ends the process before that, SIGKILL included, the kernel frees the file. On a file
 //! system without `O_TMPFILE` (or where the unnamed file cannot be linked: no `/proc`) the bytes
-//! go to a named temporary file instead, as `.mgo-pack-<pid>-<time>-<n>`; SIGINT, SIGTERM and
-//! SIGHUP remove it ([`crate::cleanup`]), and only SIGKILL can leave it behind.
+//! go to a named temporary file instead, as `.mgo-pack-<pid>-<time>-<n>`; SIGINT, SIGTERM,
+//! SIGHUP and the other signals that end a process remove it ([`crate::cleanup`]), and only
+//! SIGKILL (or a crash) can leave it behind.
 
 use std::ffi::CString;
 use std::fs::{File, OpenOptions};
@@ -141,7 +142,7 @@ fn link_unnamed(file: &File, name: &Path) -> std::io::Result<()> {
 }
 
 /// A named file beside the destination, removed when dropped unless it was renamed, and removed
-/// by a signal handler should SIGINT, SIGTERM or SIGHUP end the process meanwhile.
+/// by a signal handler should a signal (SIGINT, SIGTERM, SIGHUP, ...) end the process meanwhile.
 struct Temporary {
     path: PathBuf,
     persisted: bool,

@@ -5,7 +5,7 @@
 //!
 //! Where the file system has `O_TMPFILE` (ext4 and tmpfs do) the bundle is written to an unnamed
 //! file, so that SIGKILL too leaves nothing. Without it the packer writes a named temporary file
-//! and removes it on SIGINT, SIGTERM and SIGHUP; that path is forced by making `open(dir,
+//! and removes it on SIGINT, SIGTERM, SIGHUP and the like (SIGUSR1 is checked too); that path is forced by making `open(dir,
 //! O_TMPFILE)` fail with EOPNOTSUPP, as on a file system without it, with strace's fault
 //! injection restricted to the output directory's own path.
 
@@ -182,6 +182,8 @@ fn signals_while_writing_leave_nothing_behind() {
         ("sigint", libc::SIGINT),
         ("sigterm", libc::SIGTERM),
         ("sighup", libc::SIGHUP),
+        // One of the others that end a process by default.
+        ("sigusr1", libc::SIGUSR1),
     ];
     let probe = scratch_dir("interrupted-probe");
     let tmpfile = has_tmpfile(&probe);
