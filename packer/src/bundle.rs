@@ -181,6 +181,14 @@ pub fn build_bundle_with(
     }
     let index_len = (entries.len() * ENTRY_LEN) as u64;
 
+    // What mgo-pack writes, it reads back.
+    let len = (image.len() as u64).div_ceil(align) * align + region.len() as u64;
+    if len > crate::MAX_BUNDLE_LEN {
+        return Err(PackError::BundleTooLarge {
+            len,
+            max_gib: crate::MAX_BUNDLE_LEN >> 30,
+        });
+    }
     // The launcher with its payload program header filled in comes first: the header records
     // its hash, and the program headers are part of what is hashed.
     let mut out = image.to_vec();

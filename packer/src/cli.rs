@@ -6,7 +6,8 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 
 use mgo_pack::{
-    level_name, BundleInfo, Compression, Event, LevelOrigin, PackError, Packed, Verification,
+    escaped, level_name, BundleInfo, Compression, Event, LevelOrigin, PackError, Packed,
+    Verification,
 };
 
 /// How much the command says; errors are always printed.
@@ -87,7 +88,7 @@ impl Progress {
 /// A path cut in the middle to at most 40 characters, so that the progress line fits a row.
 fn short(path: &Path) -> String {
     const MAX: usize = 40;
-    let text = path.display().to_string();
+    let text = escaped(path).to_string();
     let chars: Vec<char> = text.chars().collect();
     if chars.len() <= MAX {
         return text;
@@ -146,7 +147,7 @@ pub fn report_pack(out: &Path, packed: &Packed, verbosity: Verbosity, on_termina
                 text,
                 "mgo-pack: {} {} ({}; {}), {} bytes, xxh3 {:016x}",
                 level_name(v.level),
-                v.path.display(),
+                escaped(&v.path),
                 origin(v.origin),
                 v.declared,
                 grouped(v.len),
@@ -161,7 +162,7 @@ pub fn report_pack(out: &Path, packed: &Packed, verbosity: Verbosity, on_termina
         let _ = writeln!(
             text,
             "mgo-pack: wrote {} ({}): {}",
-            out.display(),
+            escaped(out),
             size(packed.bytes.len() as u64),
             names.join(" ")
         );
@@ -183,7 +184,7 @@ pub fn inspect_text(info: &BundleInfo) -> String {
     let _ = writeln!(
         s,
         "{}: mgo-pack bundle, format version {}, {}, {} bytes",
-        info.path.display(),
+        escaped(&info.path),
         info.format_version,
         info.arch.name(),
         grouped(info.file_len)
@@ -368,14 +369,14 @@ pub fn verify_text(verification: &Verification) -> String {
         let _ = writeln!(
             s,
             "{}: ok, {} variants verified",
-            info.path.display(),
+            escaped(&info.path),
             info.variants.len()
         );
     } else {
         let _ = writeln!(
             s,
             "{}: {failed} of {} variants FAILED",
-            info.path.display(),
+            escaped(&info.path),
             info.variants.len()
         );
     }

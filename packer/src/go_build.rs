@@ -2,7 +2,9 @@
 //! GOAMD64 level, in parallel, then packs the four outputs through the library. This is the only
 //! place mgo-pack runs Go; the packer itself only ever reads finished executables.
 
+use std::ffi::{OsStr, OsString};
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -13,23 +15,25 @@ use mgo_pack::{Input, PackError, PackOptions, Packed, Packer};
 const LEVELS: [u32; 4] = [1, 2, 3, 4];
 
 /// What `build` was asked: its own options, pulled out of the argument list wherever they stand,
-/// and everything else for `go build`.
+/// and everything else for `go build`. Arguments are bytes, as Linux has them: paths need not be
+/// UTF-8.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct BuildArgs {
     pub output: Option<PathBuf>,
     pub compress: Option<String>,
     pub launch: Option<String>,
-    pub go_args: Vec<String>,
+    pub go_args: Vec<OsString>,
 }
 
 impl BuildArgs {
     /// Like `go build`, `-o` may stand anywhere; mgo-pack's `--compress` and `--launch` too.
-    pub fn parse(args: &[String]) -> Result<BuildArgs, String> {
+    pub fn parse(args: &[OsString]) -> Result<BuildArgs, String> {
         let mut parsed = BuildArgs::default();
         let mut args = args.iter();
         while let Some(arg) = args.next() {
-            let mut take = |name: &str| -> Result<Option<String>, String> {
-                if arg == name || arg == &format!("-{name}") {
+            let mut take = |name: &str| -> Result<Option<OsString>, String> {
+                let bytes = arg.as_bytes();
+                if bytes == name.as_bytes() || bytes == format!("-{name}").as_bytes() {
                     return args
                         .next()
                         .cloned()
@@ -37,18 +41,23 @@ impl BuildArgs {
                         .ok_or(format!("{name} needs a value"));
                 }
                 for prefix in [format!("{name}="), format!("-{name}=")] {
-                    if let Some(value) = arg.strip_prefix(&prefix) {
-                        return Ok(Some(value.to_string()));
+                    if let Some(value) = bytes.strip_prefix(prefix.as_bytes()) {
+                        return Ok(Some(OsStr::from_bytes(value).into()));
                     }
                 }
                 Ok(None)
             };
+            let text = |name: &str, value: OsString| {
+                value
+                    .into_string()
+                    .map_err(|v| format!("{name} {:?} is not a valid value", v))
+            };
             if let Some(v) = take("-o")? {
                 parsed.output = Some(v.into());
             } else if let Some(v) = take("--compress")? {
-                parsed.compress = Some(v);
+                parsed.compress = Some(text("--compress", v)?);
             } else if let Some(v) = take("--launch")? {
-                parsed.launch = Some(v);
+                parsed.launch = Some(text("--launch", v)?);
             } else {
                 parsed.go_args.push(arg.clone());
             }
@@ -111,8 +120,11 @@ pub fn run(
 
 /// `go build`'s own default: the last element of the main package's import path, without a
 /// major-version suffix (`example.com/tool/v2` builds `tool`).
-fn default_output(go_args: &[String]) -> Result<PathBuf, BuildError> {
-    let packages: Vec<&String> = go_args.iter().filter(|a| !a.starts_with('-')).collect();
+fn default_output(go_args: &[OsString]) -> Result<PathBuf, BuildError> {
+    let packages: Vec<&OsString> = go_args
+        .iter()
+        .filter(|a| !a.as_bytes().starts_with(b"-"))
+        .collect();
     let mut cmd = Command::new("go");
     cmd.args(["list", "-f", "{{.ImportPath}}"])
         .args(packages.iter().take(1));
@@ -139,7 +151,7 @@ fn default_output(go_args: &[String]) -> Result<PathBuf, BuildError> {
 
 /// Runs the four builds at once, each output line prefixed with its level; the first failure
 /// kills the others, since their results would be thrown away.
-fn build_all(go_args: &[String], outputs: &[PathBuf], quiet: bool) -> Result<(), BuildError> {
+fn build_all(go_args: &[OsString], outputs: &[PathBuf], quiet: bool) -> Result<(), BuildError> {
     let print = Arc::new(Mutex::new(()));
     let mut children: Vec<(u32, Child)> = Vec::new();
     let mut relays = Vec::new();
@@ -196,7 +208,7 @@ fn build_all(go_args: &[String], outputs: &[PathBuf], quiet: bool) -> Result<(),
     failure.map_or(Ok(()), Err)
 }
 
-fn go_build(level: u32, output: &Path, go_args: &[String]) -> std::io::Result<Child> {
+fn go_build(level: u32, output: &Path, go_args: &[OsString]) -> std::io::Result<Child> {
     Command::new("go")
         .arg("build")
         .arg("-o")
@@ -225,7 +237,7 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> BuildArgs {
-        BuildArgs::parse(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
+        BuildArgs::parse(&args.iter().map(OsString::from).collect::<Vec<_>>()).unwrap()
     }
 
     #[test]
@@ -242,6 +254,6 @@ mod tests {
         assert_eq!(args.compress.as_deref(), Some("zstd:3"));
         assert_eq!(args.go_args, ["-trimpath", "-ldflags=-s -w", "./cmd/app"]);
         assert_eq!(parse(&["-o=x"]).output, Some(PathBuf::from("x")));
-        assert!(BuildArgs::parse(&["-o".to_string()]).is_err());
+        assert!(BuildArgs::parse(&["-o".into()]).is_err());
     }
 }

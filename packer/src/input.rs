@@ -61,18 +61,100 @@ impl Variant {
     }
 }
 
-/// Reads an input file whole. Anything but a regular file (after symbolic links) is refused
-/// before it is opened: a directory cannot be read, and a FIFO or a terminal would be read
-/// until someone closes it.
-pub fn read_file(path: &Path) -> Result<Vec<u8>, PackError> {
-    let meta = std::fs::metadata(path).map_err(|e| PackError::io(path, e))?;
-    if let Some(kind) = not_a_file(&meta) {
-        return Err(PackError::InputNotFile {
-            path: path.into(),
-            kind,
-        });
+/// The largest input mgo-pack reads: 4 GiB. Every input is held in memory with the bundle made
+/// of it, and the largest real programs are a few hundred MB; a file over this is refused before
+/// a byte of it is read.
+pub const MAX_INPUT_LEN: u64 = 4 << 30;
+
+/// The largest file `inspect`, `extract` and `verify` read as a bundle: 64 GiB, sixteen variants
+/// at [`MAX_INPUT_LEN`]. The packer refuses to write a larger one, so a larger file is no bundle
+/// of ours; it is refused before a byte of it is read.
+pub const MAX_BUNDLE_LEN: u64 = 64 << 30;
+
+/// What a file is read as: this decides the message for a file that is not a regular one, and
+/// the largest size read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Role {
+    Input,
+    Bundle,
+}
+
+impl Role {
+    fn max_len(self) -> u64 {
+        match self {
+            Role::Input => MAX_INPUT_LEN,
+            Role::Bundle => MAX_BUNDLE_LEN,
+        }
     }
-    std::fs::read(path).map_err(|e| PackError::io(path, e))
+
+    fn not_a_file(self, path: &Path, kind: &'static str) -> PackError {
+        let path = path.into();
+        match self {
+            Role::Input => PackError::InputNotFile { path, kind },
+            Role::Bundle => PackError::BundleNotFile { path, kind },
+        }
+    }
+
+    /// Refuses what `meta` describes unless it is a regular file of at most [`Role::max_len`].
+    fn check(self, path: &Path, meta: &std::fs::Metadata) -> Result<(), PackError> {
+        if let Some(kind) = not_a_file(meta) {
+            return Err(self.not_a_file(path, kind));
+        }
+        if meta.len() > self.max_len() {
+            return Err(self.too_large(path));
+        }
+        Ok(())
+    }
+
+    fn too_large(self, path: &Path) -> PackError {
+        PackError::TooLarge {
+            path: path.into(),
+            max_gib: self.max_len() >> 30,
+            role: match self {
+                Role::Input => "an input",
+                Role::Bundle => "a bundle",
+            },
+        }
+    }
+}
+
+/// Refuses `path` (after symbolic links) unless it is a regular file no larger than `role`
+/// allows, without opening it: a directory cannot be read, a FIFO or a terminal would be read
+/// until someone closes it, `/dev/zero` never ends, and opening some devices has effects.
+pub(crate) fn check_file(path: &Path, role: Role) -> Result<(), PackError> {
+    let meta = std::fs::metadata(path).map_err(|e| PackError::io(path, e))?;
+    role.check(path, &meta)
+}
+
+/// Reads an input file whole; see [`read_checked`].
+pub fn read_file(path: &Path) -> Result<Vec<u8>, PackError> {
+    read_checked(path, Role::Input)
+}
+
+/// Reads a file whole once [`check_file`] accepts it. The file is opened without waiting (should
+/// the path have become a FIFO since, the open does not wait for a writer), checked again on the
+/// open descriptor, and read no further than `role` allows, should it grow meanwhile.
+pub(crate) fn read_checked(path: &Path, role: Role) -> Result<Vec<u8>, PackError> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    check_file(path, role)?;
+    let io = |e| PackError::io(path, e);
+    // O_NONBLOCK changes nothing for the regular file this is checked to be below.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    role.check(path, &meta)?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(role.max_len() + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > role.max_len() {
+        return Err(role.too_large(path));
+    }
+    Ok(bytes)
 }
 
 /// What a non-regular file is, for messages.

@@ -139,13 +139,12 @@ fn bundle_error(path: &Path, e: FormatError) -> PackError {
 }
 
 impl BundleFile {
-    /// Reads `path` and checks that it is a bundle this mgo-pack understands.
+    /// Reads `path` and checks that it is a bundle this mgo-pack understands. Anything but a
+    /// regular file (after symbolic links) of at most [`crate::MAX_BUNDLE_LEN`] is refused
+    /// before it is read.
     pub fn open(path: impl AsRef<Path>) -> Result<BundleFile, PackError> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| PackError::Io {
-            path: path.into(),
-            source: e,
-        })?;
+        let bytes = crate::input::read_checked(path, crate::input::Role::Bundle)?;
         BundleFile::from_bytes(path, bytes)
     }
 

@@ -34,6 +34,7 @@
 //! [`write_executable`].
 
 mod bundle;
+mod cleanup;
 pub mod compress;
 pub mod detect;
 mod elf_sections;
@@ -47,8 +48,8 @@ pub mod runtime_image;
 pub use bundle::{build_bundle, build_bundle_with, BundleOptions, Launch};
 pub use compress::{Compression, CompressionSpecError};
 pub use detect::{declared_level, Declared};
-pub use error::PackError;
-pub use input::{level_name, parse_level, Variant};
+pub use error::{escaped, os_error, Escaped, PackError};
+pub use input::{level_name, parse_level, Variant, MAX_BUNDLE_LEN, MAX_INPUT_LEN};
 pub use inspect::{
     decode_variant, extract, inspect, verify, BundleFile, BundleInfo, RuntimeInfo, VariantInfo,
     Verification,

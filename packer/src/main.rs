@@ -6,12 +6,13 @@
 mod cli;
 mod go_build;
 
+use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use mgo_pack::{parse_level, BundleFile, Input, PackError, PackOptions, Packer};
+use mgo_pack::{escaped, parse_level, BundleFile, Input, PackError, PackOptions, Packer};
 
 use cli::Verbosity;
 
@@ -32,10 +33,12 @@ given or implied by position that contradicts the file's own is refused unless -
 arm64 programs take GOARM64 levels, named as Go spells them: `v8.0=PATH`, `v8.2,lse=PATH`.
 
 Exit status: 0 done; 1 an input, a level, the output or a file operation failed;
-2 usage error; 3 not a bundle, or a damaged bundle (inspect, extract, verify).";
+2 usage error (an invalid option or value, MGO_COMPRESS included); 3 not a bundle,
+or a damaged bundle (inspect, extract, verify).";
 
 /// Exit statuses, listed in AFTER_HELP and README.md.
 const EXIT_FAILURE: u8 = 1;
+const EXIT_USAGE: u8 = 2;
 const EXIT_BAD_BUNDLE: u8 = 3;
 
 /// Pack builds of one program for several CPU levels (GOAMD64=v1..v4 on x86-64, GOARM64 on
@@ -83,7 +86,7 @@ struct PackArgs {
     launch: String,
     /// The variants: `vN=PATH`, or `PATH` (see Levels below).
     #[arg(value_name = "INPUT", required = true)]
-    inputs: Vec<String>,
+    inputs: Vec<OsString>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -118,7 +121,7 @@ enum Command {
             allow_hyphen_values = true,
             value_name = "GO BUILD ARGS"
         )]
-        args: Vec<String>,
+        args: Vec<OsString>,
     },
 }
 
@@ -128,10 +131,16 @@ fn level_arg(text: &str) -> Result<u32, String> {
 }
 
 fn main() -> ExitCode {
-    let matches = Cli::command().long_version(long_version()).get_matches();
+    let matches = match Cli::command()
+        .long_version(long_version())
+        .try_get_matches()
+    {
+        Ok(matches) => matches,
+        Err(e) => return clap_answer(&e),
+    };
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
-        Err(e) => e.exit(),
+        Err(e) => return clap_answer(&e),
     };
     let verbosity = match (cli.quiet, cli.verbose) {
         (true, _) => Verbosity::Quiet,
@@ -158,11 +167,33 @@ fn main() -> ExitCode {
     }
 }
 
+/// What clap has to say instead of parsed arguments: help or version on stdout (status 0), a
+/// usage error on stderr (status 2). Unlike clap's own `exit`, help or version that cannot be
+/// written (a full disk, a closed descriptor) is an error, status 1.
+fn clap_answer(e: &clap::Error) -> ExitCode {
+    if e.use_stderr() {
+        let _ = e.print();
+        return ExitCode::from(EXIT_USAGE);
+    }
+    match stdout_written(e.print().and_then(|()| std::io::stdout().flush())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            cli::error(&e);
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
 fn exit_status(e: &PackError) -> u8 {
     match e {
         PackError::NotBundle { .. }
         | PackError::DamagedBundle { .. }
         | PackError::VariantDamaged { .. } => EXIT_BAD_BUNDLE,
+        // What was typed, not what was found in a file: an invalid `--compress` or MGO_COMPRESS,
+        // `vN=` with a level that does not exist, too many inputs without a level.
+        PackError::CompressionSpec(_) | PackError::BadLevel(_) | PackError::TooManyInputs => {
+            EXIT_USAGE
+        }
         _ => EXIT_FAILURE,
     }
 }
@@ -183,8 +214,21 @@ fn long_version() -> &'static str {
     Box::leak(text.into_boxed_str())
 }
 
+/// `-o -` when packing or building: stdout is for `extract -o -`, and what comes out of a pack is
+/// an executable file, not a stream.
+const BUNDLE_TO_STDOUT: &str = "-o -: a bundle must be written to a file, it is an executable \
+                                (to name a file `-`, write -o ./-)";
+
+fn is_stdout(output: &Path) -> bool {
+    output == Path::new("-")
+}
+
 fn pack(args: &PackArgs, verbosity: Verbosity) -> Result<ExitCode, PackError> {
     let output = args.output.as_deref().ok_or(PackError::NoInputs)?;
+    if is_stdout(output) {
+        eprintln!("mgo-pack: error: {BUNDLE_TO_STDOUT}");
+        return Ok(ExitCode::from(EXIT_USAGE));
+    }
     let inputs = Input::parse_args(&args.inputs)?;
     let options = PackOptions {
         force: args.force,
@@ -210,8 +254,12 @@ fn pack(args: &PackArgs, verbosity: Verbosity) -> Result<ExitCode, PackError> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn build(args: &[String], verbosity: Verbosity) -> ExitCode {
+fn build(args: &[OsString], verbosity: Verbosity) -> ExitCode {
     let result = go_build::BuildArgs::parse(args)
+        .and_then(|args| match &args.output {
+            Some(output) if is_stdout(output) => Err(BUNDLE_TO_STDOUT.to_string()),
+            _ => Ok(args),
+        })
         .map_err(go_build::BuildError::Usage)
         .and_then(|args| {
             let options = PackOptions {
@@ -237,7 +285,11 @@ fn build(args: &[String], verbosity: Verbosity) -> ExitCode {
         }
         Err(e) => {
             eprintln!("mgo-pack: error: {e}");
-            ExitCode::from(EXIT_FAILURE)
+            ExitCode::from(match &e {
+                go_build::BuildError::Usage(_) => EXIT_USAGE,
+                go_build::BuildError::Pack(e) => exit_status(e),
+                _ => EXIT_FAILURE,
+            })
         }
     }
 }
@@ -259,15 +311,7 @@ fn extract(
     output: &Path,
     verbosity: Verbosity,
 ) -> Result<ExitCode, PackError> {
-    let to_stdout = output == Path::new("-");
-    if to_stdout && std::io::stdout().is_terminal() {
-        return Err(PackError::Io {
-            path: "-".into(),
-            source: std::io::Error::other(
-                "refusing to write a program to a terminal; redirect stdout or use -o FILE",
-            ),
-        });
-    }
+    let to_stdout = is_stdout(output);
     if !to_stdout
         && output
             .canonicalize()
@@ -277,18 +321,39 @@ fn extract(
             path: output.into(),
         });
     }
+    let failed = |target: &Path, source| PackError::WriteVariant {
+        path: target.into(),
+        level: mgo_pack::level_name(level).to_string(),
+        source,
+    };
+    // A stream: stdout, or an existing device or FIFO (`-o /dev/stdout`, `-o >(sha256sum)`),
+    // written as it is. Anything else is a file, replaced atomically.
+    let stream: Option<(&Path, Box<dyn Write>)> = if to_stdout {
+        refuse_terminal(Path::new("-"), &std::io::stdout())?;
+        Some((Path::new("stdout"), Box::new(std::io::stdout().lock())))
+    } else if is_stream(output) {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(output)
+            .map_err(|e| failed(output, e))?;
+        refuse_terminal(output, &file)?;
+        Some((output, Box::new(file)))
+    } else {
+        None
+    };
     let bundle = BundleFile::open(path)?;
     let bytes = bundle.extract(level)?;
-    if to_stdout {
-        let mut out = std::io::stdout().lock();
-        out.write_all(&bytes)
+    match stream {
+        Some((target, mut out)) => out
+            .write_all(&bytes)
             .and_then(|()| out.flush())
-            .map_err(|e| PackError::Io {
-                path: "-".into(),
-                source: e,
-            })?;
-    } else {
-        mgo_pack::write_executable(output, &bytes)?;
+            .map_err(|e| failed(target, e))?,
+        None => mgo_pack::write_executable(output, &bytes).map_err(|e| match e {
+            PackError::WriteOutput { source, .. } | PackError::OutputDir { source, .. } => {
+                failed(output, source)
+            }
+            other => other,
+        })?,
     }
     let wanted = match verbosity {
         Verbosity::Quiet => false,
@@ -298,13 +363,32 @@ fn extract(
     if wanted && !to_stdout {
         eprintln!(
             "mgo-pack: wrote {} ({}): the {} variant of {}",
-            output.display(),
+            escaped(output),
             cli::size(bytes.len() as u64),
             mgo_pack::level_name(level),
-            path.display()
+            escaped(path)
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether `path` is an existing character device or FIFO, which `extract` writes into as it
+/// would into stdout. (A block device is refused as an output, as when packing.)
+fn is_stream(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::metadata(path).is_ok_and(|m| m.file_type().is_char_device() || m.file_type().is_fifo())
+}
+
+fn refuse_terminal(path: &Path, out: &impl IsTerminal) -> Result<(), PackError> {
+    if !out.is_terminal() {
+        return Ok(());
+    }
+    Err(PackError::Io {
+        path: path.into(),
+        source: std::io::Error::other(
+            "refusing to write a program to a terminal; redirect stdout or use -o FILE",
+        ),
+    })
 }
 
 fn verify(path: &Path, verbosity: Verbosity) -> Result<ExitCode, PackError> {
@@ -327,13 +411,17 @@ fn verify(path: &Path, verbosity: Verbosity) -> Result<ExitCode, PackError> {
 
 fn print_stdout(text: &str) -> Result<(), PackError> {
     let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Ok(()) => Ok(()),
-        // `mgo-pack inspect app | head` is not an error.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(PackError::Io {
+    stdout_written(out.write_all(text.as_bytes()).and_then(|()| out.flush()))
+}
+
+/// The outcome of writing text (help, version, `inspect`, `verify`) to stdout. A reader that
+/// stopped reading (`mgo-pack inspect app | head`: EPIPE) is not an error; anything else is.
+fn stdout_written(result: std::io::Result<()>) -> Result<(), PackError> {
+    match result {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(PackError::Io {
             path: "stdout".into(),
             source: e,
         }),
+        _ => Ok(()),
     }
 }

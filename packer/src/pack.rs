@@ -3,11 +3,14 @@
 //! atomically. The result depends only on the inputs' bytes, their levels and the options: no
 //! paths, times or host details reach the bundle.
 
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use mgo_format::content_hash;
 
 use crate::detect::{declared_level, Declared};
+use crate::input::{check_file, read_checked, Role};
 use crate::{level_name, parse_level, write_executable, PackError, Variant};
 
 /// How an input's level is chosen.
@@ -47,17 +50,27 @@ impl Input {
     }
 
     /// Parses the command line's input syntax: `vN=PATH` names a level, anything else is a path
-    /// whose level is its position among such paths (v1, v2, v3, v4).
-    pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Vec<Input>, PackError> {
+    /// whose level is its position among such paths (v1, v2, v3, v4). Paths are bytes, as Linux
+    /// has them: they need not be UTF-8.
+    pub fn parse_args<S: AsRef<OsStr>>(args: &[S]) -> Result<Vec<Input>, PackError> {
         let mut inputs = Vec::with_capacity(args.len());
         let mut position = 0;
         for arg in args {
             let arg = arg.as_ref();
-            match arg.split_once('=') {
-                Some((level, path)) if looks_like_level(level) => {
+            let bytes = arg.as_bytes();
+            let named = bytes
+                .iter()
+                .position(|&b| b == b'=')
+                .map(|at| bytes.split_at(at))
+                .filter(|(level, _)| looks_like_level(level));
+            match named {
+                Some((level, path)) => {
+                    let level = std::str::from_utf8(level)
+                        .map_err(|_| PackError::BadLevel(String::from_utf8_lossy(level).into()))?;
+                    let path = OsStr::from_bytes(&path[1..]);
                     inputs.push(Input::with_level(path, parse_level(level)?));
                 }
-                _ => {
+                None => {
                     position += 1;
                     if position > 4 {
                         return Err(PackError::TooManyInputs);
@@ -75,12 +88,11 @@ impl Input {
 
 /// `v7=x` is a mistyped level, not a file called `v7=x`; so is `v8.1,lse=x` (arm64's spelling).
 /// A path such as `./v3=x` or `build/v3=x` stays a path.
-fn looks_like_level(text: &str) -> bool {
-    let mut chars = text.chars();
-    chars.next() == Some('v')
-        && chars.next().is_some_and(|c| c.is_ascii_digit())
+fn looks_like_level(text: &[u8]) -> bool {
+    text.first() == Some(&b'v')
+        && text.get(1).is_some_and(u8::is_ascii_digit)
         && text.len() <= 16
-        && !text.contains('/')
+        && !text.contains(&b'/')
 }
 
 /// Settings that change how a pack is done.
@@ -190,6 +202,11 @@ impl<'a> Packer<'a> {
         if inputs.is_empty() {
             return Err(PackError::NoInputs);
         }
+        // Every input is vetted before any is read: a FIFO or an absurd size named last is refused
+        // before gigabytes named first are read.
+        for input in inputs {
+            check_file(&input.path, Role::Input)?;
+        }
         let mut variants = Vec::with_capacity(inputs.len());
         let mut declared = Vec::with_capacity(inputs.len());
         for (index, input) in inputs.iter().enumerate() {
@@ -257,10 +274,7 @@ pub fn pack_files(
 
 fn read_input(input: &Input) -> Result<(Variant, Declared), PackError> {
     let path = &input.path;
-    let bytes = std::fs::read(path).map_err(|e| PackError::Io {
-        path: path.clone(),
-        source: e,
-    })?;
+    let bytes = read_checked(path, Role::Input)?;
     if mgo_format::Region::locate(&bytes).is_ok() {
         return Err(PackError::AlreadyBundle { path: path.clone() });
     }
@@ -321,7 +335,7 @@ fn settle_levels(
             (Some(_), Some(_)) if force => {
                 warnings.push(format!(
                     "{}: packed as {} although {} (--force)",
-                    input.path.display(),
+                    crate::escaped(&input.path),
                     level_name(level),
                     declared
                 ));

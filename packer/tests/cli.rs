@@ -3,6 +3,8 @@
 //! answers to mistakes. Every bundle is run or read back; expectations come from the programs
 //! themselves and the files on disk.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -145,6 +147,7 @@ fn version_names_the_format_and_the_runtime() {
 #[test]
 fn usage_errors_exit_with_2() {
     let probe = &go_probe()[0];
+    let dir = scratch_dir("cli-usage");
     for args in [
         vec![],
         vec!["-o".to_string()],
@@ -166,10 +169,66 @@ fn usage_errors_exit_with_2() {
             "x".into(),
             "y".into(),
         ],
+        // Invalid values, whichever part of mgo-pack checks them.
+        vec![
+            "--launch".into(),
+            "copy".into(),
+            "-o".into(),
+            "x".into(),
+            "y".into(),
+        ],
+        vec![
+            "--compress".into(),
+            "bogus".into(),
+            "-o".into(),
+            "x".into(),
+            "y".into(),
+        ],
+        vec!["-o".into(), "x".into(), format!("v7={}", probe.display())],
+        vec![
+            "-o".into(),
+            "x".into(),
+            "a".into(),
+            "b".into(),
+            "c".into(),
+            "d".into(),
+            "e".into(),
+        ],
+        vec![
+            "build".into(),
+            "--compress".into(),
+            "bogus".into(),
+            ".".into(),
+        ],
+        vec!["build".into(), "--launch".into(), "copy".into(), ".".into()],
+        vec!["build".into(), "-o".into()],
+        // A bundle is an executable file, never written to stdout.
+        vec!["-o".into(), "-".into(), probe.display().to_string()],
+        vec!["build".into(), "-o".into(), "-".into(), ".".into()],
     ] {
-        let out = run(mgo_pack().args(&args));
+        let out = run(mgo_pack().current_dir(&dir).args(&args));
         assert_eq!(exit_code(&out), 2, "{args:?}: {}", stderr(&out));
         assert!(!stderr(&out).is_empty(), "{args:?} printed no message");
+        assert!(out.stdout.is_empty(), "{args:?} wrote to stdout");
+        if args.iter().any(|a| a == "-") {
+            assert_eq!(
+                stderr(&out),
+                "mgo-pack: error: -o -: a bundle must be written to a file, it is an executable \
+                 (to name a file `-`, write -o ./-)\n"
+            );
+        }
+    }
+    assert_eq!(fs::read_dir(&dir).unwrap().count(), 0, "files written");
+    // An invalid MGO_COMPRESS is the same mistake made in the environment.
+    for args in [&["-o", "x", "y"][..], &["build", "."]] {
+        let out = run(mgo_pack().env("MGO_COMPRESS", "bogus").args(args));
+        assert_eq!(
+            exit_code(&out),
+            2,
+            "MGO_COMPRESS=bogus {args:?}: {}",
+            stderr(&out)
+        );
+        assert!(stderr(&out).contains("MGO_COMPRESS=\"bogus\" is not a compression mode"));
     }
 }
 
@@ -968,5 +1027,88 @@ fn arm64_go_build_info_is_not_read_as_an_x86_level() {
             .to_string()
             .contains("no GOARM64 setting (Go records one since 1.23)"),
         "{declared}"
+    );
+}
+
+/// Text that cannot be written to stdout (help, version, `inspect`, `verify`) is an error, status
+/// 1 with a message on stderr; a reader that stopped reading (EPIPE) is not.
+#[test]
+fn failed_writes_to_stdout_are_errors() {
+    let dir = scratch_dir("cli-stdout-full");
+    let bundle = dir.join("probe");
+    pack(&bundle, &[&go_probe()[0]]);
+    let b = bundle.to_str().unwrap();
+    let cases: [&[&str]; 7] = [
+        &["--help"],
+        &["--version"],
+        &["-V"],
+        &["inspect", "--help"],
+        &["inspect", b],
+        &["inspect", "--json", b],
+        &["verify", b],
+    ];
+    for args in cases {
+        let full = fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = run(mgo_pack().args(args).stdout(full));
+        assert_eq!(exit_code(&out), 1, "{args:?} >/dev/full: {}", stderr(&out));
+        assert_eq!(
+            stderr(&out),
+            "mgo-pack: error: stdout: No space left on device (os error 28)\n",
+            "{args:?}"
+        );
+
+        // A pipe whose reading end is closed before mgo-pack starts: `mgo-pack --help | head -0`.
+        let writer = common::closed_pipe();
+        let out = run(mgo_pack().args(args).stdout(writer));
+        assert_eq!(exit_code(&out), 0, "{args:?} | head -0: {}", stderr(&out));
+        assert!(out.stderr.is_empty(), "{args:?}: {}", stderr(&out));
+    }
+}
+
+/// Linux paths are bytes: inputs (plain and `vN=`), `-o`, and the bundles `inspect`, `extract`
+/// and `verify` read may be named by bytes that are not UTF-8.
+#[test]
+fn paths_that_are_not_utf8_are_accepted_everywhere() {
+    use std::ffi::OsString;
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let bytes_path = |dir: &Path, name: &[u8]| dir.join(std::ffi::OsStr::from_bytes(name));
+    let base = scratch_dir("cli-not-utf8");
+    let dir = bytes_path(&base, b"dir-\xff");
+    fs::create_dir(&dir).unwrap();
+    let p = go_probe();
+    let v1 = bytes_path(&dir, b"probe-\xfe.v1");
+    let v3 = bytes_path(&dir, b"probe-\xfd.v3");
+    fs::copy(&p[0], &v1).unwrap();
+    fs::copy(&p[2], &v3).unwrap();
+    let bundle = bytes_path(&dir, b"bundle-\xfc");
+    let mut named = OsString::from("v3=");
+    named.push(&v3);
+    let out = run(mgo_pack().arg("-o").arg(&bundle).arg(&v1).arg(&named));
+    success(&out);
+    assert_eq!(json_levels(&inspect_json(&bundle)), ["v1", "v3"]);
+    success(&run(mgo_pack().arg("inspect").arg(&bundle)));
+    success(&run(mgo_pack().arg("verify").arg(&bundle)));
+    let extracted = bytes_path(&dir, b"extracted-\xfb");
+    success(&run(mgo_pack()
+        .arg("extract")
+        .arg(&bundle)
+        .args(["--variant", "v3", "-o"])
+        .arg(&extracted)));
+    assert!(fs::read(&extracted).unwrap() == fs::read(&p[2]).unwrap());
+
+    // `build` takes such a -o too: the only complaint is the compression mode.
+    let out = run(mgo_pack()
+        .arg("build")
+        .arg("-o")
+        .arg(OsString::from_vec(b"app-\xff".to_vec()))
+        .args(["--compress", "bogus", "."]));
+    assert_eq!(exit_code(&out), 2);
+    assert!(
+        stderr(&out).contains("--compress \"bogus\" is not a compression mode"),
+        "{}",
+        stderr(&out)
     );
 }

@@ -121,7 +121,8 @@ fn bad_values_are_clear_errors_and_write_nothing() {
     for (i, (env, option, message)) in cases.into_iter().enumerate() {
         let out_path = dir.join(format!("bad{i}"));
         let out = pack(&out_path, env, option);
-        assert_eq!(out.status.code(), Some(1), "{env:?} {option:?}");
+        // A usage error, as for any invalid option value, whether typed or in the environment.
+        assert_eq!(out.status.code(), Some(2), "{env:?} {option:?}");
         let err = stderr(&out);
         assert!(err.contains(message), "{env:?} {option:?}: {err}");
         assert!(!out_path.exists(), "{env:?} {option:?}: output written");
