@@ -102,11 +102,14 @@ fn fill(mut file: &File, bytes: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
-/// Gives the unnamed `file` the name `name`: through `/proc/self/fd/N`, which needs no privilege,
-/// else with `AT_EMPTY_PATH`, which needs `CAP_DAC_READ_SEARCH`.
+/// Gives the unnamed `file` the name `name`: through `/proc/thread-self/fd/N`, which needs no
+/// privilege, else with `AT_EMPTY_PATH`, which needs `CAP_DAC_READ_SEARCH`. Not `/proc/self`:
+/// that is the thread group leader's descriptor table, and a thread with a table of its own
+/// (`unshare(CLONE_FILES)`, as the tests write executables) would link whatever file the leader
+/// has under the same number.
 fn link_unnamed(file: &File, name: &Path) -> std::io::Result<()> {
     let to = CString::new(name.as_os_str().as_bytes())?;
-    let proc_path = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
+    let proc_path = CString::new(format!("/proc/thread-self/fd/{}", file.as_raw_fd()))?;
     // SAFETY: linkat with NUL-terminated paths and a descriptor this function borrows.
     let linked = unsafe {
         libc::linkat(

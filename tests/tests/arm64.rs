@@ -536,8 +536,28 @@ fn memfd_names_the_bundle_and_variant() {
 fn qemu_answers_execveat_with_enosys_and_the_fallback_runs_the_program() {
     let bundle = go_bundle("a64-fallback");
     // Without binfmt_misc the fallback's execve has nothing to run the arm64 program with: the
-    // errors are reported, in one line, with the launcher's "cannot execute" status.
-    let out = run(&mut Qemu::new("cortex-a76").command_without_binfmt(&bundle));
+    // direct path, the last resort, starts it in the launcher's process.
+    let out = run(Qemu::new("cortex-a76")
+        .command_without_binfmt(&bundle)
+        .env("MGODEBUG", "log"));
+    assert!(
+        report(&out).get_str_array("argv").is_some(),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out)
+            .lines()
+            .any(|l| l.starts_with("[mgo] launcher: fallback after memfd: ")
+                && l.ends_with("; launch path direct")),
+        "{}",
+        stderr(&out)
+    );
+    // Ruling the direct path out, the errors are reported, in one line, with the launcher's
+    // "cannot execute" status.
+    let out = run(Qemu::new("cortex-a76")
+        .command_without_binfmt(&bundle)
+        .env("MGODEBUG", "memfd"));
     assert_eq!(out.status.code(), Some(126), "{}", stderr(&out));
     assert!(out.stdout.is_empty());
     let err = stderr(&out);

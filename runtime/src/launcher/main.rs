@@ -56,8 +56,12 @@ unsafe extern "C" fn entry(sp: *const usize) -> ! {
 
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
-    // Every error is handled as a value; a panic is a bug, reported without formatting machinery
-    // (which would triple the image's size).
-    launch::write_stderr(b"mgo: internal error in the launcher\n");
+    // Every error is handled as a value; a panic is a bug (or damaged code), reported without
+    // formatting machinery (which would triple the image's size), once: a panic while reporting
+    // one exits at once instead of going round for ever.
+    static PANICKING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+    if !PANICKING.swap(true, core::sync::atomic::Ordering::Relaxed) {
+        launch::write_stderr(b"mgo: internal error in the launcher\n");
+    }
     sys::exit(mgo_runtime::exit::CANNOT_EXECUTE)
 }

@@ -60,7 +60,15 @@ pub fn exit(code: i32) -> ! {
     unsafe {
         syscall5(nr::EXIT_GROUP, code as usize, 0, 0, 0, 0);
     }
-    unreachable!()
+    // Only damaged code gets here; an illegal instruction ends the process where a panic could
+    // come back (through the panic handler, which exits) for ever.
+    // SAFETY: the instruction raises SIGILL, which the kernel delivers with its default action.
+    unsafe {
+        #[cfg(target_arch = "x86_64")]
+        core::arch::asm!("ud2", options(noreturn));
+        #[cfg(target_arch = "aarch64")]
+        core::arch::asm!("udf #0", options(noreturn));
+    }
 }
 
 /// `execveat(fd, path, argv, envp, flags)`; returns only on failure.
