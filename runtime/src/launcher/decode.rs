@@ -21,9 +21,42 @@
 //! offsets in a memfd.
 
 use mgo_format::{Bundle, ContentHasher, Encoding, Entry};
-use rustix::fd::{AsFd, OwnedFd};
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::io::Errno;
 
-use crate::launch::{write_all, Failure, Step};
+use crate::report::write_all;
+
+/// Why a variant's bytes could not be put in place.
+#[derive(Clone, Copy)]
+pub enum Spoiled {
+    /// They are not the bytes that were packed (level of the variant): nothing may run them.
+    Damaged(u32),
+    /// Writing them failed at `Step`: another place may take them.
+    Copy(Step, Errno),
+}
+
+/// Which part of writing a program into its target failed (a launcher without decoders only
+/// writes).
+#[derive(Clone, Copy)]
+#[cfg_attr(not(any(feature = "zstd", feature = "deflate")), allow(dead_code))]
+pub enum Step {
+    Write,
+    Ftruncate,
+    Mmap,
+    /// Allocating the pages to decode into.
+    Memory,
+}
+
+impl Step {
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Write => "write",
+            Step::Ftruncate => "ftruncate",
+            Step::Mmap => "mmap",
+            Step::Memory => "allocating memory",
+        }
+    }
+}
 
 /// Copy and hash in chunks small enough to stay in cache between the hash and the copy.
 const CHUNK: usize = 128 * 1024;
@@ -38,27 +71,39 @@ pub fn supports(encoding: Encoding) -> bool {
 }
 
 /// Writes the variant's original bytes into `target`, failing if they do not match the hash.
-pub fn write_variant(target: &OwnedFd, bundle: &Bundle<'_>, entry: &Entry) -> Result<(), Failure> {
+pub fn write_variant(target: &OwnedFd, bundle: &Bundle<'_>, entry: &Entry) -> Result<(), Spoiled> {
     if entry.encoding == Encoding::Stored {
         return copy_checked(target, bundle.stored(entry), entry);
     }
     codec::decode_into_memfd(target, bundle, entry)
 }
 
-/// `MGODEBUG=extract` for a compressed variant: decodes it (into anonymous memory) and writes it
-/// to stdout, only if it matches its hash.
-pub fn extract(bundle: &Bundle<'_>, entry: &Entry) -> Result<(), Failure> {
-    codec::extract(bundle, entry)
+/// `MGODEBUG=extract`: writes the variant to stdout, only if it matches its hash (a compressed one
+/// is decoded into anonymous memory first).
+pub fn extract(bundle: &Bundle<'_>, entry: &Entry) -> Result<(), Spoiled> {
+    if entry.encoding != Encoding::Stored {
+        return codec::extract(bundle, entry);
+    }
+    let data = bundle.stored(entry);
+    if mgo_format::content_hash(data) != entry.content_hash {
+        return Err(Spoiled::Damaged(entry.level));
+    }
+    write_all(stdout(), data).map_err(|e| Spoiled::Copy(Step::Write, e))
 }
 
-fn copy_checked(memfd: &OwnedFd, data: &[u8], entry: &Entry) -> Result<(), Failure> {
+fn stdout() -> BorrowedFd<'static> {
+    // SAFETY: descriptor 1 is the launcher's stdout, open for the whole call or invalid (EBADF).
+    unsafe { BorrowedFd::borrow_raw(1) }
+}
+
+fn copy_checked(memfd: &OwnedFd, data: &[u8], entry: &Entry) -> Result<(), Spoiled> {
     let mut hasher = ContentHasher::new();
     for chunk in data.chunks(CHUNK) {
         hasher.update(chunk);
-        write_all(memfd.as_fd(), chunk).map_err(|e| Failure::Copy(Step::Write, e))?;
+        write_all(memfd.as_fd(), chunk).map_err(|e| Spoiled::Copy(Step::Write, e))?;
     }
     if hasher.finish() != entry.content_hash {
-        return Err(Failure::Corrupt(entry.level));
+        return Err(Spoiled::Damaged(entry.level));
     }
     Ok(())
 }
@@ -67,12 +112,13 @@ fn copy_checked(memfd: &OwnedFd, data: &[u8], entry: &Entry) -> Result<(), Failu
 mod codec {
     use super::*;
 
-    pub fn decode_into_memfd(_: &OwnedFd, _: &Bundle<'_>, entry: &Entry) -> Result<(), Failure> {
-        Err(Failure::UnsupportedEncoding(entry.encoding))
+    // `choose` refuses what this launcher cannot decode before anything gets here.
+    pub fn decode_into_memfd(_: &OwnedFd, _: &Bundle<'_>, entry: &Entry) -> Result<(), Spoiled> {
+        Err(Spoiled::Damaged(entry.level))
     }
 
-    pub fn extract(_: &Bundle<'_>, entry: &Entry) -> Result<(), Failure> {
-        Err(Failure::UnsupportedEncoding(entry.encoding))
+    pub fn extract(_: &Bundle<'_>, entry: &Entry) -> Result<(), Spoiled> {
+        Err(Spoiled::Damaged(entry.level))
     }
 }
 
@@ -82,13 +128,14 @@ pub mod codec {
     use core::sync::atomic::{AtomicI32, Ordering};
 
     use mgo_format::{content_hash, Bundle, Encoding, Entry};
-    use rustix::fd::{BorrowedFd, OwnedFd};
+    use rustix::fd::OwnedFd;
     use rustix::io::Errno;
     use rustix::mm::{MapFlags, ProtFlags};
 
+    use super::{stdout, Spoiled, Step};
     use crate::frames::{Frame, Frames};
-    use crate::launch::{write_all, Failure, Step};
     use crate::par::{self, Slots};
+    use crate::report::write_all;
 
     /// A writable mapping: of the memfd (shared, so that the writes are the memfd's pages) or
     /// anonymous memory. Unmapped on drop: a memfd cannot take `F_SEAL_WRITE` while a writable
@@ -99,8 +146,8 @@ pub mod codec {
     }
 
     impl Mapping {
-        fn memfd(fd: &OwnedFd, len: usize) -> Result<Mapping, Failure> {
-            rustix::fs::ftruncate(fd, len as u64).map_err(|e| Failure::Copy(Step::Ftruncate, e))?;
+        fn memfd(fd: &OwnedFd, len: usize) -> Result<Mapping, Spoiled> {
+            rustix::fs::ftruncate(fd, len as u64).map_err(|e| Spoiled::Copy(Step::Ftruncate, e))?;
             // SAFETY: a fresh shared mapping of the whole memfd, which nothing else maps.
             let ptr = unsafe {
                 rustix::mm::mmap(
@@ -111,7 +158,7 @@ pub mod codec {
                     fd,
                     0,
                 )
-                .map_err(|e| Failure::Copy(Step::Mmap, e))?
+                .map_err(|e| Spoiled::Copy(Step::Mmap, e))?
             };
             Ok(Mapping {
                 ptr: ptr.cast(),
@@ -119,7 +166,7 @@ pub mod codec {
             })
         }
 
-        fn anonymous(len: usize) -> Result<Mapping, Failure> {
+        fn anonymous(len: usize) -> Result<Mapping, Spoiled> {
             // SAFETY: a fresh private anonymous mapping; asking for transparent huge pages only
             // changes how the kernel backs it (one fault per 2 MiB instead of per 4 KiB, where
             // THP is enabled for madvise).
@@ -130,7 +177,7 @@ pub mod codec {
                     ProtFlags::READ | ProtFlags::WRITE,
                     MapFlags::PRIVATE,
                 )
-                .map_err(|e| Failure::Copy(Step::Mmap, e))?;
+                .map_err(|e| Spoiled::Copy(Step::Mmap, e))?;
                 let _ = rustix::mm::madvise(ptr, len, rustix::mm::Advice::LinuxHugepage);
                 ptr
             };
@@ -156,11 +203,11 @@ pub mod codec {
         }
     }
 
-    fn variant_len(entry: &Entry) -> Result<usize, Failure> {
+    fn variant_len(entry: &Entry) -> Result<usize, Spoiled> {
         // An empty variant cannot be mapped; no ELF program is empty anyway.
         match usize::try_from(entry.original_len) {
             Ok(len) if len > 0 => Ok(len),
-            _ => Err(Failure::Corrupt(entry.level)),
+            _ => Err(Spoiled::Damaged(entry.level)),
         }
     }
 
@@ -168,33 +215,31 @@ pub mod codec {
         memfd: &OwnedFd,
         bundle: &Bundle<'_>,
         entry: &Entry,
-    ) -> Result<(), Failure> {
+    ) -> Result<(), Spoiled> {
         let len = variant_len(entry)?;
         let out = Mapping::memfd(memfd, len)?;
         decode_checked(bundle, entry, &out)
     }
 
-    pub fn extract(bundle: &Bundle<'_>, entry: &Entry) -> Result<(), Failure> {
+    pub fn extract(bundle: &Bundle<'_>, entry: &Entry) -> Result<(), Spoiled> {
         let len = variant_len(entry)?;
         let out = Mapping::anonymous(len)?;
         decode_checked(bundle, entry, &out)?;
-        // SAFETY: descriptor 1 is the launcher's stdout, open for the whole call or invalid.
-        let stdout = unsafe { BorrowedFd::borrow_raw(1) };
-        write_all(stdout, out.bytes()).map_err(Failure::Extract)
+        write_all(stdout(), out.bytes()).map_err(|e| Spoiled::Copy(Step::Write, e))
     }
 
-    fn decode_checked(bundle: &Bundle<'_>, entry: &Entry, out: &Mapping) -> Result<(), Failure> {
+    fn decode_checked(bundle: &Bundle<'_>, entry: &Entry, out: &Mapping) -> Result<(), Spoiled> {
         let mut frames = Frames::new();
         if list_frames(bundle, entry, &mut frames).is_none() {
-            return Err(Failure::Corrupt(entry.level));
+            return Err(Spoiled::Damaged(entry.level));
         }
         let decoders = Decoders::new(entry.encoding, par::threads_for(frames.as_slice().len()))
-            .map_err(|e| Failure::Copy(Step::Memory, e))?;
+            .map_err(|e| Spoiled::Copy(Step::Memory, e))?;
         let dict = Dictionary::for_entry(bundle, entry, &decoders)?;
         decode_whole(&decoders, bundle, entry, &frames, out, dict.bytes())?;
         drop(dict);
         if content_hash(out.bytes()) != entry.content_hash {
-            return Err(Failure::Corrupt(entry.level));
+            return Err(Spoiled::Damaged(entry.level));
         }
         Ok(())
     }
@@ -214,24 +259,24 @@ pub mod codec {
             bundle: &Bundle<'a>,
             entry: &Entry,
             decoders: &Decoders,
-        ) -> Result<Dictionary<'a>, Failure> {
+        ) -> Result<Dictionary<'a>, Spoiled> {
             if entry.encoding != Encoding::ZstdDictionary {
                 return Ok(Dictionary::None);
             }
             let base = bundle
                 .entry(entry.dictionary as usize)
-                .map_err(Failure::Bundle)?;
+                .map_err(|_| Spoiled::Damaged(entry.level))?;
             match base.encoding {
                 Encoding::Stored => Ok(Dictionary::Stored(bundle.stored(&base))),
                 // A dictionary that itself needs a dictionary: the packer never chains them.
-                Encoding::ZstdDictionary => Err(Failure::Corrupt(base.level)),
+                Encoding::ZstdDictionary => Err(Spoiled::Damaged(base.level)),
                 _ => {
                     let temp = Mapping::anonymous(variant_len(&base)?)?;
                     // The base's own content hash is not checked: any wrong byte of it that the
                     // variant uses makes the variant fail its own check.
                     let mut frames = Frames::new();
                     if list_frames(bundle, &base, &mut frames).is_none() {
-                        return Err(Failure::Corrupt(base.level));
+                        return Err(Spoiled::Damaged(base.level));
                     }
                     decode_whole(decoders, bundle, &base, &frames, &temp, None)?;
                     Ok(Dictionary::Decoded(temp))
@@ -268,9 +313,9 @@ pub mod codec {
         frames: &Frames,
         out: &Mapping,
         dict: Option<&[u8]>,
-    ) -> Result<(), Failure> {
+    ) -> Result<(), Spoiled> {
         if !frames.tile(out.len) {
-            return Err(Failure::Corrupt(entry.level));
+            return Err(Spoiled::Damaged(entry.level));
         }
         let frames = frames.as_slice();
         let base = out.ptr as usize;
@@ -375,7 +420,7 @@ pub mod codec {
             frames: &[Frame],
             place: &(dyn Fn(usize, &Frame) -> Option<*mut u8> + Sync),
             dict: Option<&[u8]>,
-        ) -> Result<(), Failure> {
+        ) -> Result<(), Spoiled> {
             let errno = AtomicI32::new(0);
             let job = |slot: usize, i: usize| {
                 let f = &frames[i];
@@ -401,8 +446,8 @@ pub mod codec {
                 return Ok(());
             }
             match errno.load(Ordering::Relaxed) {
-                0 => Err(Failure::Corrupt(entry.level)),
-                raw => Err(Failure::Copy(Step::Memory, Errno::from_raw_os_error(raw))),
+                0 => Err(Spoiled::Damaged(entry.level)),
+                raw => Err(Spoiled::Copy(Step::Memory, Errno::from_raw_os_error(raw))),
             }
         }
     }

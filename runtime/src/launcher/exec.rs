@@ -9,8 +9,8 @@ use mgo_runtime::message::Line;
 use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use rustix::io::Errno;
 
-use crate::direct::Refusal;
-use crate::launch::{errno, write_stderr, Failure, Step};
+use crate::decode::{Spoiled, Step};
+use crate::report::{self, errno};
 use crate::start::StartInfo;
 use crate::{sys, target, xfsz};
 
@@ -49,7 +49,7 @@ pub enum Failed {
 
 const MAX_ATTEMPTS: usize = 1 + target::MAX_DIRS;
 
-/// Every path tried, in order. Kept small, since it travels inside [`Failure`]: a directory is
+/// Every path tried, in order. Kept small, since it travels inside the launch's failure: a directory is
 /// held as a thin pointer to its NUL-terminated name (the memfd as null).
 #[derive(Clone, Copy)]
 pub struct Attempts {
@@ -58,8 +58,6 @@ pub struct Attempts {
     len: u8,
     /// Neither `execveat` nor `/proc` works, so no target can be exec'd and the rest were skipped.
     no_exec: bool,
-    /// Why the direct path could not start the program either, when it was tried.
-    pub direct: Option<Refusal>,
 }
 
 impl Attempts {
@@ -69,7 +67,6 @@ impl Attempts {
             failed: [Failed::Noexec; MAX_ATTEMPTS],
             len: 0,
             no_exec: false,
-            direct: None,
         }
     }
 
@@ -108,19 +105,15 @@ impl Attempts {
         if self.no_exec {
             line.str("; without execveat or /proc no file can be started either");
         }
-        if let Some(refusal) = self.direct {
-            line.str("; direct: ");
-            refusal.describe(line);
-        }
     }
 
     /// With `MGODEBUG=log`: `[mgo] launcher: fallback after ...; launch path PATH`.
     pub fn log_fallback(&self, path: &str) {
-        let mut line = Line::new();
-        line.str("[mgo] launcher: fallback after ");
-        self.describe(&mut line);
-        line.str("; launch path ").str(path);
-        write_stderr(line.finish());
+        report::log(|line| {
+            line.str("fallback after ");
+            self.describe(line);
+            line.str("; launch path ").str(path);
+        });
     }
 }
 
@@ -162,6 +155,14 @@ fn describe_failed(line: &mut Line, failed: Failed) {
     errno(line, e);
 }
 
+/// Why no target ran the program.
+pub enum Stopped {
+    /// The variant's bytes are not the packed ones (its level): no target may run them.
+    Damaged(u32),
+    /// Every target failed, as listed.
+    Tried(Attempts),
+}
+
 /// Copies the variant into each target in turn (`fill` writes and checks it) and execs it.
 /// `ready` runs once, just before the first exec; with `log`, each fallback is announced too.
 /// Returns only on failure: a damaged variant stops at once, everything else moves on to the
@@ -169,10 +170,10 @@ fn describe_failed(line: &mut Line, failed: Failed) {
 pub fn launch(
     start: &StartInfo,
     entry: &Entry,
-    mut fill: impl FnMut(&OwnedFd) -> Result<(), Failure>,
+    mut fill: impl FnMut(&OwnedFd) -> Result<(), Spoiled>,
     ready: impl FnOnce(),
     log: bool,
-) -> Failure {
+) -> Stopped {
     let mut tried = Attempts::new();
     let mut ready = Some(ready);
     let mut before_exec = |tried: &Attempts, place: Place| {
@@ -192,8 +193,8 @@ pub fn launch(
     let failed = match target::memfd(start, entry) {
         Err(e) => Failed::Create(e),
         Ok(memfd) => match fill(&memfd) {
-            Err(Failure::Copy(step, e)) => Failed::Copy(step, e),
-            Err(damaged) => return damaged,
+            Err(Spoiled::Copy(step, e)) => Failed::Copy(step, e),
+            Err(Spoiled::Damaged(level)) => return Stopped::Damaged(level),
             Ok(()) => match target::seal(&memfd) {
                 Err(e) => Failed::Seal(e),
                 Ok(()) => {
@@ -206,7 +207,7 @@ pub fn launch(
     tried.push(Place::Memfd, failed);
     if cannot_exec_any(failed) {
         tried.no_exec = true;
-        return Failure::Start(tried);
+        return Stopped::Tried(tried);
     }
 
     let mut random = random_seed(start);
@@ -217,8 +218,8 @@ pub fn launch(
             Ok(file) => match target::reserve(&file.write, entry).map_err(Failed::Fallocate) {
                 Err(failed) => failed,
                 Ok(()) => match fill(&file.write) {
-                    Err(Failure::Copy(step, e)) => Failed::Copy(step, e),
-                    Err(damaged) => return damaged,
+                    Err(Spoiled::Copy(step, e)) => Failed::Copy(step, e),
+                    Err(Spoiled::Damaged(level)) => return Stopped::Damaged(level),
                     Ok(()) => {
                         drop(file.write);
                         before_exec(&tried, Place::Dir(dir));
@@ -233,7 +234,7 @@ pub fn launch(
             break;
         }
     }
-    Failure::Start(tried)
+    Stopped::Tried(tried)
 }
 
 /// execveat missing (an emulator) and execve of /proc/self/fd/N missing (no /proc): every other

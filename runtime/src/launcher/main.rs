@@ -9,30 +9,47 @@
 #![no_std]
 #![no_main]
 
+// The process as the kernel started it, and what the launcher says.
+mod mem;
+mod report;
+mod start;
+mod sys;
+
+// 1. Find the bundle's bytes: where the kernel mapped them, checked.
+mod own_image;
+
+// 2. Choose the variant.
+mod choose;
+
+// 3. Materialise it: its bytes into an exec target (a memfd, or an unnamed temporary file), or
+//    its segments in place in this process (moved out of the region, or decoded into them).
 #[cfg(feature = "zstd")]
 mod c_alloc;
 mod decode;
 #[cfg(feature = "deflate")]
 mod deflate;
-mod direct;
-mod exec;
 #[cfg(any(feature = "zstd", feature = "deflate"))]
 mod frames;
-mod launch;
-mod mem;
 mod moved;
-mod own_image;
 #[cfg(any(feature = "zstd", feature = "deflate"))]
 mod par;
-mod process_view;
-mod start;
-mod sys;
+mod refusal;
+mod segments;
 mod target;
 #[cfg(any(feature = "zstd", feature = "deflate"))]
 mod unpack;
-mod xfsz;
 #[cfg(feature = "zstd")]
 mod zstd;
+
+// 4. Start it: exec a target, or enter a program placed in memory.
+mod enter;
+mod exec;
+mod process_view;
+mod xfsz;
+
+// 5. The launch paths, and the order they are tried in.
+mod direct;
+mod launch;
 
 use launch::Failure;
 use start::StartInfo;
@@ -50,7 +67,7 @@ unsafe extern "C" fn entry(sp: *const usize) -> ! {
     };
     let mut line = mgo_runtime::message::Line::new();
     failure.describe(&mut line);
-    launch::write_stderr(line.finish());
+    report::write_stderr(line.finish());
     sys::exit(failure.exit_code())
 }
 
@@ -61,7 +78,7 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
     // one exits at once instead of going round for ever.
     static PANICKING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
     if !PANICKING.swap(true, core::sync::atomic::Ordering::Relaxed) {
-        launch::write_stderr(b"mgo: internal error in the launcher\n");
+        report::write_stderr(b"mgo: internal error in the launcher\n");
     }
     sys::exit(mgo_runtime::exit::CANNOT_EXECUTE)
 }

@@ -59,7 +59,7 @@ pub fn place(image: &Image<'_>, data: &[u8], page: u64, bias: u64) -> Result<(),
             };
             if back.is_err() {
                 // The region has a hole the memfd path would fault on: end here, with a line.
-                crate::launch::write_stderr(
+                crate::report::write_stderr(
                     b"mgo: cannot map the program, nor restore the bundle's mapping\n",
                 );
                 crate::sys::exit(mgo_runtime::exit::CANNOT_EXECUTE);

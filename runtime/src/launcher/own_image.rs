@@ -84,6 +84,23 @@ impl LoadedHeaders {
         Bundle::parse_region(NATIVE, region).map_err(damaged)
     }
 
+    /// The launcher's own loaded segments (all but the payload region's), as one page-aligned
+    /// span: (address, length).
+    pub fn launcher_span(&self, page: usize) -> (usize, usize) {
+        let own = self
+            .iter()
+            .filter(|ph| ph.p_type == mgo_format::elf::PT_LOAD && !NATIVE.is_payload_segment(ph));
+        let (mut lo, mut hi) = (usize::MAX, 0);
+        for ph in own {
+            lo = lo.min(ph.p_vaddr as usize & !(page - 1));
+            hi = hi.max((ph.p_vaddr + ph.p_memsz) as usize);
+        }
+        if lo >= hi {
+            return (0, 0);
+        }
+        (lo, hi.div_ceil(page) * page - lo)
+    }
+
     /// The highest address any loaded segment reaches: where the kernel began the launcher's
     /// heap (`brk`), before randomising it.
     pub fn end(&self) -> usize {

@@ -13,6 +13,7 @@ mod nr {
     pub const BRK: usize = 12;
     pub const PRCTL: usize = 157;
     pub const GETRANDOM: usize = 318;
+    pub const PERSONALITY: usize = 135;
 }
 
 #[cfg(target_arch = "aarch64")]
@@ -24,6 +25,7 @@ mod nr {
     pub const BRK: usize = 214;
     pub const PRCTL: usize = 167;
     pub const GETRANDOM: usize = 278;
+    pub const PERSONALITY: usize = 92;
 }
 
 pub const AT_EMPTY_PATH: usize = 0x1000;
@@ -198,4 +200,10 @@ pub fn getrandom(buf: &mut [u8]) -> Result<(), Errno> {
 pub unsafe fn prctl(option: usize, a: usize, b: usize, c: usize, d: usize) -> Result<usize, Errno> {
     // SAFETY: as the caller promises.
     result(unsafe { syscall5(nr::PRCTL, option, a, b, c, d) })
+}
+
+/// The process's execution domain and flags (`personality(0xffffffff)` only reports them).
+pub fn personality() -> usize {
+    // SAFETY: this query changes nothing.
+    unsafe { syscall5(nr::PERSONALITY, 0xffff_ffff, 0, 0, 0, 0) as usize }
 }

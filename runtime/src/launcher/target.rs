@@ -17,13 +17,21 @@ use rustix::io::Errno;
 use crate::exec::{proc_fd_path, Failed};
 use crate::start::StartInfo;
 
-/// Creates the memfd that will hold the variant, named as mgo names it.
+/// Creates the memfd that will hold the variant, named as mgo names it: after the bundle's
+/// absolute path as `/proc/self/exe` gives it (what Go's `os.Executable` returns), whatever
+/// `argv[0]` was; without `/proc`, after the path given to exec.
 pub fn memfd(start: &StartInfo, entry: &Entry) -> Result<OwnedFd, Errno> {
     let mut name = [0u8; MEMFD_NAME_MAX + 1];
-    let path = start
-        .execfn()
-        .or_else(|| start.argv0())
-        .map_or(&b"mgo"[..], |p| p.to_bytes());
+    let mut exe = [0u8; 4096];
+    let resolved = rustix::fs::readlinkat_raw(rustix::fs::CWD, c"/proc/self/exe", &mut exe[..]);
+    let path = match resolved {
+        // A full buffer may be a truncated path.
+        Ok(len) if len > 0 && len < exe.len() => &exe[..len],
+        _ => start
+            .execfn()
+            .or_else(|| start.argv0())
+            .map_or(&b"mgo"[..], |p| p.to_bytes()),
+    };
     let level = level::name(mgo_runtime::cpu::NATIVE, entry.level);
     let len = memfd_name(&mut name, path, level.as_bytes());
     let name = CStr::from_bytes_with_nul(&name[..=len]).map_err(|_| Errno::INVAL)?;

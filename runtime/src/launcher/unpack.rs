@@ -21,20 +21,21 @@ use rustix::io::Errno;
 use rustix::mm::{MapFlags, MprotectFlags, ProtFlags};
 
 use crate::decode::codec::{list_frames, Decoders, Dictionary};
-use crate::direct::{self as path, Placement, Refusal};
+use crate::decode::Spoiled;
 use crate::frames::{Frame, Frames};
-use crate::launch::Failure;
 use crate::par;
+use crate::refusal::Refusal;
+use crate::segments::{release, reserve};
 use crate::start::StartInfo;
 
-/// Starts `entry` by decoding it into its segments. Returns only if it could not, with the
-/// process as it was (`ready` not called).
-pub fn launch(
+/// Decodes `entry` into its segments, then hands the placed image and its load bias to `then`
+/// (which enters it, or returns why not). Returns only if the program did not start, with the
+/// process as it was.
+pub fn place(
     start: &StartInfo,
     bundle: &Bundle<'_>,
     entry: &Entry,
-    place: &Placement,
-    ready: impl FnOnce(),
+    then: impl FnOnce(&direct::Image<'_>, u64) -> Refusal,
 ) -> Refusal {
     let page = start.page_size();
     let machine = bundle.arch.elf_machine();
@@ -90,7 +91,7 @@ pub fn launch(
             Err(why) => return Refusal::Layout(why),
         }
     }
-    let bias = match path::reserve(&image, page) {
+    let bias = match reserve(&image, page) {
         Ok(bias) => bias,
         Err(e) => return Refusal::Map(e),
     };
@@ -102,22 +103,20 @@ pub fn launch(
                 .run(entry, stored, frames, &target, dict.bytes())
                 .map_err(|failure| match failure {
                     // No memory for the pages: say so, rather than blame the bundle.
-                    Failure::Copy(_, e) => Refusal::Map(e),
+                    Spoiled::Copy(_, e) => Refusal::Map(e),
                     _ => Refusal::Damaged,
                 })?;
-            protect(&image, page, bias).map_err(Refusal::Map)?;
-            path::enter_point(&image, bias, machine, page)
+            protect(&image, page, bias).map_err(Refusal::Map)
         });
     // The decoders' memory and a decoded dictionary are the launcher's, not the program's.
     drop(decoders);
     drop(dict);
-    match placed {
-        Ok(entered) => path::enter(start, &image, bias, entered, place, ready),
-        Err(refusal) => {
-            path::release(&image, bias);
-            refusal
-        }
-    }
+    let refusal = match placed {
+        Ok(()) => then(&image, bias),
+        Err(refusal) => refusal,
+    };
+    release(&image, bias);
+    refusal
 }
 
 /// Checks the entry's stored bytes, and a compressed dictionary base's, against their hashes.

@@ -1,0 +1,232 @@
+//! Entering a program placed in this process: the auxiliary vector rewritten to describe it, the
+//! kernel told its bounds (`process_view`), the caller's signal dispositions given back, and a
+//! jump to its entry point with the stack pointer where the kernel left it.
+
+use mgo_format::direct;
+use rustix::mm::{MapFlags, MprotectFlags, ProtFlags};
+
+use crate::start::{StartInfo, AT_NULL};
+use crate::{process_view, xfsz};
+
+const AT_PHDR: usize = 3;
+const AT_PHENT: usize = 4;
+const AT_PHNUM: usize = 5;
+const AT_BASE: usize = 7;
+const AT_ENTRY: usize = 9;
+
+/// What the way into the program needs besides the program: whether to randomise its heap as
+/// the kernel would, and what of the launcher is released on the way in: the kernel's mapping of
+/// the payload region and the launcher's own segments, as (address, length).
+pub struct Placement {
+    pub heap_randomised: bool,
+    pub region: (usize, usize),
+    pub launcher: (usize, usize),
+}
+
+/// The page the last instructions run from: a copy of `mgo_trampoline`, made before anything is
+/// placed (so that failing to make it refuses the direct path with the process unchanged) at an
+/// address the kernel's address-space randomisation chooses. It unmaps the launcher's segments
+/// and the region, sets the stack pointer and jumps; it is all of the launcher that stays
+/// mapped once the program runs (one page, like the vDSO's).
+pub struct Trampoline {
+    page: *mut u8,
+    len: usize,
+}
+
+impl Trampoline {
+    pub fn new(page: usize) -> Result<Trampoline, rustix::io::Errno> {
+        let code = trampoline_code();
+        // SAFETY: a fresh private anonymous mapping; the copy fits in it (the code is a few
+        // dozen bytes); it becomes executable only once written.
+        unsafe {
+            let at = rustix::mm::mmap_anonymous(
+                core::ptr::null_mut(),
+                page,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::PRIVATE,
+            )?;
+            let trampoline = Trampoline {
+                page: at.cast(),
+                len: page,
+            };
+            core::ptr::copy_nonoverlapping(code.as_ptr(), trampoline.page, code.len());
+            sync_instructions(trampoline.page, code.len());
+            rustix::mm::mprotect(at, page, MprotectFlags::READ | MprotectFlags::EXEC)?;
+            Ok(trampoline)
+        }
+    }
+}
+
+impl Drop for Trampoline {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`, unused when the direct path is given up.
+        unsafe {
+            let _ = rustix::mm::munmap(self.page.cast(), self.len);
+        }
+    }
+}
+
+/// Describes the program mapped at `bias` to itself and to the kernel, as an exec would have,
+/// gives back the caller's signal dispositions and jumps to it (`entered` from [`enter_point`]),
+/// releasing the payload region on the way.
+pub fn enter(
+    start: &StartInfo,
+    image: &direct::Image<'_>,
+    bias: u64,
+    (base, start_at): (u64, u64),
+    place: &Placement,
+    trampoline: Trampoline,
+    ready: impl FnOnce(),
+) -> ! {
+    // SAFETY: the auxiliary vector is on the initial stack, writable and ours; its pairs end with
+    // AT_NULL, and only values are replaced.
+    unsafe {
+        let mut at = start.auxv as *mut usize;
+        loop {
+            let value = match *at {
+                AT_NULL => break,
+                AT_PHDR => (image.phdr_vaddr + bias) as usize,
+                AT_PHENT => mgo_format::elf::PHDR_LEN,
+                AT_PHNUM => image.phnum as usize,
+                // Where the interpreter lies; 0 for a static program, its own loader.
+                AT_BASE => base as usize,
+                AT_ENTRY => (image.entry + bias) as usize,
+                _ => *at.add(1),
+            };
+            *at.add(1) = value;
+            at = at.add(2);
+        }
+    }
+    process_view::describe(start, image, bias, start.page_size(), place.heap_randomised);
+    ready();
+    xfsz::release();
+    let code = trampoline.page;
+    core::mem::forget(trampoline);
+    // SAFETY: `code` is the trampoline's executable copy, outside everything it unmaps; the stack
+    // pointer is the kernel's, at argc, which the program's entry expects; the entry (the
+    // program's, or its interpreter's) is inside a mapped executable segment (checked); neither
+    // span holds anything of the program's.
+    unsafe {
+        let run: extern "C" fn(usize, usize, usize, usize, usize, usize) -> ! =
+            core::mem::transmute(code);
+        run(
+            place.launcher.0,
+            place.launcher.1,
+            place.region.0,
+            place.region.1,
+            start.stack_pointer(),
+            start_at as usize,
+        )
+    }
+}
+
+/// The trampoline's instructions, as linked into the launcher (never run there).
+fn trampoline_code() -> &'static [u8] {
+    extern "C" {
+        static mgo_trampoline_start: u8;
+        static mgo_trampoline_end: u8;
+    }
+    // SAFETY: both symbols are labels around the code below, in that order, in the launcher's
+    // read-only data.
+    unsafe {
+        let start = &raw const mgo_trampoline_start;
+        let end = &raw const mgo_trampoline_end;
+        core::slice::from_raw_parts(start, end as usize - start as usize)
+    }
+}
+
+// Called as `(launcher, launcher_len, region, region_len, sp, entry)`: unmaps both spans, then
+// enters the program with the stack pointer at argc and every other register zero but the one
+// holding the entry, as the kernel enters a program (`rdx`/`x0`, the function a static program
+// registers with atexit, must be null). Position-independent: it runs from a copy.
+#[cfg(target_arch = "x86_64")]
+core::arch::global_asm!(
+    ".pushsection .rodata.mgo_trampoline, \"a\"",
+    ".globl mgo_trampoline_start",
+    ".globl mgo_trampoline_end",
+    "mgo_trampoline_start:",
+    "mov r12, rdx",
+    "mov r13, rcx",
+    "mov eax, 11",
+    "syscall",
+    "mov rdi, r12",
+    "mov rsi, r13",
+    "mov eax, 11",
+    "syscall",
+    "mov rsp, r8",
+    "xor eax, eax",
+    "xor ebx, ebx",
+    "xor ecx, ecx",
+    "xor edx, edx",
+    "xor esi, esi",
+    "xor edi, edi",
+    "xor ebp, ebp",
+    "xor r8d, r8d",
+    "xor r10d, r10d",
+    "xor r11d, r11d",
+    "xor r12d, r12d",
+    "xor r13d, r13d",
+    "xor r14d, r14d",
+    "xor r15d, r15d",
+    "jmp r9",
+    "mgo_trampoline_end:",
+    ".popsection",
+);
+
+#[cfg(target_arch = "aarch64")]
+core::arch::global_asm!(
+    ".pushsection .rodata.mgo_trampoline, \"a\"",
+    ".globl mgo_trampoline_start",
+    ".globl mgo_trampoline_end",
+    ".balign 4",
+    "mgo_trampoline_start:",
+    "mov x8, #215",
+    "svc 0",
+    "mov x0, x2",
+    "mov x1, x3",
+    "mov x8, #215",
+    "svc 0",
+    "mov sp, x4",
+    "mov x0, xzr",
+    "mov x1, xzr",
+    "mov x2, xzr",
+    "mov x3, xzr",
+    "mov x4, xzr",
+    "mov x8, xzr",
+    "mov x29, xzr",
+    "mov x30, xzr",
+    "br x5",
+    "mgo_trampoline_end:",
+    ".popsection",
+);
+
+/// Makes freshly written instructions visible to instruction fetch: nothing to do on x86-64.
+#[cfg(target_arch = "x86_64")]
+unsafe fn sync_instructions(_: *mut u8, _: usize) {}
+
+/// Cleans the data cache and invalidates the instruction cache over the copied code, as arm64
+/// requires before running code written as data (the copy is one or two cache lines).
+///
+/// # Safety
+/// `at..at + len` is mapped memory.
+#[cfg(target_arch = "aarch64")]
+unsafe fn sync_instructions(at: *mut u8, len: usize) {
+    const LINE: usize = 16;
+    let start = at as usize & !(LINE - 1);
+    let end = at as usize + len;
+    // SAFETY: cache maintenance by address on mapped memory changes no data.
+    unsafe {
+        let mut line = start;
+        while line < end {
+            core::arch::asm!("dc cvau, {0}", in(reg) line);
+            line += LINE;
+        }
+        core::arch::asm!("dsb ish");
+        let mut line = start;
+        while line < end {
+            core::arch::asm!("ic ivau, {0}", in(reg) line);
+            line += LINE;
+        }
+        core::arch::asm!("dsb ish", "isb");
+    }
+}
