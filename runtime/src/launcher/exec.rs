@@ -9,10 +9,11 @@ use mgo_runtime::message::Line;
 use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use rustix::io::Errno;
 
-use crate::decode::{Spoiled, Step};
+use crate::decode::Spoiled;
 use crate::report::{self, errno};
 use crate::start::StartInfo;
-use crate::{sys, target, xfsz};
+use crate::target::{self, proc_fd_path, Failed};
+use crate::{sys, xfsz};
 
 const AT_RANDOM: usize = 25;
 
@@ -21,30 +22,6 @@ const AT_RANDOM: usize = 25;
 enum Place {
     Memfd,
     Dir(&'static CStr),
-}
-
-/// Why a path failed.
-#[derive(Clone, Copy)]
-pub enum Failed {
-    /// `memfd_create` or `open(O_TMPFILE)`.
-    Create(Errno),
-    /// The directory's file system is mounted `noexec`.
-    Noexec,
-    /// Copying the program in (a full file system, a size limit).
-    Copy(Step, Errno),
-    /// Reserving the file's blocks before the copy.
-    Fallocate(Errno),
-    /// Making the file executable by its owner only.
-    Fchmod(Errno),
-    Seal(Errno),
-    /// Reopening the unnamed file read-only through `/proc/self/fd`.
-    Reopen(Errno),
-    /// Making the private directory used when `/proc` is missing.
-    Private(Errno),
-    Exec {
-        execveat: Errno,
-        execve: Option<Errno>,
-    },
 }
 
 const MAX_ATTEMPTS: usize = 1 + target::MAX_DIRS;
@@ -292,17 +269,4 @@ fn exec_either(start: &StartInfo, fd: BorrowedFd<'_>) -> Failed {
         execveat,
         execve: Some(execve),
     }
-}
-
-/// `/proc/self/fd/N` for `fd`.
-pub fn proc_fd_path<'b>(buf: &'b mut [u8; 32], fd: &impl AsFd) -> &'b CStr {
-    let mut line = Line::new();
-    line.str("/proc/self/fd/")
-        .dec(fd.as_fd().as_raw_fd() as u64);
-    let bytes = line.finish();
-    let len = bytes.len() - 1;
-    buf[..len].copy_from_slice(&bytes[..len]);
-    buf[len] = 0;
-    // The digits of a descriptor never hold a NUL, and the path is at most 24 bytes long.
-    CStr::from_bytes_with_nul(&buf[..=len]).unwrap_or(c"/proc/self/fd")
 }

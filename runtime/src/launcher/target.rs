@@ -9,12 +9,13 @@
 use core::ffi::CStr;
 
 use mgo_format::{level, Encoding, Entry};
+use mgo_runtime::message::Line;
 use mgo_runtime::name::{memfd_name, MEMFD_NAME_MAX};
-use rustix::fd::OwnedFd;
+use rustix::fd::{AsFd, AsRawFd, OwnedFd};
 use rustix::fs::{AtFlags, FallocateFlags, MemfdFlags, Mode, OFlags, SealFlags, StatVfsMountFlags};
 use rustix::io::Errno;
 
-use crate::exec::{proc_fd_path, Failed};
+use crate::decode::Step;
 use crate::start::StartInfo;
 
 /// Creates the memfd that will hold the variant, named as mgo names it: after the bundle's
@@ -238,4 +239,41 @@ fn make_private(parent: &OwnedFd, name: &CStr) -> Result<TempFile, Failed> {
     unlinked.map_err(Failed::Private)?;
     executable(&write)?;
     Ok(TempFile { write, exec })
+}
+
+/// Why a path failed.
+#[derive(Clone, Copy)]
+pub enum Failed {
+    /// `memfd_create` or `open(O_TMPFILE)`.
+    Create(Errno),
+    /// The directory's file system is mounted `noexec`.
+    Noexec,
+    /// Copying the program in (a full file system, a size limit).
+    Copy(Step, Errno),
+    /// Reserving the file's blocks before the copy.
+    Fallocate(Errno),
+    /// Making the file executable by its owner only.
+    Fchmod(Errno),
+    Seal(Errno),
+    /// Reopening the unnamed file read-only through `/proc/self/fd`.
+    Reopen(Errno),
+    /// Making the private directory used when `/proc` is missing.
+    Private(Errno),
+    Exec {
+        execveat: Errno,
+        execve: Option<Errno>,
+    },
+}
+
+/// `/proc/self/fd/N` for `fd`.
+pub fn proc_fd_path<'b>(buf: &'b mut [u8; 32], fd: &impl AsFd) -> &'b CStr {
+    let mut line = Line::new();
+    line.str("/proc/self/fd/")
+        .dec(fd.as_fd().as_raw_fd() as u64);
+    let bytes = line.finish();
+    let len = bytes.len() - 1;
+    buf[..len].copy_from_slice(&bytes[..len]);
+    buf[len] = 0;
+    // The digits of a descriptor never hold a NUL, and the path is at most 24 bytes long.
+    CStr::from_bytes_with_nul(&buf[..=len]).unwrap_or(c"/proc/self/fd")
 }
