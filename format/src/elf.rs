@@ -111,7 +111,7 @@ impl<'a> Elf<'a> {
         ProgramHeader::parse(&b)
     }
 
-    pub fn phdrs(&self) -> impl Iterator<Item = ProgramHeader> + '_ {
+    pub fn phdrs(&self) -> impl Iterator<Item = ProgramHeader> + Clone + '_ {
         (0..self.phnum).map(move |i| self.phdr(i))
     }
 }

@@ -6,11 +6,13 @@
 //! header changes the hash too. A launcher can compute it from memory, where the kernel put those
 //! bytes, without reading its file; a reader computes it from the file.
 //!
-//! The ELF header's section-table fields (`e_shoff`, `e_shentsize`, `e_shnum`, `e_shstrndx`)
-//! count as zero: the packer fills them in after the hash is taken, and `strip` rewrites them,
-//! while nothing that runs reads them.
+//! What tools legitimately rewrite counts as zero: the ELF header's section-table fields
+//! (`e_shoff`, `e_shentsize`, `e_shnum`, `e_shstrndx`: the packer fills them in after the hash
+//! is taken, `strip` rewrites them, and nothing that runs reads them) and the payload region's
+//! program header (`strip` and `objcopy` move the region in the file; the header and index
+//! hashes check what it maps).
 
-use crate::elf::{Elf, ProgramHeader, EHDR_LEN, PT_LOAD};
+use crate::elf::{u64_at, Elf, ProgramHeader, EHDR_LEN, PHDR_LEN, PT_LOAD};
 use crate::{Arch, ContentHasher, FormatError};
 
 /// Hashes the launcher's segments: for each program header in `phdrs` that is a launcher
@@ -18,21 +20,36 @@ use crate::{Arch, ContentHasher, FormatError};
 /// them cannot be had (out of the file's bounds).
 pub fn launcher_hash<'a>(
     arch: Arch,
-    phdrs: impl Iterator<Item = ProgramHeader>,
+    phdrs: impl Iterator<Item = ProgramHeader> + Clone,
     mut bytes_of: impl FnMut(&ProgramHeader) -> Option<&'a [u8]>,
 ) -> Option<u64> {
+    let payload = phdrs.clone().position(|ph| arch.is_payload_segment(&ph));
     let mut hasher = ContentHasher::new();
     for ph in phdrs.filter(|ph| ph.p_type == PT_LOAD && !arch.is_payload_segment(ph)) {
-        let mut bytes = bytes_of(&ph)?;
-        if ph.p_offset == 0 && bytes.len() >= EHDR_LEN {
-            let mut ehdr = [0u8; EHDR_LEN];
-            ehdr.copy_from_slice(&bytes[..EHDR_LEN]);
-            ehdr[SECTION_TABLE_OFFSET].fill(0);
-            ehdr[SECTION_TABLE_SHAPE].fill(0);
-            hasher.update(&ehdr);
-            bytes = &bytes[EHDR_LEN..];
+        let bytes = bytes_of(&ph)?;
+        if ph.p_offset != 0 || bytes.len() < EHDR_LEN {
+            hasher.update(bytes);
+            continue;
         }
-        hasher.update(bytes);
+        // The segment that starts the file: the ELF header and (where it holds them) the program
+        // headers, with what tools rewrite masked.
+        let phoff = usize::try_from(u64_at(bytes, 32)).ok()?;
+        let masked = [
+            Some(SECTION_TABLE_OFFSET),
+            Some(SECTION_TABLE_SHAPE),
+            payload.map(|i| phoff + i * PHDR_LEN..phoff + (i + 1) * PHDR_LEN),
+        ];
+        let mut at = 0;
+        for range in masked.into_iter().flatten() {
+            let range = range.start.min(bytes.len())..range.end.min(bytes.len());
+            if range.start < at {
+                continue;
+            }
+            hasher.update(&bytes[at..range.start]);
+            hasher.update(&ZEROS[..range.len()]);
+            at = range.end;
+        }
+        hasher.update(&bytes[at..]);
     }
     Some(hasher.finish())
 }
@@ -41,6 +58,8 @@ pub fn launcher_hash<'a>(
 const SECTION_TABLE_OFFSET: core::ops::Range<usize> = 40..48;
 /// `e_shentsize`, `e_shnum` and `e_shstrndx`.
 const SECTION_TABLE_SHAPE: core::ops::Range<usize> = 58..64;
+/// Stands in for masked bytes (a program header is the longest).
+const ZEROS: [u8; PHDR_LEN] = [0; PHDR_LEN];
 
 /// [`launcher_hash`] of a bundle (or runtime image) file.
 pub fn launcher_hash_of_file(file: &[u8]) -> Result<u64, FormatError> {
@@ -51,4 +70,62 @@ pub fn launcher_hash_of_file(file: &[u8]) -> Result<u64, FormatError> {
         file.get(usize::try_from(ph.p_offset).ok()?..usize::try_from(end).ok()?)
     })
     .ok_or(FormatError::Truncated)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A launcher-like file: an ELF header, three program headers (text from offset 0, data,
+    /// payload), and bytes.
+    fn image() -> [u8; 512] {
+        let mut f = [0u8; 512];
+        f[..4].copy_from_slice(b"\x7fELF");
+        f[4] = 2;
+        f[5] = 1;
+        f[18..20].copy_from_slice(&62u16.to_le_bytes());
+        f[32..40].copy_from_slice(&64u64.to_le_bytes());
+        f[54..56].copy_from_slice(&(PHDR_LEN as u16).to_le_bytes());
+        f[56..58].copy_from_slice(&3u16.to_le_bytes());
+        let phdrs = [
+            (PT_LOAD, 5, 0, 0x10_0000_0000, 400),
+            (PT_LOAD, 6, 400, 0x10_0000_1190, 100),
+            (PT_LOAD, 4, 500, Arch::X86_64.payload_vaddr(), 12),
+        ];
+        for (i, (t, flags, offset, vaddr, size)) in phdrs.into_iter().enumerate() {
+            let ph = ProgramHeader {
+                p_type: t,
+                p_flags: flags,
+                p_offset: offset,
+                p_vaddr: vaddr,
+                p_paddr: vaddr,
+                p_filesz: size,
+                p_memsz: size,
+                p_align: 0x1000,
+            };
+            f[64 + i * PHDR_LEN..64 + (i + 1) * PHDR_LEN].copy_from_slice(&ph.to_bytes());
+        }
+        for (i, b) in f[232..].iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        f
+    }
+
+    #[test]
+    fn covers_code_and_headers_but_not_what_tools_rewrite() {
+        let base = launcher_hash_of_file(&image()).unwrap();
+        let changed = |at: usize| {
+            let mut f = image();
+            f[at] ^= 1;
+            launcher_hash_of_file(&f).unwrap() != base
+        };
+        // Code, data, the ELF header's other fields, the launcher's own program headers.
+        for at in [300, 450, 16, 24, 64 + 8, 64 + PHDR_LEN + 16] {
+            assert!(changed(at), "byte {at}");
+        }
+        // e_shoff, e_shnum, the payload program header's offset, and the payload's bytes.
+        for at in [40, 60, 64 + 2 * PHDR_LEN + 8, 505] {
+            assert!(!changed(at), "byte {at}");
+        }
+    }
 }

@@ -56,7 +56,7 @@ impl LoadedHeaders {
         Ok(LoadedHeaders { phdrs, count })
     }
 
-    fn iter(&self) -> impl Iterator<Item = ProgramHeader> + '_ {
+    fn iter(&self) -> impl Iterator<Item = ProgramHeader> + Clone + '_ {
         self.phdrs[..self.count].iter().copied()
     }
 
