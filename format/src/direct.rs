@@ -11,6 +11,12 @@ use crate::elf::{Elf, ProgramHeader, PT_LOAD};
 /// launch it by mapping it from the bundle file rather than by copying it into a memfd.
 pub const ENTRY_DIRECT: u16 = 1;
 
+/// [`crate::Entry::flags`] bit, set with [`ENTRY_DIRECT`] only: the variant must run from the
+/// bundle's own location (its RPATH or RUNPATH finds libraries through `$ORIGIN`, which the
+/// dynamic loader resolves from `/proc/self/exe`), so the packer chose the direct path for it
+/// whatever launch path was asked for. The launcher reads only `ENTRY_DIRECT`; readers say why.
+pub const ENTRY_OWN_LOCATION: u16 = 4;
+
 /// A compressed variant's first frame holds at most this many bytes (its ELF header and program
 /// headers), so that the launcher can decode it on its own before it knows where the rest goes.
 pub const HEAD_FRAME: usize = 4096;

@@ -17,7 +17,7 @@ mod launcher;
 mod layout;
 pub mod level;
 
-pub use direct::ENTRY_DIRECT;
+pub use direct::{ENTRY_DIRECT, ENTRY_OWN_LOCATION};
 pub use error::FormatError;
 pub use hash::{content_hash, ContentHasher};
 pub use launcher::{launcher_hash, launcher_hash_of_file};

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use mgo_format::elf::{Elf, ProgramHeader, PF_R, PT_LOAD, PT_NULL};
 use mgo_format::{
-    content_hash, direct, Arch, Encoding, Entry, Header, ENTRY_DIRECT, ENTRY_LEN, FORMAT_VERSION,
-    HEADER_LEN, NO_DICTIONARY,
+    content_hash, direct, Arch, Encoding, Entry, Header, ENTRY_DIRECT, ENTRY_LEN,
+    ENTRY_OWN_LOCATION, FORMAT_VERSION, HEADER_LEN, NO_DICTIONARY,
 };
 
 use crate::compress::{self, Compression};
@@ -158,15 +158,25 @@ pub fn build_bundle_with(
                 })?,
             None => NO_DICTIONARY,
         };
-        // The launcher checks the layout again before mapping; this records the choice.
-        let direct = options.launch == Launch::Direct
+        // The launcher checks the layout again before mapping; this records the choice. A
+        // program that must run from the bundle's location takes the direct path whatever the
+        // path asked for: a copy elsewhere would not find its libraries.
+        let own_location = crate::input::needs_own_location(&variant.bytes).is_some();
+        let direct = (options.launch == Launch::Direct || own_location)
             && launchable_directly(&variant.bytes, encoding.encoding, arch, align);
+        let mut flags = 0;
+        if direct {
+            flags |= ENTRY_DIRECT;
+            if own_location {
+                flags |= ENTRY_OWN_LOCATION;
+            }
+        }
         let (offset, stored_len) = placed[content];
         entries.push(Entry {
             level: variant.level,
             encoding: encoding.encoding,
             dictionary,
-            flags: if direct { ENTRY_DIRECT } else { 0 },
+            flags,
             offset,
             stored_len,
             original_len: variant.bytes.len() as u64,
@@ -285,7 +295,12 @@ fn pad_to(bytes: &mut Vec<u8>, align: u64) {
 /// Whether the launcher can start `bytes` without a memfd: a stored variant by mapping its
 /// segments from the bundle, a compressed one by decoding its frames straight into them (which
 /// needs the frames cut as [`compress::frame_bounds`] cuts ELF files).
-fn launchable_directly(bytes: &[u8], encoding: Encoding, arch: Arch, align: u64) -> bool {
+pub(crate) fn launchable_directly(
+    bytes: &[u8],
+    encoding: Encoding,
+    arch: Arch,
+    align: u64,
+) -> bool {
     let Ok(image) = direct::check(bytes, arch.elf_machine(), align) else {
         return false;
     };

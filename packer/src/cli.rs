@@ -143,7 +143,7 @@ pub fn report_pack(out: &Path, packed: &Packed, verbosity: Verbosity, on_termina
     let mut text = String::new();
     if verbosity == Verbosity::Verbose {
         for v in &packed.variants {
-            let _ = writeln!(
+            let _ = write!(
                 text,
                 "mgo-pack: {} {} ({}; {}), {} bytes, xxh3 {:016x}",
                 level_name(v.level),
@@ -153,6 +153,12 @@ pub fn report_pack(out: &Path, packed: &Packed, verbosity: Verbosity, on_termina
                 grouped(v.len),
                 v.content_hash
             );
+            match v.own_location {
+                Some(why) => {
+                    let _ = writeln!(text, "; started from the bundle (direct): {why}");
+                }
+                None => text.push('\n'),
+            }
         }
     }
     if verbosity == Verbosity::Verbose || on_terminal {
@@ -224,7 +230,9 @@ pub fn inspect_text(info: &BundleInfo) -> String {
                     level_name(info.variants[d].level)
                 ));
             }
-            if v.flags & mgo_format::ENTRY_DIRECT != 0 {
+            if v.flags & mgo_format::ENTRY_OWN_LOCATION != 0 {
+                notes.push("direct launch: it finds libraries through $ORIGIN".to_string());
+            } else if v.flags & mgo_format::ENTRY_DIRECT != 0 {
                 notes.push("direct launch".to_string());
             }
             let note = notes.join("; ");
@@ -289,8 +297,8 @@ pub fn inspect_json(info: &BundleInfo) -> String {
             s,
             "{}\n    {{\"index\": {}, \"level\": {}, \"level_code\": {}, \"encoding\": {}, \
              \"stored_size\": {}, \"original_size\": {}, \"content_hash\": \"{:016x}\", \
-             \"offset\": {}, \"flags\": {}, \"direct\": {}, \"dictionary\": {}, \
-             \"same_as\": {}}}",
+             \"offset\": {}, \"flags\": {}, \"direct\": {}, \"own_location\": {}, \
+             \"dictionary\": {}, \"same_as\": {}}}",
             if i == 0 { "" } else { "," },
             v.index,
             json_string(v.level_name()),
@@ -302,6 +310,7 @@ pub fn inspect_json(info: &BundleInfo) -> String {
             v.offset,
             v.flags,
             v.flags & mgo_format::ENTRY_DIRECT != 0,
+            v.flags & mgo_format::ENTRY_OWN_LOCATION != 0,
             index_or_null(v.dictionary),
             index_or_null(v.same_as),
         );

@@ -244,6 +244,21 @@ fn check_executable(path: &Path, bytes: &[u8]) -> Result<Arch, PackError> {
     Ok(arch)
 }
 
+/// Why a program must run from its own file's location, if it must: libraries it finds through
+/// `$ORIGIN` in its RUNPATH or RPATH, which the dynamic loader resolves from `/proc/self/exe`. A
+/// program started from a memfd (or any copy elsewhere) would not find them.
+pub fn needs_own_location(bytes: &[u8]) -> Option<&'static str> {
+    let elf = goblin::elf::Elf::parse(bytes).ok()?;
+    let origin = |path: &&str| path.contains("$ORIGIN") || path.contains("${ORIGIN}");
+    if elf.runpaths.iter().any(origin) {
+        Some("its RUNPATH finds libraries through $ORIGIN")
+    } else if elf.rpaths.iter().any(origin) {
+        Some("its RPATH finds libraries through $ORIGIN")
+    } else {
+        None
+    }
+}
+
 /// Parses a level as Go's setting spells it: `v1`..`v4` (x86-64, `GOAMD64`) or `v8.0`..`v9.5`
 /// with `,lse` and `,crypto` (arm64, `GOARM64`). The two never collide, so a level can be parsed
 /// before the file it belongs to is read; [`Variant::from_bytes`] then checks that it is a level

@@ -49,7 +49,9 @@ pub use bundle::{build_bundle, build_bundle_with, BundleOptions, Launch};
 pub use compress::{Compression, CompressionSpecError};
 pub use detect::{declared_level, Declared};
 pub use error::{escaped, os_error, Escaped, PackError};
-pub use input::{level_name, parse_level, Variant, MAX_BUNDLE_LEN, MAX_INPUT_LEN};
+pub use input::{
+    level_name, needs_own_location, parse_level, Variant, MAX_BUNDLE_LEN, MAX_INPUT_LEN,
+};
 pub use inspect::{
     decode_variant, extract, inspect, verify, BundleFile, BundleInfo, RuntimeInfo, VariantInfo,
     Verification,

@@ -128,6 +128,9 @@ pub struct PackedVariant {
     pub declared: Declared,
     pub len: u64,
     pub content_hash: u64,
+    /// Why the variant runs from the bundle's own location (the direct path, whatever path was
+    /// asked for), if it does: `$ORIGIN` in its RUNPATH, say.
+    pub own_location: Option<&'static str>,
 }
 
 /// A finished pack: the bundle's bytes and how each input went into it.
@@ -137,6 +140,31 @@ pub struct Packed {
     pub variants: Vec<PackedVariant>,
     /// Things worth telling the user that did not stop the pack (levels forced over the files').
     pub warnings: Vec<String>,
+}
+
+/// Keeps `own_location` only for the variants the bundle starts from its own location, and warns
+/// about the others: a variant that needs its location but cannot take the direct path (an
+/// executable stack, say) runs from a copy, where `$ORIGIN` names the wrong directory.
+fn own_locations_kept(bytes: &[u8], report: &mut [PackedVariant], warnings: &mut Vec<String>) {
+    let Ok(bundle) = mgo_format::Bundle::parse_file(bytes) else {
+        return;
+    };
+    for v in report.iter_mut().filter(|v| v.own_location.is_some()) {
+        let kept = bundle.entries().any(|e| {
+            e.content_hash == v.content_hash && e.flags & mgo_format::ENTRY_OWN_LOCATION != 0
+        });
+        if !kept {
+            warnings.push(format!(
+                "{} {}, but it cannot be started from the bundle's location (the direct path \
+                 refuses it): started from a copy, it will not find those libraries",
+                crate::escaped(&v.path),
+                v.own_location
+                    .unwrap_or_default()
+                    .trim_start_matches("its "),
+            ));
+            v.own_location = None;
+        }
+    }
 }
 
 /// Progress of a pack, for a progress display or a log. More kinds may be added.
@@ -220,7 +248,7 @@ impl<'a> Packer<'a> {
             variants.push(variant);
             declared.push(recorded);
         }
-        let (levels, warnings) = settle_levels(inputs, &declared, self.options.force)?;
+        let (levels, mut warnings) = settle_levels(inputs, &declared, self.options.force)?;
         let mut report = Vec::with_capacity(inputs.len());
         for ((variant, (level, origin)), declared) in variants.iter_mut().zip(levels).zip(declared)
         {
@@ -232,6 +260,7 @@ impl<'a> Packer<'a> {
                 declared,
                 len: variant.bytes.len() as u64,
                 content_hash: content_hash(&variant.bytes),
+                own_location: crate::input::needs_own_location(&variant.bytes),
             });
         }
         self.emit(Event::Building {
@@ -242,6 +271,7 @@ impl<'a> Packer<'a> {
             .with_compression(self.options.compression)
             .with_launch(self.options.launch);
         let bytes = crate::build_bundle_with(&variants, &bundle_options)?;
+        own_locations_kept(&bytes, &mut report, &mut warnings);
         Ok(Packed {
             bytes,
             variants: report,
