@@ -188,6 +188,15 @@ fn direct_bundle(name: &str) -> (PathBuf, Vec<u8>) {
     (path, bytes)
 }
 
+/// The four levels of `probe`, packed with `compression` (memfd path), as bytes.
+fn compressed_bundle(probe: &[PathBuf; 4], compression: Compression) -> Vec<u8> {
+    let variants: Vec<mgo_pack::Variant> = (0..4)
+        .map(|i| mgo_pack::Variant::read(&probe[i], Some(i as u32 + 1)).unwrap())
+        .collect();
+    let options = BundleOptions::default().with_compression(compression);
+    mgo_pack::build_bundle_with(&variants, &options).unwrap()
+}
+
 const TRUNCATED: &str =
     "mgo: this bundle is damaged: bundle is truncated: its payload region extends past the end of the file";
 
@@ -409,11 +418,7 @@ fn flipped_bit_in_a_compressed_payload_is_never_executed() {
         ("zstd", Compression::Zstd(3)),
         ("zstd-dict", Compression::ZstdDict(3)),
     ] {
-        let variants: Vec<mgo_pack::Variant> = (0..4)
-            .map(|i| mgo_pack::Variant::read(&probe[i], Some(i as u32 + 1)).unwrap())
-            .collect();
-        let options = BundleOptions::default().with_compression(compression);
-        let bytes = mgo_pack::build_bundle_with(&variants, &options).unwrap();
+        let bytes = compressed_bundle(probe, compression);
         let at = layout(&bytes);
         let dir = scratch_dir(&format!("bad-flip-{name}-cases"));
         let mut cases = Vec::new();
@@ -810,11 +815,7 @@ fn flipped_bit_in_the_launcher_image_never_runs_the_wrong_thing() {
         ("stored", Compression::None, None),
         ("gzip", Compression::Gzip(6), Some((1249, 0))),
     ] {
-        let variants: Vec<mgo_pack::Variant> = (0..4)
-            .map(|i| mgo_pack::Variant::read(&probe[i], Some(i as u32 + 1)).unwrap())
-            .collect();
-        let options = BundleOptions::default().with_compression(compression);
-        let bytes = mgo_pack::build_bundle_with(&variants, &options).unwrap();
+        let bytes = compressed_bundle(probe, compression);
         let at = layout(&bytes);
         let dir = scratch_dir(&format!("bad-flip-launcher-{name}"));
         let intact = dir.join("intact");

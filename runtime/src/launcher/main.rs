@@ -9,7 +9,8 @@
 #![no_std]
 #![no_main]
 
-// The process as the kernel started it, and what the launcher says.
+// The process as the kernel started it, what the launcher says, and the kernel's layout rules.
+mod aslr;
 mod mem;
 mod report;
 mod start;

@@ -13,6 +13,7 @@ use core::ffi::CStr;
 
 use mgo_format::direct::{Image, PF_X};
 
+use crate::aslr::{self, BRK_RANGE, ELF_ET_DYN_BASE};
 use crate::start::{StartInfo, AT_NULL};
 use crate::sys;
 
@@ -57,22 +58,8 @@ fn heap_start(image: &Image<'_>, bias: u64, page: u64, heap_randomised: bool) ->
     } else {
         up(end + bias)
     };
-    let mut random = [0u8; 8];
-    match sys::getrandom(&mut random) {
-        Ok(()) => base + (u64::from_le_bytes(random) % (BRK_RANGE / page)) * page,
-        // No randomness to be had (a sandbox): the heap starts where it would without it.
-        Err(_) => base,
-    }
+    base + aslr::random().map_or(0, |r| (r % (BRK_RANGE / page)) * page)
 }
-
-#[cfg(target_arch = "x86_64")]
-const ELF_ET_DYN_BASE: u64 = ((1 << 47) - 4096) / 3 * 2;
-#[cfg(target_arch = "x86_64")]
-const BRK_RANGE: u64 = 0x0200_0000;
-#[cfg(target_arch = "aarch64")]
-const ELF_ET_DYN_BASE: u64 = 2 * (1 << 48) / 3;
-#[cfg(target_arch = "aarch64")]
-const BRK_RANGE: u64 = 0x4000_0000;
 
 /// Whether the kernel randomised the launcher's own heap start, and so would have randomised the
 /// program's: the heap begins right after the highest segment (`launcher_end`) when it does not.

@@ -8,6 +8,7 @@ use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 use rustix::mm::{MapFlags, MprotectFlags, ProtFlags};
 
+use crate::aslr::{self, ELF_ET_DYN_BASE, PIE_RANDOM_BITS};
 use crate::refusal::Refusal;
 
 /// A relocatable program's alignment is honoured up to this; beyond it, any page will do (no
@@ -218,17 +219,6 @@ fn reserve_at(at: u64, span: usize) -> Result<(), Errno> {
     Ok(())
 }
 
-/// Where the kernel loads PIE programs (`ELF_ET_DYN_BASE`), and how many bits of randomness it
-/// adds to it by default (`mmap_rnd_bits`).
-#[cfg(target_arch = "x86_64")]
-const ELF_ET_DYN_BASE: u64 = ((1 << 47) - 4096) / 3 * 2;
-#[cfg(target_arch = "x86_64")]
-const RANDOM_BITS: u32 = 28;
-#[cfg(target_arch = "aarch64")]
-const ELF_ET_DYN_BASE: u64 = 2 * (1 << 48) / 3;
-#[cfg(target_arch = "aarch64")]
-const RANDOM_BITS: u32 = 18;
-
 /// The random offset the kernel would add to a PIE's base: none when the process asked for no
 /// randomisation (`setarch -R`, as debuggers do) or no randomness can be had.
 fn pie_offset(page: u64) -> u64 {
@@ -236,9 +226,5 @@ fn pie_offset(page: u64) -> u64 {
     if crate::sys::personality() & ADDR_NO_RANDOMIZE != 0 {
         return 0;
     }
-    let mut random = [0u8; 8];
-    match crate::sys::getrandom(&mut random) {
-        Ok(()) => (u64::from_le_bytes(random) & ((1 << RANDOM_BITS) - 1)) * page,
-        Err(_) => 0,
-    }
+    aslr::random().map_or(0, |r| (r & ((1 << PIE_RANDOM_BITS) - 1)) * page)
 }

@@ -1,0 +1,27 @@
+//! The kernel's address-space layout rules that the direct path follows where an exec would have
+//! applied them: where PIE programs go, how far their base and the heap are moved at random, and
+//! the random numbers to move them with.
+
+/// Where the kernel loads PIE programs (`ELF_ET_DYN_BASE`), how many bits of randomness it adds
+/// to their base by default (`mmap_rnd_bits`), and the range its heap start is moved within
+/// (`arch_randomize_brk`).
+#[cfg(target_arch = "x86_64")]
+pub const ELF_ET_DYN_BASE: u64 = ((1 << 47) - 4096) / 3 * 2;
+#[cfg(target_arch = "x86_64")]
+pub const PIE_RANDOM_BITS: u32 = 28;
+#[cfg(target_arch = "x86_64")]
+pub const BRK_RANGE: u64 = 0x0200_0000;
+#[cfg(target_arch = "aarch64")]
+pub const ELF_ET_DYN_BASE: u64 = 2 * (1 << 48) / 3;
+#[cfg(target_arch = "aarch64")]
+pub const PIE_RANDOM_BITS: u32 = 18;
+#[cfg(target_arch = "aarch64")]
+pub const BRK_RANGE: u64 = 0x4000_0000;
+
+/// A random number from the kernel, or `None` where none can be had (a sandbox refusing
+/// `getrandom`): then nothing is moved at random, as with randomisation off.
+pub fn random() -> Option<u64> {
+    let mut bytes = [0u8; 8];
+    crate::sys::getrandom(&mut bytes).ok()?;
+    Some(u64::from_le_bytes(bytes))
+}
