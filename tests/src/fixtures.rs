@@ -194,10 +194,27 @@ fn run(mut cmd: Command, what: &str) {
 /// Makes sure `<fixtures>/bin/<name>-v1..v4` match `key`, building them
 /// (four levels in parallel) under the cross-process lock if not.
 fn build_set(name: &str, key: &str, build: impl Fn(&str, &Path) + Sync) -> [PathBuf; 4] {
+    cached(name, key, &LEVELS, build)
+        .try_into()
+        .expect("one output per level")
+}
+
+/// Makes sure `<fixtures>/bin/<name>-<part>` exist for every part (a `,` in a part becomes `_`)
+/// and were built as `key` says, building them (in parallel, `build(part, output)`) under a lock
+/// that other test processes wait on. A stamp beside the outputs records `key`.
+pub fn cached(
+    name: &str,
+    key: &str,
+    parts: &[&str],
+    build: impl Fn(&str, &Path) + Sync,
+) -> Vec<PathBuf> {
     let dir = fixtures_dir();
     let bin = dir.join("bin");
     fs::create_dir_all(&bin).unwrap_or_else(|e| panic!("creating {}: {e}", bin.display()));
-    let outputs = LEVELS.map(|level| bin.join(format!("{name}-{level}")));
+    let outputs: Vec<PathBuf> = parts
+        .iter()
+        .map(|part| bin.join(format!("{name}-{}", part.replace(',', "_"))))
+        .collect();
 
     let lock_path = dir.join(format!("{name}.lock"));
     let lock = File::create(&lock_path)
@@ -216,15 +233,17 @@ fn build_set(name: &str, key: &str, build: impl Fn(&str, &Path) + Sync) -> [Path
     // are put back the way they were.
     let _ = fs::remove_file(&stamp);
     thread::scope(|scope| {
-        for (level, out) in LEVELS.iter().zip(&outputs) {
+        for (part, out) in parts.iter().zip(&outputs) {
             let build = &build;
             scope.spawn(move || {
                 // Replacing by rename rather than writing in place: another
                 // test process may be executing the old binary right now,
                 // and writing to a running executable fails with ETXTBSY.
-                let tmp = out.with_extension("tmp");
+                // Appended, not set as an extension: arm64 level names have
+                // dots of their own.
+                let tmp = PathBuf::from(format!("{}.tmp", out.display()));
                 let _ = fs::remove_file(&tmp);
-                build(level, &tmp);
+                build(part, &tmp);
                 fs::rename(&tmp, out).unwrap_or_else(|e| {
                     panic!("renaming {} to {}: {e}", tmp.display(), out.display())
                 });
@@ -241,7 +260,7 @@ fn build_set(name: &str, key: &str, build: impl Fn(&str, &Path) + Sync) -> [Path
 /// FNV-1a over the files' names and contents: stable across Rust releases
 /// (unlike `DefaultHasher`), which matters because the stamp outlives the
 /// test binary that wrote it.
-fn hash_files(paths: &[PathBuf]) -> u64 {
+pub fn hash_files(paths: &[PathBuf]) -> u64 {
     let mut hash = 0xcbf2_9ce4_8422_2325_u64;
     for path in paths {
         let data = fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));

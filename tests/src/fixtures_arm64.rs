@@ -16,13 +16,12 @@
 //! changes. The re-executed QEMU takes its CPU model from `QEMU_CPU`, which [`Qemu`] sets to the
 //! same model, so the program runs on the CPU the launcher judged.
 
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-use std::thread;
 
-use crate::fixtures::{fixtures_dir, workspace_root};
+use crate::fixtures::{cached, fixtures_dir, hash_files, workspace_root};
 
 /// The emulator (Debian package `qemu-user`).
 pub const QEMU: &str = "qemu-aarch64";
@@ -363,70 +362,4 @@ fn run(mut cmd: Command, what: &str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// Makes sure `<fixtures>/bin/<name>-<part>` exist for every part and were built as `key` says,
-/// building them (in parallel) under a lock that other test processes wait on. Outputs are
-/// replaced by rename, never rewritten in place, since another process may be running them.
-fn cached(
-    name: &str,
-    key: &str,
-    parts: &[&str],
-    build: impl Fn(&str, &Path) + Sync,
-) -> Vec<PathBuf> {
-    let dir = fixtures_dir();
-    let bin = dir.join("bin");
-    fs::create_dir_all(&bin).unwrap_or_else(|e| panic!("creating {}: {e}", bin.display()));
-    let outputs: Vec<PathBuf> = parts
-        .iter()
-        .map(|part| bin.join(format!("{name}-{}", part.replace(',', "_"))))
-        .collect();
-    let lock_path = dir.join(format!("{name}.lock"));
-    let lock = File::create(&lock_path)
-        .unwrap_or_else(|e| panic!("creating {}: {e}", lock_path.display()));
-    lock.lock()
-        .unwrap_or_else(|e| panic!("locking {}: {e}", lock_path.display()));
-    let stamp = dir.join(format!("{name}.stamp"));
-    if fs::read_to_string(&stamp).ok().as_deref() == Some(key)
-        && outputs.iter().all(|p| p.is_file())
-    {
-        return outputs;
-    }
-    let _ = fs::remove_file(&stamp);
-    thread::scope(|scope| {
-        for (part, out) in parts.iter().zip(&outputs) {
-            let build = &build;
-            scope.spawn(move || {
-                // Appended, not set: the level names have dots of their own.
-                let tmp = PathBuf::from(format!("{}.tmp", out.display()));
-                let _ = fs::remove_file(&tmp);
-                build(part, &tmp);
-                fs::rename(&tmp, out).unwrap_or_else(|e| {
-                    panic!("renaming {} to {}: {e}", tmp.display(), out.display())
-                });
-            });
-        }
-    });
-    let tmp = stamp.with_extension("stamp.tmp");
-    fs::write(&tmp, key).unwrap_or_else(|e| panic!("writing {}: {e}", tmp.display()));
-    fs::rename(&tmp, &stamp).unwrap_or_else(|e| panic!("writing {}: {e}", stamp.display()));
-    outputs
-}
-
-/// FNV-1a over the files' names and contents (stable across Rust releases, unlike
-/// `DefaultHasher`: the stamp outlives the test binary that wrote it).
-fn hash_files(paths: &[PathBuf]) -> u64 {
-    let mut hash = 0xcbf2_9ce4_8422_2325_u64;
-    for path in paths {
-        let data = fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-        let name = path
-            .file_name()
-            .map(|n| n.as_encoded_bytes())
-            .unwrap_or(b"");
-        for &b in name.iter().chain([0u8].iter()).chain(&data) {
-            hash ^= u64::from(b);
-            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    hash
 }
