@@ -52,17 +52,21 @@ pub fn fixtures_dir() -> PathBuf {
 pub fn go_probe() -> &'static [PathBuf; 4] {
     static CELL: OnceLock<[PathBuf; 4]> = OnceLock::new();
     CELL.get_or_init(|| {
-        let src = workspace_root().join("tests/fixtures/goprobe");
-        let key = format!(
-            "go build -trimpath .\n{}\nsources {:016x}",
-            go_toolchain_id(),
-            hash_files(&[src.join("main.go"), src.join("go.mod")]),
-        );
-        build_set("goprobe", &key, |level, out| {
-            let mut cmd = go_command(level);
-            cmd.current_dir(&src).arg("-o").arg(out).arg(".");
-            run(cmd, &format!("goprobe {level}"));
-        })
+        go_main_package("goprobe", &workspace_root().join("tests/fixtures/goprobe"))
+    })
+}
+
+/// The Go module in `src` (main.go and go.mod) built with GOAMD64=v1..v4 as `name`.
+fn go_main_package(name: &str, src: &Path) -> [PathBuf; 4] {
+    let key = format!(
+        "go build -trimpath .\n{}\nsources {:016x}",
+        go_toolchain_id(),
+        hash_files(&[src.join("main.go"), src.join("go.mod")]),
+    );
+    build_set(name, &key, |level, out| {
+        let mut cmd = go_command(level);
+        cmd.current_dir(src).arg("-o").arg(out).arg(".");
+        run(cmd, &format!("{name} {level}"));
     })
 }
 
@@ -93,6 +97,136 @@ pub fn gofmt() -> &'static [PathBuf; 4] {
             run(cmd, &format!("gofmt {level}"));
         })
     })
+}
+
+/// The fidelity tests' C program, `tests/fixtures/fidelity/toolprobe.c`, built with debug
+/// information (gcc `-O1 -g`) in the three ways the tests need.
+pub struct ToolProbe {
+    /// A position-independent executable, as gcc builds by default.
+    pub pie: PathBuf,
+    /// A fixed-address executable (`-no-pie`), whose heap the kernel places after its bss.
+    pub no_pie: PathBuf,
+    /// A PIE built with `-fsanitize=address`.
+    pub asan: PathBuf,
+}
+
+/// The fidelity tests' C program, built and cached (see [`ToolProbe`]).
+pub fn tool_probe() -> &'static ToolProbe {
+    static CELL: OnceLock<ToolProbe> = OnceLock::new();
+    CELL.get_or_init(|| {
+        let src = fidelity_source("toolprobe.c");
+        let kinds: [(&str, &[&str]); 3] = [
+            ("pie", &["-fPIE", "-pie"]),
+            ("no-pie", &["-fno-pie", "-no-pie"]),
+            ("asan", &["-fsanitize=address", "-fno-omit-frame-pointer"]),
+        ];
+        let key = format!(
+            "gcc -O1 -g {kinds:?}\n{}\nsources {:016x}",
+            tool_version("gcc", &["--version"]),
+            hash_files(std::slice::from_ref(&src)),
+        );
+        let parts = kinds.map(|(kind, _)| kind);
+        let [pie, no_pie, asan]: [PathBuf; 3] = cached("toolprobe", &key, &parts, |kind, out| {
+            let (_, flags) = kinds.iter().find(|(k, _)| *k == kind).unwrap();
+            let mut cmd = Command::new("gcc");
+            cmd.args(["-O1", "-g"])
+                .args(*flags)
+                .arg("-o")
+                .arg(out)
+                .arg(&src);
+            run(cmd, &format!("toolprobe {kind}"));
+        })
+        .try_into()
+        .unwrap();
+        ToolProbe { pie, no_pie, asan }
+    })
+}
+
+/// The soname of the library [`origin_program`] needs: the file name it must have beside the
+/// program.
+pub const ORIGIN_LIBRARY: &str = "libmgogreet.so";
+
+/// `tests/fixtures/fidelity/origin.c`, linked with RUNPATH `$ORIGIN` against the library built
+/// from `greet.c`: `(program, library)`. The program starts only where a copy of the library
+/// named [`ORIGIN_LIBRARY`] lies beside it.
+pub fn origin_program() -> &'static (PathBuf, PathBuf) {
+    static CELL: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    CELL.get_or_init(|| {
+        let (lib_src, src) = (fidelity_source("greet.c"), fidelity_source("origin.c"));
+        let gcc = tool_version("gcc", &["--version"]);
+        let lib_key = format!(
+            "gcc -shared -fPIC -soname {ORIGIN_LIBRARY}\n{gcc}\nsources {:016x}",
+            hash_files(std::slice::from_ref(&lib_src))
+        );
+        let [library]: [PathBuf; 1] = cached("greet", &lib_key, &["so"], |_, out| {
+            let mut cmd = Command::new("gcc");
+            cmd.args(["-O1", "-shared", "-fPIC"])
+                .arg(format!("-Wl,-soname,{ORIGIN_LIBRARY}"))
+                .arg("-o")
+                .arg(out)
+                .arg(&lib_src);
+            run(cmd, "libmgogreet.so");
+        })
+        .try_into()
+        .unwrap();
+        let key = format!(
+            "gcc -Wl,-rpath,$ORIGIN\n{gcc}\nsources {:016x}",
+            hash_files(&[src.clone(), library.clone()])
+        );
+        let [program]: [PathBuf; 1] = cached("origin", &key, &["bin"], |_, out| {
+            let mut cmd = Command::new("gcc");
+            cmd.args(["-O1", "-Wl,-rpath,$ORIGIN", "-o"])
+                .arg(out)
+                .arg(&src)
+                .arg(&library);
+            run(cmd, "origin");
+        })
+        .try_into()
+        .unwrap();
+        (program, library)
+    })
+}
+
+/// `tests/fixtures/fidelity/backtrace.rs` built by rustc with debug information, for
+/// `-Ctarget-cpu=x86-64` (v1).
+pub fn rust_probe() -> &'static Path {
+    static CELL: OnceLock<PathBuf> = OnceLock::new();
+    CELL.get_or_init(|| {
+        let src = fidelity_source("backtrace.rs");
+        let key = format!(
+            "rustc --edition 2021 -Copt-level=1 -g -Ctarget-cpu=x86-64\n{}\nsources {:016x}",
+            tool_version("rustc", &["--version"]),
+            hash_files(std::slice::from_ref(&src)),
+        );
+        let [program]: [PathBuf; 1] = cached("backtrace", &key, &["v1"], |_, out| {
+            let mut cmd = Command::new("rustc");
+            cmd.args([
+                "--edition",
+                "2021",
+                "-Copt-level=1",
+                "-g",
+                "-Ctarget-cpu=x86-64",
+            ])
+            .arg("-o")
+            .arg(out)
+            .arg(&src);
+            run(cmd, "backtrace.rs");
+        })
+        .try_into()
+        .unwrap();
+        program
+    })
+}
+
+/// `tests/fixtures/fidelity/selfexe` (a Go program that finds, re-runs and reads its own
+/// executable) built with GOAMD64=v1..v4.
+pub fn go_selfexe() -> &'static [PathBuf; 4] {
+    static CELL: OnceLock<[PathBuf; 4]> = OnceLock::new();
+    CELL.get_or_init(|| go_main_package("selfexe", &fidelity_source("selfexe")))
+}
+
+fn fidelity_source(name: &str) -> PathBuf {
+    workspace_root().join("tests/fixtures/fidelity").join(name)
 }
 
 fn build_c_probe(name: &str, static_link: bool) -> [PathBuf; 4] {

@@ -1,7 +1,8 @@
-//! The hostile conditions `tests/hostile.rs` and `tests/secure.rs` start bundles in, created for
-//! real in the child process just before it executes: resource limits, ignored signals, a mount
-//! namespace of its own with fresh tmpfs mounts over chosen directories, another user, set-user-ID
-//! files. Each helper adds a `pre_exec` step to a [`Command`]; the steps run in the order they were
+//! The hostile conditions `tests/hostile.rs` and `tests/secure.rs` start bundles in (and some that
+//! `tests/fidelity.rs` starts programs in), created for real in the child process just before it
+//! executes: resource limits, ignored and blocked signals, a mount namespace of its own with fresh
+//! tmpfs mounts over chosen directories, another user, set-user-ID files. Each helper adds a
+//! `pre_exec` step to a [`Command`]; the steps run in the order they were
 //! added, after std has changed the child's user (`CommandExt::uid`), if asked to.
 //!
 //! Conditions that need privileges (a mount namespace, another user, a set-user-ID root file) are
@@ -71,6 +72,23 @@ pub fn only_standard_descriptors(cmd: &mut Command) -> &mut Command {
 pub fn ignoring(cmd: &mut Command, signal: libc::c_int) -> &mut Command {
     // SAFETY: signal() is async-signal-safe.
     unsafe { cmd.pre_exec(move || os_result(libc::signal(signal, libc::SIG_IGN) == libc::SIG_ERR)) }
+}
+
+/// Makes the child start with `signals` blocked, a mask exec keeps.
+pub fn blocking<'a>(cmd: &'a mut Command, signals: &[libc::c_int]) -> &'a mut Command {
+    let signals = signals.to_vec();
+    // SAFETY: sigemptyset, sigaddset and sigprocmask are async-signal-safe; the set lives on the
+    // child's stack and the list was allocated before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for &signal in &signals {
+                libc::sigaddset(&mut set, signal);
+            }
+            os_result(libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0)
+        })
+    }
 }
 
 /// Runs the child in a mount namespace of its own (needs `CAP_SYS_ADMIN`), in which a fresh tmpfs
