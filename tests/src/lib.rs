@@ -2,6 +2,7 @@
 //! programs that get packed, and reading what those programs report.
 
 pub mod checks;
+pub mod fidelity;
 pub mod fixtures;
 pub mod fixtures_arm64;
 pub mod harness;
