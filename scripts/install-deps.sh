@@ -2,8 +2,9 @@
 # Installs what the builds, tests and samples need on Debian 12: Go 1.19, gcc
 # and g++ build the fixtures, qemu-user and the aarch64 toolchain (compiler and
 # C library headers) run cross tests, hyperfine, strace, file and binutils
-# inspect and time the bundles; gdb, valgrind, ltrace and linux-perf (perf) are
-# the tools the fidelity tests (tests/tests/fidelity.rs) point at bundles.
+# inspect and time the bundles; gdb, valgrind, ltrace, linux-perf (perf), procps
+# (ps, pgrep) and psmisc (killall) are the tools the fidelity tests
+# (tests/tests/fidelity.rs) point at bundles.
 # Safe to re-run: it only installs what is missing, so it stays quiet (and
 # needs no network or root) on an already prepared machine.
 #
@@ -19,7 +20,7 @@ packages=(
   golang-go gcc g++ qemu-user hyperfine musl-tools
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross
   strace file binutils
-  gdb valgrind ltrace linux-perf
+  gdb valgrind ltrace linux-perf procps psmisc
 )
 rust_targets=(aarch64-unknown-linux-musl x86_64-unknown-linux-musl)
 
