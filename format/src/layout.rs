@@ -174,6 +174,13 @@ impl Header {
     }
 }
 
+/// [`Entry::flags`] bit: the packer chose the *cache* launch path for this variant
+/// (docs/ARCHITECTURE.md, "Launch paths"): the launcher writes it once, hash-checked, as a real
+/// file in the user's cache directory and executes that file, then and at every later start.
+/// Any variant can take it; a launcher that cannot use the cache (secure-execution mode, no
+/// usable cache directory) starts the variant as if the bit were clear.
+pub const ENTRY_CACHE: u16 = 2;
+
 /// One variant in the index. Offsets are relative to the start of the payload region.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Entry {
@@ -182,6 +189,7 @@ pub struct Entry {
     pub encoding: Encoding,
     /// Index of the entry whose original bytes are the dictionary, or [`NO_DICTIONARY`].
     pub dictionary: u8,
+    /// Launch-path choices of the packer: [`crate::ENTRY_DIRECT`], [`ENTRY_CACHE`]; other bits 0.
     pub flags: u16,
     pub offset: u64,
     pub stored_len: u64,

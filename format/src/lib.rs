@@ -22,6 +22,6 @@ pub use error::FormatError;
 pub use hash::{content_hash, ContentHasher};
 pub use launcher::{launcher_hash, launcher_hash_of_file};
 pub use layout::{
-    Arch, Bundle, Encoding, Entry, Header, Region, ENTRY_LEN, FORMAT_VERSION, HEADER_LEN, MAGIC,
-    NO_DICTIONARY,
+    Arch, Bundle, Encoding, Entry, Header, Region, ENTRY_CACHE, ENTRY_LEN, FORMAT_VERSION,
+    HEADER_LEN, MAGIC, NO_DICTIONARY,
 };

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use mgo_format::elf::{Elf, ProgramHeader, PF_R, PT_LOAD, PT_NULL};
 use mgo_format::{
-    content_hash, direct, Arch, Encoding, Entry, Header, ENTRY_DIRECT, ENTRY_LEN,
+    content_hash, direct, Arch, Encoding, Entry, Header, ENTRY_CACHE, ENTRY_DIRECT, ENTRY_LEN,
     ENTRY_OWN_LOCATION, FORMAT_VERSION, HEADER_LEN, NO_DICTIONARY,
 };
 
@@ -23,6 +23,15 @@ pub enum Launch {
     /// copied into a memfd and exec'd. Opt-in: `/proc/PID/exe` then names the bundle, not the
     /// variant as mgo documents.
     Direct,
+    /// Write the chosen variant once, decoded and hash-checked, as a real executable file in the
+    /// user's cache directory (`$XDG_CACHE_HOME/mgo-pack/`, else `~/.cache/mgo-pack/`), named
+    /// after the program, and execute that file, then and at every later start: `/proc/PID/exe`
+    /// is a real file holding exactly the build's bytes, instances share its page cache, and a
+    /// compressed variant is decoded once. Where the cache cannot be used (no home, a read-only
+    /// or noexec directory, a full disk, secure-execution mode) the launch goes on as for
+    /// [`Launch::Memfd`]. A program that finds its libraries through `$ORIGIN` takes the direct
+    /// path instead, as with any launch path: from the cache it would not find them.
+    Cache,
     /// Copy every variant into a memfd and exec it, as mgo does (`/proc/PID/exe` then names the
     /// variant). The default, because that name is behaviour mgo's users rely on.
     #[default]
@@ -160,7 +169,7 @@ pub fn build_bundle_with(
         };
         // The launcher checks the layout again before mapping; this records the choice. A
         // program that must run from the bundle's location takes the direct path whatever the
-        // path asked for: a copy elsewhere would not find its libraries.
+        // path asked for: a copy elsewhere (a memfd, the cache) would not find its libraries.
         let own_location = crate::input::needs_own_location(&variant.bytes).is_some();
         let direct = (options.launch == Launch::Direct || own_location)
             && launchable_directly(&variant.bytes, encoding.encoding, arch, align);
@@ -170,6 +179,9 @@ pub fn build_bundle_with(
             if own_location {
                 flags |= ENTRY_OWN_LOCATION;
             }
+        } else if options.launch == Launch::Cache {
+            // Any other executable can be cached: it is a file like the build.
+            flags |= ENTRY_CACHE;
         }
         let (offset, stored_len) = placed[content];
         entries.push(Entry {

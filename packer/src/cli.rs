@@ -235,6 +235,9 @@ pub fn inspect_text(info: &BundleInfo) -> String {
             } else if v.flags & mgo_format::ENTRY_DIRECT != 0 {
                 notes.push("direct launch".to_string());
             }
+            if v.flags & mgo_format::ENTRY_CACHE != 0 {
+                notes.push("cache launch".to_string());
+            }
             let note = notes.join("; ");
             [
                 v.level_name().to_string(),
@@ -298,7 +301,7 @@ pub fn inspect_json(info: &BundleInfo) -> String {
             "{}\n    {{\"index\": {}, \"level\": {}, \"level_code\": {}, \"encoding\": {}, \
              \"stored_size\": {}, \"original_size\": {}, \"content_hash\": \"{:016x}\", \
              \"offset\": {}, \"flags\": {}, \"direct\": {}, \"own_location\": {}, \
-             \"dictionary\": {}, \"same_as\": {}}}",
+             \"cache\": {}, \"dictionary\": {}, \"same_as\": {}}}",
             if i == 0 { "" } else { "," },
             v.index,
             json_string(v.level_name()),
@@ -311,6 +314,7 @@ pub fn inspect_json(info: &BundleInfo) -> String {
             v.flags,
             v.flags & mgo_format::ENTRY_DIRECT != 0,
             v.flags & mgo_format::ENTRY_OWN_LOCATION != 0,
+            v.flags & mgo_format::ENTRY_CACHE != 0,
             index_or_null(v.dictionary),
             index_or_null(v.same_as),
         );

@@ -1,7 +1,7 @@
 //! `mgo-pack`: the command line over the `mgo_pack` library.
 //!
 //! Without a subcommand it packs, as mgo's users expect: `mgo-pack -o OUT IN...`. The
-//! subcommands read bundles back: `inspect`, `extract`, `verify`.
+//! subcommands read bundles back (`inspect`, `extract`, `verify`) and build and pack (`build`).
 
 mod cli;
 mod go_build;
@@ -25,6 +25,7 @@ Examples:
   mgo-pack extract app --variant v3 -o app.v3   one build back, byte for byte
   mgo-pack verify app                           decode every variant and check its hash
   mgo-pack build -o app -trimpath ./cmd/app     go build for GOAMD64=v1..v4, then pack
+  mgo-pack -o app --launch cache app.v*         started from a real file in ~/.cache/mgo-pack
 
 Levels: `vN=PATH` packs PATH as vN. Inputs without `vN=` take the level their file records
 (Go build info `GOAMD64=vN`; a GNU property note `x86 ISA needed: x86-64-vN`) when every one of
@@ -80,9 +81,11 @@ struct PackArgs {
     compress: Option<String>,
     /// How the launcher starts the program: `memfd` copies it into a memfd and execs that, as mgo
     /// does (default: /proc/PID/exe names the variant); `direct` maps it from the bundle with no
-    /// copy (a variant it cannot map is copied).
-    /// MGODEBUG=direct or MGODEBUG=memfd overrides it at run time. See docs/ARCHITECTURE.md.
-    #[arg(long, value_name = "PATH", value_parser = ["direct", "memfd"], default_value = "memfd")]
+    /// copy (a variant it cannot map is copied); `cache` writes it once as a real file under
+    /// $XDG_CACHE_HOME/mgo-pack (else ~/.cache/mgo-pack) and execs that file at every start (the
+    /// memfd where the cache cannot be used; `mgo-pack cache` lists and clears it).
+    /// MGODEBUG=memfd, direct or cache overrides it at run time. See docs/ARCHITECTURE.md.
+    #[arg(long, value_name = "PATH", value_parser = LAUNCH_PATHS, default_value = "memfd")]
     launch: String,
     /// The variants: `vN=PATH`, or `PATH` (see Levels below).
     #[arg(value_name = "INPUT", required = true)]
@@ -123,6 +126,18 @@ enum Command {
         )]
         args: Vec<OsString>,
     },
+}
+
+/// What `--launch` takes, when packing and building.
+const LAUNCH_PATHS: [&str; 3] = ["cache", "direct", "memfd"];
+
+fn launch_path(name: &str) -> Option<mgo_pack::Launch> {
+    match name {
+        "cache" => Some(mgo_pack::Launch::Cache),
+        "direct" => Some(mgo_pack::Launch::Direct),
+        "memfd" => Some(mgo_pack::Launch::Memfd),
+        _ => None,
+    }
 }
 
 fn level_arg(text: &str) -> Result<u32, String> {
@@ -233,10 +248,7 @@ fn pack(args: &PackArgs, verbosity: Verbosity) -> Result<ExitCode, PackError> {
     let options = PackOptions {
         force: args.force,
         compression: mgo_pack::Compression::resolve_with_env(args.compress.as_deref())?,
-        launch: match args.launch.as_str() {
-            "direct" => mgo_pack::Launch::Direct,
-            _ => mgo_pack::Launch::Memfd,
-        },
+        launch: launch_path(&args.launch).unwrap_or_default(),
     };
     let mut progress = cli::Progress::new(verbosity);
     let on_terminal = progress.on_terminal();
@@ -266,12 +278,14 @@ fn build(args: &[OsString], verbosity: Verbosity) -> ExitCode {
                 force: false,
                 compression: mgo_pack::Compression::resolve_with_env(args.compress.as_deref())
                     .map_err(PackError::from)?,
-                launch: match args.launch.as_deref() {
-                    None | Some("memfd") => mgo_pack::Launch::Memfd,
-                    Some("direct") => mgo_pack::Launch::Direct,
-                    Some(other) => {
+                launch: match args.launch.as_deref().map(launch_path) {
+                    None => mgo_pack::Launch::default(),
+                    Some(Some(launch)) => launch,
+                    Some(None) => {
                         return Err(go_build::BuildError::Usage(format!(
-                            "--launch takes direct or memfd, not `{other}`"
+                            "--launch takes {}, not `{}`",
+                            LAUNCH_PATHS.join(", "),
+                            args.launch.as_deref().unwrap_or_default()
                         )))
                     }
                 },

@@ -289,6 +289,7 @@ fn go_bundle_inspect_extract_verify() {
         assert_eq!(v["offset"].as_u64().unwrap() % 4096, 0);
         let flags = v["flags"].as_u64().unwrap();
         assert_eq!(v["direct"], flags & 1 == 1, "{v}");
+        assert_eq!(v["cache"], flags & 2 == 2, "{v}");
     }
 
     // extract: byte-identical, to a file (executable) and to stdout.

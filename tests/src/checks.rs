@@ -1,6 +1,6 @@
 //! The launch behaviour checks, written once and run on each launch path: `tests/launch.rs` runs
 //! them on bundles packed for the memfd path, `tests/direct.rs` on bundles packed for the direct
-//! path, each through [`launch_checks!`](crate::launch_checks), which makes one test per check.
+//! path, `tests/cache.rs` on bundles packed for the cache path, each through [`launch_checks!`](crate::launch_checks), which makes one test per check.
 //! Each check compares what the program saw through the bundle with what it sees when run
 //! directly (or with what the kernel documents), and also checks that the path asked for is the
 //! path taken, so that a silent fallback cannot pass for the path under test.
@@ -69,6 +69,56 @@ fn tag(launch: Launch) -> &'static str {
     match launch {
         Launch::Direct => "direct",
         Launch::Memfd => "memfd",
+        Launch::Cache => "cache",
+    }
+}
+
+/// The cache directory (`XDG_CACHE_HOME`) the cache path's checks run their bundles with, emptied
+/// once per test process.
+pub fn cache_home() -> &'static Path {
+    static HOME: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    HOME.get_or_init(|| {
+        let dir = scratch_dir("cache-checks-home");
+        dir.canonicalize().unwrap()
+    })
+}
+
+/// [`command`] for running a bundle packed for `launch`: on the cache path with a cache directory
+/// (without one the launch would silently take the memfd path).
+pub fn command_for(launch: Launch, program: &Path) -> std::process::Command {
+    let mut cmd = command(program);
+    if launch == Launch::Cache {
+        cmd.env("XDG_CACHE_HOME", cache_home());
+    }
+    cmd
+}
+
+/// The cache entry of the `level` variant of `bundle` under `cache`
+/// (`<cache>/mgo-pack/<key>/<content hash> GOAMD64=vN/<bundle's name>`).
+pub fn cache_entry(cache: &Path, bundle: &Path, level: &str) -> PathBuf {
+    let bundle = bundle.canonicalize().unwrap();
+    let info = mgo_pack::inspect(&bundle).unwrap();
+    let variant = info
+        .variants
+        .iter()
+        .find(|v| v.level_name() == level)
+        .unwrap_or_else(|| panic!("no {level} in {}", bundle.display()));
+    let key = mgo_format::content_hash(bundle.as_os_str().as_encoded_bytes());
+    cache
+        .join("mgo-pack")
+        .join(format!("{key:016x}"))
+        .join(format!("{:016x} GOAMD64={level}", variant.content_hash))
+        .join(bundle.file_name().unwrap())
+}
+
+/// Whether `line` is the `MGODEBUG=log` line that names `launch` as the path taken: on the cache
+/// path with the entry's path, found or made.
+fn is_path_line(line: &str, launch: Launch) -> bool {
+    match launch {
+        Launch::Cache => {
+            line.starts_with("[mgo] launcher: launch path cache (") && line.ends_with(')')
+        }
+        _ => line == format!("[mgo] launcher: launch path {}", tag(launch)),
     }
 }
 
@@ -90,12 +140,15 @@ fn level_name(level: u32) -> String {
     format!("v{level}")
 }
 
-/// What `/proc/self/exe` shows the program: the memfd (named as mgo names it) or, on the direct
-/// path, the bundle file itself.
+/// What `/proc/self/exe` shows the program: the memfd (named as mgo names it), on the direct
+/// path the bundle file itself, on the cache path the entry.
 pub fn expected_exe(bundle: &Path, level: &str, launch: Launch) -> String {
     match launch {
         Launch::Memfd => format!("/memfd:{} [GOAMD64={level}] (deleted)", bundle.display()),
         Launch::Direct => bundle.canonicalize().unwrap().display().to_string(),
+        Launch::Cache => cache_entry(cache_home(), bundle, level)
+            .display()
+            .to_string(),
     }
 }
 
@@ -117,7 +170,7 @@ pub fn runs_the_best_variant_for_this_cpu(launch: Launch) {
         "no probe variant runs directly on this machine"
     );
     let bundle = go_bundle("best", launch);
-    let out = run(&mut command(&bundle));
+    let out = run(&mut command_for(launch, &bundle));
     assert!(out.status.success(), "bundle failed: {}", stderr(&out));
     let report = parse_report(&stdout(&out));
     assert_eq!(report.get_str("level"), Some(level_name(expected)));
@@ -128,7 +181,7 @@ pub fn program_sees_same_argv_env_cwd_and_pid(launch: Launch) {
     let bundle = go_bundle("argv", launch);
     let dir = scratch("argv-cwd", launch);
     let args = ["plain", "with space", "ünïcødé ✓", "", "--flag=x"];
-    let mut cmd = command(&bundle);
+    let mut cmd = command_for(launch, &bundle);
     cmd.args(args)
         .current_dir(&dir)
         .env("SOME_VAR", "a value")
@@ -144,7 +197,12 @@ pub fn program_sees_same_argv_env_cwd_and_pid(launch: Launch) {
     assert_eq!(report.get_str_array("argv").unwrap(), expected_argv);
     let mut env = report.get_str_array("env").unwrap();
     env.sort();
-    assert_eq!(env, ["EMPTY=", "PATH=/usr/bin:/bin", "SOME_VAR=a value"]);
+    let mut expected_env = vec!["EMPTY=".to_string(), "PATH=/usr/bin:/bin".into()];
+    expected_env.push("SOME_VAR=a value".into());
+    if launch == Launch::Cache {
+        expected_env.push(format!("XDG_CACHE_HOME={}", cache_home().display()));
+    }
+    assert_eq!(env, expected_env);
     assert_eq!(
         report.get_str("cwd").unwrap(),
         dir.canonicalize().unwrap().to_str().unwrap()
@@ -157,7 +215,7 @@ pub fn program_sees_same_argv_env_cwd_and_pid(launch: Launch) {
 pub fn exit_statuses_pass_through(launch: Launch) {
     let bundle = go_bundle("exit", launch);
     for code in [0, 1, 42, 255] {
-        let out = run(command(&bundle).env("PROBE_EXIT", code.to_string()));
+        let out = run(command_for(launch, &bundle).env("PROBE_EXIT", code.to_string()));
         assert_eq!(out.status.code(), Some(code), "stderr: {}", stderr(&out));
     }
 }
@@ -165,7 +223,7 @@ pub fn exit_statuses_pass_through(launch: Launch) {
 pub fn death_by_signal_is_what_the_caller_sees(launch: Launch) {
     let bundle = go_bundle("signal", launch);
     for (name, number) in [("TERM", 15), ("KILL", 9), ("INT", 2)] {
-        let out = run(command(&bundle).env("PROBE_SIGNAL", name));
+        let out = run(command_for(launch, &bundle).env("PROBE_SIGNAL", name));
         assert_eq!(out.status.signal(), Some(number), "PROBE_SIGNAL={name}");
     }
 }
@@ -173,7 +231,7 @@ pub fn death_by_signal_is_what_the_caller_sees(launch: Launch) {
 pub fn stdin_is_the_program_stdin(launch: Launch) {
     let bundle = go_bundle("stdin", launch);
     let mut child = spawn(
-        command(&bundle)
+        command_for(launch, &bundle)
             .env("PROBE_STDIN", "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped()),
@@ -195,7 +253,7 @@ pub fn stdin_is_the_program_stdin(launch: Launch) {
 /// (named after the bundle and the variant's level) or, on the direct path, the bundle itself.
 pub fn proc_exe_and_comm_name_what_was_executed(launch: Launch) {
     let bundle = go_bundle("exe", launch);
-    let out = run(command(&bundle).env("GOAMD64", "v2"));
+    let out = run(command_for(launch, &bundle).env("GOAMD64", "v2"));
     let report = parse_report(&stdout(&out));
     assert_eq!(
         report.get_str("exe").unwrap(),
@@ -208,8 +266,8 @@ pub fn proc_exe_and_comm_name_what_was_executed(launch: Launch) {
             comm.starts_with("memfd:") || comm.bytes().all(|b| b.is_ascii_digit()),
             "{comm}"
         ),
-        // What a direct run of the bundle file shows: its name.
-        Launch::Direct => assert_eq!(comm, "probe"),
+        // What a direct run of the bundle file shows: its name; the cache's entry has it too.
+        Launch::Direct | Launch::Cache => assert_eq!(comm, "probe"),
     }
 }
 
@@ -219,7 +277,7 @@ pub fn no_descriptor_is_leaked_or_lost(launch: Launch) {
     // Descriptor 5 is inherited on purpose (no close-on-exec): it must reach the program too.
     let observe = |program: &Path| {
         let script = format!("exec 5</dev/null; exec '{}'", program.display());
-        let out = run(command(Path::new("/bin/bash"))
+        let out = run(command_for(launch, Path::new("/bin/bash"))
             .args(["-c", &script])
             .env("GOAMD64", "v1"));
         assert!(out.status.success(), "{}", stderr(&out));
@@ -244,7 +302,7 @@ pub fn no_descriptor_is_leaked_or_lost(launch: Launch) {
 pub fn goamd64_forces_a_level(launch: Launch) {
     let bundle = go_bundle("force", launch);
     for level in 1..=4 {
-        let out = run(command(&bundle).env("GOAMD64", level_name(level)));
+        let out = run(command_for(launch, &bundle).env("GOAMD64", level_name(level)));
         let report = parse_report(&stdout(&out));
         assert_eq!(report.get_str("level"), Some(level_name(level)));
         assert_path(&report, &bundle, launch);
@@ -258,9 +316,9 @@ pub fn missing_forced_level_runs_the_highest_below(launch: Launch) {
         &[(1, &probe[0]), (3, &probe[2])],
         launch,
     );
-    let out = run(command(&bundle).env("GOAMD64", "v2"));
+    let out = run(command_for(launch, &bundle).env("GOAMD64", "v2"));
     assert_eq!(parse_report(&stdout(&out)).get_str("level").unwrap(), "v1");
-    let out = run(command(&bundle).env("GOAMD64", "v4"));
+    let out = run(command_for(launch, &bundle).env("GOAMD64", "v4"));
     assert_eq!(parse_report(&stdout(&out)).get_str("level").unwrap(), "v3");
 }
 
@@ -271,7 +329,7 @@ pub fn forced_level_below_every_variant_is_a_clear_error(launch: Launch) {
         &[(3, &probe[2]), (4, &probe[3])],
         launch,
     );
-    let out = run(command(&bundle).env("GOAMD64", "v2"));
+    let out = run(command_for(launch, &bundle).env("GOAMD64", "v2"));
     assert_eq!(out.status.code(), Some(123));
     assert!(out.stdout.is_empty());
     let err = stderr(&out);
@@ -284,7 +342,7 @@ pub fn forced_level_below_every_variant_is_a_clear_error(launch: Launch) {
 
 pub fn bad_goamd64_value_is_refused(launch: Launch) {
     let bundle = go_bundle("bad-override", launch);
-    let out = run(command(&bundle).env("GOAMD64", "v9"));
+    let out = run(command_for(launch, &bundle).env("GOAMD64", "v9"));
     assert_eq!(out.status.code(), Some(120));
     assert!(out.stdout.is_empty());
     assert!(
@@ -296,7 +354,9 @@ pub fn bad_goamd64_value_is_refused(launch: Launch) {
 
 pub fn mgodebug_log_prints_the_mgo_line(launch: Launch) {
     let bundle = go_bundle("log", launch);
-    let out = run(command(&bundle).env("MGODEBUG", "log").env("GOAMD64", "v3"));
+    let out = run(command_for(launch, &bundle)
+        .env("MGODEBUG", "log")
+        .env("GOAMD64", "v3"));
     assert!(out.status.success());
     let err = stderr(&out);
     assert!(
@@ -305,9 +365,8 @@ pub fn mgodebug_log_prints_the_mgo_line(launch: Launch) {
         "{err}"
     );
     assert!(err.contains("GOAMD64=v3 set in the environment"), "{err}");
-    let path = format!("[mgo] launcher: launch path {}", tag(launch));
-    assert!(err.lines().any(|l| l == path), "{err}");
-    let detected = run(command(&bundle).env("MGODEBUG", "log"));
+    assert!(err.lines().any(|l| is_path_line(l, launch)), "{err}");
+    let detected = run(command_for(launch, &bundle).env("MGODEBUG", "log"));
     let expected = oracle_level(go_probe());
     let line = format!("[mgo] launcher: starting variant GOAMD64=v{expected}");
     assert!(
@@ -316,14 +375,14 @@ pub fn mgodebug_log_prints_the_mgo_line(launch: Launch) {
         stderr(&detected)
     );
     // Without the switch the launcher says nothing at all.
-    assert!(run(&mut command(&bundle)).stderr.is_empty());
+    assert!(run(&mut command_for(launch, &bundle)).stderr.is_empty());
 }
 
 pub fn mgodebug_extract_writes_each_variant_byte_for_byte(launch: Launch) {
     let probe = go_probe();
     let bundle = go_bundle("extract", launch);
     for level in 1..=4u32 {
-        let out = run(command(&bundle)
+        let out = run(command_for(launch, &bundle)
             .env("MGODEBUG", "extract")
             .env("GOAMD64", level_name(level)));
         assert_eq!(out.status.code(), Some(0));
@@ -344,7 +403,9 @@ pub fn c_programs_static_and_dynamic(launch: Launch) {
     ] {
         let expected = oracle_level(variants);
         let bundle = pack_all_for(&scratch(name, launch).join("cprobe"), variants, launch);
-        let out = run(command(&bundle).arg("x y").env("MGODEBUG", "log"));
+        let out = run(command_for(launch, &bundle)
+            .arg("x y")
+            .env("MGODEBUG", "log"));
         assert!(out.status.success(), "{name}: {}", stderr(&out));
         let report = parse_report(&stdout(&out));
         assert_eq!(
@@ -353,14 +414,13 @@ pub fn c_programs_static_and_dynamic(launch: Launch) {
             "{name}"
         );
         assert_eq!(report.get_str_array("argv").unwrap()[1], "x y");
-        let line = format!("[mgo] launcher: launch path {}", tag(launch));
         assert!(
-            stderr(&out).lines().any(|l| l == line),
+            stderr(&out).lines().any(|l| is_path_line(l, launch)),
             "{name}: {}",
             stderr(&out)
         );
         assert_path(&report, &bundle, launch);
-        let forced = run(command(&bundle)
+        let forced = run(command_for(launch, &bundle)
             .env("GOAMD64", "v2")
             .env("PROBE_EXIT", "42"));
         assert_eq!(forced.status.code(), Some(42));
@@ -374,7 +434,7 @@ pub fn c_programs_static_and_dynamic(launch: Launch) {
 
 pub fn gofmt_bundle_formats_go_code(launch: Launch) {
     let bundle = pack_all_for(&scratch("gofmt", launch).join("gofmt"), gofmt(), launch);
-    formats_go_code(&mut command(&bundle));
+    formats_go_code(&mut command_for(launch, &bundle));
 }
 
 /// Runs `cmd`, a gofmt (bundle), on a badly formatted Go file and checks what it prints. Returns
@@ -408,7 +468,7 @@ pub fn very_long_install_path_still_runs(launch: Launch) {
     std::fs::create_dir_all(&dir).unwrap();
     let bundle = pack_all_for(&dir.join("probe"), go_probe(), launch);
     assert!(bundle.as_os_str().len() > 300);
-    let out = run(command(&bundle).env("GOAMD64", "v1"));
+    let out = run(command_for(launch, &bundle).env("GOAMD64", "v1"));
     assert!(out.status.success(), "{}", stderr(&out));
     let exe = parse_report(&stdout(&out)).get_str("exe").unwrap();
     match launch {
@@ -418,6 +478,7 @@ pub fn very_long_install_path_still_runs(launch: Launch) {
             "{exe}"
         ),
         Launch::Direct => assert_eq!(exe, bundle.canonicalize().unwrap().to_str().unwrap()),
+        Launch::Cache => assert_eq!(exe, expected_exe(&bundle, "v1", launch)),
     }
 }
 
@@ -431,7 +492,7 @@ pub fn corrupted_payload_is_never_executed(launch: Launch) {
     let refused = |damaged: &[u8], name: &str, env: &[(&str, &str)]| {
         let path = bundle.with_file_name(name);
         write_executable(&path, damaged).unwrap();
-        let mut cmd = command(&path);
+        let mut cmd = command_for(launch, &path);
         cmd.env("GOAMD64", "v4").envs(env.iter().copied());
         let out = run(&mut cmd);
         assert_eq!(out.status.code(), Some(122), "{name}: {}", stderr(&out));
@@ -447,7 +508,8 @@ pub fn corrupted_payload_is_never_executed(launch: Launch) {
     let at = body.len() - 700_000;
     body[at] ^= 0x10;
     match launch {
-        Launch::Memfd => refused(&body, "damaged-body", &[]),
+        // The cache path hashes what it writes into the entry, as the memfd path does.
+        Launch::Memfd | Launch::Cache => refused(&body, "damaged-body", &[]),
         Launch::Direct => {
             refused(&body, "damaged-body", &[("MGODEBUG", "memfd")]);
             // The v4 variant's first loadable segment made unmappable (p_offset off by one).
