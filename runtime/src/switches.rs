@@ -15,8 +15,8 @@ pub struct Switches {
     pub log: bool,
     /// `MGODEBUG=extract`: write the chosen variant to stdout instead of running it.
     pub extract: bool,
-    /// `MGODEBUG=memfd` or `MGODEBUG=direct`: the launch path to take instead of the one the
-    /// packer chose (the last word wins).
+    /// `MGODEBUG=memfd`, `MGODEBUG=direct` or `MGODEBUG=cache`: the launch path to take instead
+    /// of the one the packer chose (the last word wins).
     pub launch: Option<LaunchPath>,
 }
 
@@ -28,6 +28,9 @@ pub enum LaunchPath {
     /// Map the variant's segments from the bundle file and jump to its entry point; variants the
     /// launcher cannot map that way still go through the memfd.
     Direct,
+    /// Write the variant once, hash-checked, as a real file in the user's cache directory and
+    /// exec that file, then and at every later start; where the cache cannot be used, the memfd.
+    Cache,
 }
 
 /// `GOAMD64` (`GOARM64` on arm64) was set to something that is not a level. Refusing beats
@@ -67,6 +70,7 @@ impl Switches {
                         b"extract" => switches.extract = true,
                         b"memfd" => switches.launch = Some(LaunchPath::Memfd),
                         b"direct" => switches.launch = Some(LaunchPath::Direct),
+                        b"cache" => switches.launch = Some(LaunchPath::Cache),
                         _ => {}
                     }
                 }
@@ -106,7 +110,22 @@ mod tests {
             parse(&["MGODEBUG=memfd,direct"]).unwrap().launch,
             Some(LaunchPath::Direct)
         );
+        assert_eq!(
+            parse(&["MGODEBUG=cache,log"]).unwrap().launch,
+            Some(LaunchPath::Cache)
+        );
+        assert_eq!(
+            parse(&["MGODEBUG=cache", "MGODEBUG=log,memfd"])
+                .unwrap()
+                .launch,
+            Some(LaunchPath::Memfd)
+        );
+        assert_eq!(
+            parse(&["MGODEBUG=direct,cache"]).unwrap().launch,
+            Some(LaunchPath::Cache)
+        );
         assert_eq!(parse(&["MGODEBUG=directly"]).unwrap().launch, None);
+        assert_eq!(parse(&["MGODEBUG=cached"]).unwrap().launch, None);
         assert_eq!(
             parse(&["MGODEBUG=logs", "XGOAMD64=v2"]).unwrap(),
             Switches::default()

@@ -13,22 +13,8 @@ use mgo_format::{Bundle, Encoding, Entry};
 
 use crate::enter::{enter, Placement, Trampoline};
 use crate::refusal::Refusal;
-use crate::report;
 use crate::segments::{enter_point, release, reserve};
 use crate::start::StartInfo;
-
-/// The `[mgo] launcher:` line that says which path starts the program.
-pub fn log_path(direct: bool, refused: Option<Refusal>) {
-    report::log(|line| {
-        line.str("launch path ")
-            .str(if direct { "direct" } else { "memfd" });
-        if let Some(why) = refused {
-            line.str(" (cannot map the variant directly: ");
-            why.describe(line);
-            line.str(")");
-        }
-    });
-}
 
 /// Starts `entry` on the direct path: a stored variant by moving its pages out of the kernel's
 /// mapping of the region, a compressed one by decoding it into its segments. Returns the reason

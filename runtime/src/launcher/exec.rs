@@ -1,6 +1,7 @@
-//! Starting the program: each exec target in turn (the memfd, then a file in each temporary
-//! directory), each exec'd with `execveat` or, where that is refused, `execve` through its
-//! `/proc/self/fd` link. When everything fails, one line names each path tried and why it failed.
+//! Starting the program: a cache entry by its path, or each exec target in turn (the memfd, then
+//! a file in each temporary directory), each exec'd with `execveat` or, where that is refused,
+//! `execve` through its `/proc/self/fd` link. When everything fails, one line names each path
+//! tried and why it failed.
 
 use core::ffi::CStr;
 
@@ -241,8 +242,22 @@ fn random_seed(start: &StartInfo) -> u64 {
 /// Execs `fd` with the launcher's own argv and environment, the caller's signal dispositions back
 /// in place. Returns only on failure.
 fn exec(start: &StartInfo, fd: BorrowedFd<'_>) -> Failed {
+    as_the_caller(|| exec_either(start, fd))
+}
+
+/// Execs the file at `path`, an absolute path, with the launcher's own argv and environment, the
+/// caller's signal dispositions back in place: the kernel then records that path for the program
+/// (`AT_EXECFN`, `/proc/PID/exe`) and names the process after its last component. Returns only
+/// on failure.
+pub fn exec_file(start: &StartInfo, path: &CStr) -> Errno {
+    // SAFETY: argv and envp are the kernel's NULL-terminated arrays; the path is a C string.
+    as_the_caller(|| unsafe { sys::execve(path.as_ptr().cast(), start.argv, start.envp) })
+}
+
+/// Runs `exec` with the caller's `SIGXFSZ` disposition, which the program inherits.
+fn as_the_caller<T>(exec: impl FnOnce() -> T) -> T {
     xfsz::release();
-    let failed = exec_either(start, fd);
+    let failed = exec();
     xfsz::hold();
     failed
 }

@@ -1,21 +1,25 @@
 //! The launch, in order: find the bundle where the kernel mapped it, choose the variant, then
 //! start it on the first path that works: the direct path first if the packer (or
-//! `MGODEBUG=direct`) chose it, a memfd or a temporary file exec'd, and the direct path again as
-//! the last resort when nothing could be written or exec'd.
+//! `MGODEBUG=direct`) chose it, or the file in the user's cache if the packer (or
+//! `MGODEBUG=cache`) chose that, then a memfd or a temporary file exec'd, and the direct path
+//! again as the last resort when nothing could be written or exec'd.
 
-use mgo_format::{level, Arch, Encoding, FormatError, ENTRY_DIRECT};
+use core::cell::Cell;
+
+use mgo_format::{level, Arch, Encoding, FormatError, ENTRY_CACHE, ENTRY_DIRECT};
 use mgo_runtime::cpu::NATIVE;
 use mgo_runtime::exit;
 use mgo_runtime::message::Line;
 use mgo_runtime::switches::LaunchPath;
 
+use crate::cache::{self, Missed, Unusable};
 use crate::choose::{self, Unchosen};
 use crate::decode::{self, Spoiled};
 use crate::enter::Placement;
 use crate::exec::{self, Attempts, Stopped};
 use crate::own_image::{LoadedHeaders, Unreadable};
 use crate::refusal::Refusal;
-use crate::report::{errno, level_name, SETTING};
+use crate::report::{self, errno, level_name, SETTING};
 use crate::start::StartInfo;
 use crate::{direct, process_view, xfsz};
 
@@ -27,8 +31,13 @@ pub enum Failure {
     Damaged(u32),
     /// `MGODEBUG=extract` failed.
     Extract(Spoiled),
-    /// Every exec target failed, and the direct path too where it was tried (docs/RELIABILITY.md).
-    Start(Attempts, Option<Refusal>),
+    /// Every exec target failed, and the cache and the direct path too where they were tried
+    /// (docs/RELIABILITY.md).
+    Start {
+        cache: Option<Unusable>,
+        tried: Attempts,
+        direct: Option<Refusal>,
+    },
 }
 
 impl From<Unreadable> for Failure {
@@ -66,44 +75,114 @@ pub fn run(start: &StartInfo) -> Result<i32, Failure> {
         ),
         launcher: headers.launcher_span(page as usize),
     };
-    let direct_first = match switches.launch {
-        Some(LaunchPath::Memfd) => false,
-        Some(LaunchPath::Direct) => true,
-        None => entry.flags & ENTRY_DIRECT != 0,
-    };
-    let refused = direct_first.then(|| {
-        direct::launch(start, &bundle, entry, &place, || {
+    let first = switches
+        .launch
+        .unwrap_or(if entry.flags & ENTRY_DIRECT != 0 {
+            LaunchPath::Direct
+        } else if entry.flags & ENTRY_CACHE != 0 {
+            LaunchPath::Cache
+        } else {
+            LaunchPath::Memfd
+        });
+    // What `MGODEBUG=log` says: the variant chosen, once, just before the first exec or jump.
+    let chosen = Cell::new(false);
+    let choice_once = || {
+        if !chosen.replace(true) {
             choice.log();
-            if switches.log {
-                direct::log_path(true, None);
-            }
-        })
-    });
-
-    let fill = |target: &_| decode::write_variant(target, &bundle, entry);
-    let ready = || {
-        choice.log();
-        if switches.log {
-            direct::log_path(false, refused);
         }
     };
+    let announce = |path: Path| {
+        choice_once();
+        if switches.log {
+            path.log();
+        }
+    };
+    let refused = (first == LaunchPath::Direct)
+        .then(|| direct::launch(start, &bundle, entry, &place, || announce(Path::Direct)));
+    // Never in secure-execution mode: the caller's environment (HOME, XDG_CACHE_HOME) would
+    // choose where the program comes from.
+    let missed = (first == LaunchPath::Cache && !start.secure()).then(|| {
+        let ready = match cache::entry(start, &bundle, entry) {
+            Ok(ready) => ready,
+            Err(Missed::Damaged(level)) => return Err(Failure::Damaged(level)),
+            Err(Missed::Unusable(why)) => return Ok(why),
+        };
+        announce(Path::Cache(&ready));
+        let e = exec::exec_file(start, ready.path());
+        ready.refused(e);
+        Ok(Unusable::Exec(e))
+    });
+    let missed = missed.transpose()?;
+
+    let fill = |target: &_| decode::write_variant(target, &bundle, entry);
+    let ready = || announce(Path::Memfd(refused, missed));
     let tried = match exec::launch(start, entry, fill, ready, switches.log) {
         Stopped::Damaged(level) => return Err(Failure::Damaged(level)),
         Stopped::Tried(tried) => tried,
     };
+    let failed = |direct| Failure::Start {
+        cache: missed,
+        tried,
+        direct,
+    };
     if refused.is_some() || switches.launch == Some(LaunchPath::Memfd) {
-        return Err(Failure::Start(tried, refused));
+        return Err(failed(refused));
     }
     // Nowhere to write the program, or no exec that takes it (a file size limit, no descriptors
     // left, arguments that fill ARG_MAX so that a second exec cannot): the program still starts,
     // where the direct path can start it.
     let last = direct::launch(start, &bundle, entry, &place, || {
-        choice.log();
+        choice_once();
         if switches.log {
             tried.log_fallback("direct");
         }
     });
-    Err(Failure::Start(tried, Some(last)))
+    Err(failed(Some(last)))
+}
+
+/// The launch path about to start the program, as `MGODEBUG=log` names it.
+enum Path<'a> {
+    Direct,
+    /// The cache's entry, found or made.
+    Cache(&'a cache::Ready),
+    /// The memfd, and why the path chosen before it was not taken.
+    Memfd(Option<Refusal>, Option<Unusable>),
+}
+
+impl Path<'_> {
+    /// `[mgo] launcher: launch path direct`, `... cache (made /path)`, `... memfd (cannot use the
+    /// cache: ...)`.
+    fn log(&self) {
+        report::log(|line| {
+            line.str("launch path ");
+            match self {
+                Path::Direct => {
+                    line.str("direct");
+                }
+                Path::Cache(ready) => {
+                    line.str(if ready.made {
+                        "cache (made "
+                    } else {
+                        "cache ("
+                    })
+                    .push(ready.path().to_bytes())
+                    .str(")");
+                }
+                Path::Memfd(refused, missed) => {
+                    line.str("memfd");
+                    if let Some(why) = refused {
+                        line.str(" (cannot map the variant directly: ");
+                        why.describe(line);
+                        line.str(")");
+                    } else if let Some(why) = missed {
+                        line.str(" (cannot use the cache: ");
+                        why.describe(line);
+                        line.str(")");
+                    }
+                }
+            }
+        });
+    }
 }
 
 impl Failure {
@@ -117,7 +196,7 @@ impl Failure {
             Failure::Unchosen(Unchosen::BadOverride) => exit::BAD_OVERRIDE,
             Failure::Unchosen(Unchosen::NoVariant { .. }) => exit::NO_VARIANT,
             Failure::Extract(Spoiled::Copy(..)) => exit::EXTRACT_FAILED,
-            Failure::Start(..) => exit::CANNOT_EXECUTE,
+            Failure::Start { .. } => exit::CANNOT_EXECUTE,
         }
     }
 
@@ -159,10 +238,19 @@ impl Failure {
                     .str(": ");
                 errno(line, e);
             }
-            Failure::Start(ref tried, refused) => {
+            Failure::Start {
+                cache,
+                ref tried,
+                direct,
+            } => {
                 line.str("cannot start the program; tried ");
+                if let Some(why) = cache {
+                    line.str("cache: ");
+                    why.describe(line);
+                    line.str("; ");
+                }
                 tried.describe(line);
-                if let Some(refusal) = refused {
+                if let Some(refusal) = direct {
                     line.str("; direct: ");
                     refusal.describe(line);
                 }

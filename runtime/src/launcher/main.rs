@@ -2,9 +2,9 @@
 //!
 //! It finds the payload region where the kernel mapped it, checks its own image, picks the
 //! variant for this CPU and starts it: on the direct path by moving (or decoding) it into place
-//! and jumping to it, or by copying it into a sealed memfd (checking its hash on the way) and
-//! exec'ing that with the launcher's own argv and environment, so that the program starts as if
-//! it had been run directly.
+//! and jumping to it, or by copying it into a sealed memfd (checking its hash on the way), or
+//! into a file in the user's cache on the first start, and exec'ing that with the launcher's own
+//! argv and environment, so that the program starts as if it had been run directly.
 
 #![no_std]
 #![no_main]
@@ -22,10 +22,12 @@ mod own_image;
 // 2. Choose the variant.
 mod choose;
 
-// 3. Materialise it: its bytes into an exec target (a memfd, or an unnamed temporary file), or
-//    its segments in place in this process (moved out of the region, or decoded into them).
+// 3. Materialise it: its bytes into an exec target (a memfd, or an unnamed temporary file), or a
+//    file in the user's cache, or its segments in place in this process (moved out of the region,
+//    or decoded into them).
 #[cfg(feature = "zstd")]
 mod c_alloc;
+mod cache;
 mod decode;
 #[cfg(feature = "deflate")]
 mod deflate;

@@ -19,6 +19,35 @@ const AT_PHNUM: usize = 5;
 /// More program headers than the launcher's linker script makes means a damaged header.
 const MAX_PHDRS: usize = 16;
 
+/// The longest path the kernel takes, its terminating NUL included (`PATH_MAX`).
+pub const PATH_MAX: usize = 4096;
+
+/// The bundle's path, as the launcher can learn it.
+pub struct OwnPath<'b> {
+    pub bytes: &'b [u8],
+    /// From `/proc/self/exe`: absolute, without symbolic links, with ` (deleted)` after it if the
+    /// file was removed or replaced since the exec. Otherwise the path given to exec, as given.
+    pub resolved: bool,
+}
+
+/// The bundle's path as `/proc/self/exe` names it (what Go's `os.Executable` returns), whatever
+/// `argv[0]` was; without `/proc`, the path given to exec (`AT_EXECFN`), which may be relative.
+/// Only names come from here, never the bytes that run (those are the kernel's mapping).
+pub fn own_path<'b>(start: &StartInfo, buf: &'b mut [u8; PATH_MAX]) -> Option<OwnPath<'b>> {
+    let resolved = rustix::fs::readlinkat_raw(rustix::fs::CWD, c"/proc/self/exe", &mut buf[..]);
+    match resolved {
+        // A full buffer may be a truncated path.
+        Ok(len) if len > 0 && len < PATH_MAX => Some(OwnPath {
+            bytes: &buf[..len],
+            resolved: true,
+        }),
+        _ => start.execfn().map(|p| OwnPath {
+            bytes: p.to_bytes(),
+            resolved: false,
+        }),
+    }
+}
+
 /// Why the bundle could not be had from memory.
 #[derive(Clone, Copy)]
 pub enum Unreadable {

@@ -1,5 +1,6 @@
-//! The few system calls rustix does not offer as stable API: exec, exit, signal dispositions,
-//! `brk`, `getrandom` and `prctl(PR_SET_MM)`. Each wrapper is one raw `syscall`/`svc` with the
+//! The few system calls rustix does not offer as stable API (or offers only with a feature the
+//! launcher does without): exec, exit, signal dispositions, `brk`, `getrandom`, `prctl(PR_SET_MM)`
+//! and the wall clock. Each wrapper is one raw `syscall`/`svc` with the
 //! kernel's calling convention.
 
 use rustix::io::Errno;
@@ -14,6 +15,7 @@ mod nr {
     pub const PRCTL: usize = 157;
     pub const GETRANDOM: usize = 318;
     pub const PERSONALITY: usize = 135;
+    pub const CLOCK_GETTIME: usize = 228;
 }
 
 #[cfg(target_arch = "aarch64")]
@@ -26,6 +28,7 @@ mod nr {
     pub const PRCTL: usize = 167;
     pub const GETRANDOM: usize = 278;
     pub const PERSONALITY: usize = 92;
+    pub const CLOCK_GETTIME: usize = 113;
 }
 
 pub const AT_EMPTY_PATH: usize = 0x1000;
@@ -206,4 +209,27 @@ pub unsafe fn prctl(option: usize, a: usize, b: usize, c: usize, d: usize) -> Re
 pub fn personality() -> usize {
     // SAFETY: this query changes nothing.
     unsafe { syscall5(nr::PERSONALITY, 0xffff_ffff, 0, 0, 0, 0) as usize }
+}
+
+/// The wall clock (`CLOCK_REALTIME`), in whole seconds since the epoch: the clock file times are
+/// kept in. 0 if the kernel does not answer.
+pub fn now() -> i64 {
+    const CLOCK_REALTIME: usize = 0;
+    let mut ts = [0i64; 2];
+    // SAFETY: `ts` has the layout of the kernel's 64-bit `struct timespec`, writable.
+    let ret = unsafe {
+        syscall5(
+            nr::CLOCK_GETTIME,
+            CLOCK_REALTIME,
+            ts.as_mut_ptr() as usize,
+            0,
+            0,
+            0,
+        )
+    };
+    if ret == 0 {
+        ts[0]
+    } else {
+        0
+    }
 }

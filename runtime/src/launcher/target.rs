@@ -16,6 +16,7 @@ use rustix::fs::{AtFlags, FallocateFlags, MemfdFlags, Mode, OFlags, SealFlags, S
 use rustix::io::Errno;
 
 use crate::decode::Step;
+use crate::own_image::{own_path, PATH_MAX};
 use crate::start::StartInfo;
 
 /// Creates the memfd that will hold the variant, named as mgo names it: after the bundle's
@@ -23,15 +24,10 @@ use crate::start::StartInfo;
 /// `argv[0]` was; without `/proc`, after the path given to exec.
 pub fn memfd(start: &StartInfo, entry: &Entry) -> Result<OwnedFd, Errno> {
     let mut name = [0u8; MEMFD_NAME_MAX + 1];
-    let mut exe = [0u8; 4096];
-    let resolved = rustix::fs::readlinkat_raw(rustix::fs::CWD, c"/proc/self/exe", &mut exe[..]);
-    let path = match resolved {
-        // A full buffer may be a truncated path.
-        Ok(len) if len > 0 && len < exe.len() => &exe[..len],
-        _ => start
-            .execfn()
-            .or_else(|| start.argv0())
-            .map_or(&b"mgo"[..], |p| p.to_bytes()),
+    let mut exe = [0u8; PATH_MAX];
+    let path = match own_path(start, &mut exe) {
+        Some(own) => own.bytes,
+        None => start.argv0().map_or(&b"mgo"[..], |p| p.to_bytes()),
     };
     let level = level::name(mgo_runtime::cpu::NATIVE, entry.level);
     let len = memfd_name(&mut name, path, level.as_bytes());
