@@ -396,9 +396,99 @@ pub fn verify_text(verification: &Verification) -> String {
     s
 }
 
+/// `mgo-pack cache list`: the directory, then one row per cached program.
+pub fn cache_text(dir: &Path, entries: &[mgo_pack::cache::CacheEntry]) -> String {
+    let mut s = String::new();
+    let total: u64 = entries.iter().map(|e| e.size).sum();
+    let _ = writeln!(
+        s,
+        "{}: {}, {}",
+        escaped(dir),
+        cached_programs(entries.len()),
+        size(total)
+    );
+    if entries.is_empty() {
+        return s;
+    }
+    let rows: Vec<[String; 6]> = entries
+        .iter()
+        .map(|e| {
+            [
+                e.key.clone(),
+                e.level.clone(),
+                size(e.size),
+                date(e.last_used),
+                escaped(Path::new(&e.program)).to_string(),
+                e.bundle
+                    .as_deref()
+                    .map_or("?".to_string(), |b| escaped(b).to_string()),
+            ]
+        })
+        .collect();
+    let header = [
+        "bundle key",
+        "level",
+        "size",
+        "last used",
+        "program",
+        "bundle",
+    ]
+    .map(String::from);
+    let mut widths = [0usize; 6];
+    for row in std::iter::once(&header).chain(&rows) {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    for row in std::iter::once(&header).chain(&rows) {
+        let mut line = String::from(" ");
+        for (i, cell) in row.iter().enumerate() {
+            if i == 2 {
+                let _ = write!(line, " {cell:>width$}", width = widths[i]);
+            } else {
+                let _ = write!(line, " {cell:<width$}", width = widths[i]);
+            }
+        }
+        let _ = writeln!(s, "{}", line.trim_end());
+    }
+    s
+}
+
+/// `1 cached program`, `3 cached programs`.
+pub fn cached_programs(n: usize) -> String {
+    format!("{n} cached program{}", if n == 1 { "" } else { "s" })
+}
+
+/// The day of `time`, `YYYY-MM-DD` (UTC).
+fn date(time: std::time::SystemTime) -> String {
+    let secs = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    // Days to a civil date in the proleptic Gregorian calendar (Howard Hinnant's algorithm).
+    let z = (secs / 86_400) as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_are_civil_days() {
+        let at = |secs| date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs));
+        assert_eq!(at(0), "1970-01-01");
+        assert_eq!(at(951_782_400), "2000-02-29");
+        assert_eq!(at(1_709_251_199), "2024-02-29");
+        assert_eq!(at(1_735_689_600), "2025-01-01");
+    }
 
     #[test]
     fn sizes_and_groups() {

@@ -31,9 +31,11 @@
 //! ```
 //!
 //! The lower layer, for callers that have the bytes already: [`Variant`], [`build_bundle`],
-//! [`write_executable`].
+//! [`write_executable`]. [`cache`] lists and clears the launcher's per-user cache of programs
+//! (bundles packed with [`Launch::Cache`]).
 
 mod bundle;
+pub mod cache;
 mod cleanup;
 pub mod compress;
 pub mod detect;

@@ -1,7 +1,8 @@
 //! `mgo-pack`: the command line over the `mgo_pack` library.
 //!
 //! Without a subcommand it packs, as mgo's users expect: `mgo-pack -o OUT IN...`. The
-//! subcommands read bundles back (`inspect`, `extract`, `verify`) and build and pack (`build`).
+//! subcommands read bundles back (`inspect`, `extract`, `verify`), build and pack (`build`), and
+//! list or clear the launcher's cache (`cache`).
 
 mod cli;
 mod go_build;
@@ -26,6 +27,7 @@ Examples:
   mgo-pack verify app                           decode every variant and check its hash
   mgo-pack build -o app -trimpath ./cmd/app     go build for GOAMD64=v1..v4, then pack
   mgo-pack -o app --launch cache app.v*         started from a real file in ~/.cache/mgo-pack
+  mgo-pack cache                                the programs cached there (`cache clear`)
 
 Levels: `vN=PATH` packs PATH as vN. Inputs without `vN=` take the level their file records
 (Go build info `GOAMD64=vN`; a GNU property note `x86 ISA needed: x86-64-vN`) when every one of
@@ -126,6 +128,23 @@ enum Command {
         )]
         args: Vec<OsString>,
     },
+    /// The launcher's cache of programs ($XDG_CACHE_HOME/mgo-pack, else ~/.cache/mgo-pack), which
+    /// bundles packed with --launch cache (or run with MGODEBUG=cache) start from: `list` (the
+    /// default) shows each entry, `clear` removes them all. Entries of a bundle replaced at the
+    /// same path go when the new one first starts; entries unused for 30 days go when any entry
+    /// is made. See docs/ARCHITECTURE.md.
+    Cache {
+        #[command(subcommand)]
+        action: Option<CacheAction>,
+    },
+}
+
+#[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
+enum CacheAction {
+    /// Each cached program: its bundle's key and path, level, name, size and last use.
+    List,
+    /// Remove every cached program (programs running from the cache keep running).
+    Clear,
 }
 
 /// What `--launch` takes, when packing and building.
@@ -172,6 +191,7 @@ fn main() -> ExitCode {
         }) => extract(&bundle, variant, &output, verbosity),
         Some(Command::Verify { bundle }) => verify(&bundle, verbosity),
         Some(Command::Build { args }) => return build(&args, verbosity),
+        Some(Command::Cache { action }) => cache(action.unwrap_or(CacheAction::List), verbosity),
     };
     match result {
         Ok(code) => code,
@@ -421,6 +441,37 @@ fn verify(path: &Path, verbosity: Verbosity) -> Result<ExitCode, PackError> {
         }
         Ok(ExitCode::from(EXIT_BAD_BUNDLE))
     }
+}
+
+fn cache(action: CacheAction, verbosity: Verbosity) -> Result<ExitCode, PackError> {
+    let Some(dir) = mgo_pack::cache::cache_dir() else {
+        if action == CacheAction::List {
+            print_stdout("no cache: neither XDG_CACHE_HOME nor HOME is an absolute path\n")?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    let failed = |source| PackError::Io {
+        path: dir.clone(),
+        source,
+    };
+    match action {
+        CacheAction::List => {
+            let entries = mgo_pack::cache::list(&dir).map_err(failed)?;
+            print_stdout(&cli::cache_text(&dir, &entries))?;
+        }
+        CacheAction::Clear => {
+            let cleared = mgo_pack::cache::clear(&dir).map_err(failed)?;
+            if verbosity != Verbosity::Quiet {
+                print_stdout(&format!(
+                    "{}: removed {} ({})\n",
+                    escaped(&dir),
+                    cli::cached_programs(cleared.entries),
+                    cli::size(cleared.bytes)
+                ))?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print_stdout(text: &str) -> Result<(), PackError> {
