@@ -296,7 +296,13 @@ fn base_dir(start: &StartInfo, euid: u32) -> Result<(OwnedFd, Path), Unusable> {
         (None, None) => return Err(Unusable::NoBase),
     }
     let (walked, create) = resolve(&literal)?;
-    walk(&walked, create, euid).map(|fd| (fd, walked))
+    let base = walk(&walked, create, euid)?;
+    // Before anything is made there: nothing could run from it. (Not knowing is no reason to
+    // give up: exec will tell.)
+    match rustix::fs::fstatvfs(&base) {
+        Ok(st) if st.f_flag.contains(StatVfsMountFlags::NOEXEC) => Err(Unusable::Noexec),
+        _ => Ok((base, walked)),
+    }
 }
 
 /// The base's path without symbolic links, as `/proc/self/fd` names the directory it leads to
@@ -491,12 +497,6 @@ fn make(
     entry: &Entry,
     euid: u32,
 ) -> Result<bool, Missed> {
-    match rustix::fs::fstatvfs(dir) {
-        Ok(st) if st.f_flag.contains(StatVfsMountFlags::NOEXEC) => {
-            return Err(Unusable::Noexec.into())
-        }
-        _ => {}
-    }
     let failed = |step, e| Missed::Unusable(Unusable::Failed(Place::Entry, step, e));
     let unnamed = rustix::fs::openat(
         dir,
