@@ -119,6 +119,41 @@ pub fn spawn(cmd: &mut Command) -> std::process::Child {
         .unwrap_or_else(|e| panic!("starting {:?}: {e}", cmd.get_program()))
 }
 
+/// A program that stays alive (`PROBE_SLEEP_MS`) once it has printed its report, so that its
+/// `/proc` entries can be read. Killed and reaped when dropped.
+pub struct Sleeper {
+    pub child: std::process::Child,
+    pub report: String,
+}
+
+impl Sleeper {
+    /// Starts `cmd`, a probe (or a bundle of one), and waits for its report.
+    pub fn start(cmd: &mut Command) -> Sleeper {
+        let mut child = spawn(cmd.env("PROBE_SLEEP_MS", "30000").stdout(Stdio::piped()));
+        let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut report = String::new();
+        // The report's last line (without PROBE_STDIN) is fd_targets; then the probe sleeps.
+        while !report.contains("fd_targets=") {
+            let before = report.len();
+            std::io::BufRead::read_line(&mut reader, &mut report).unwrap();
+            assert!(report.len() > before, "the probe ended early: {report}");
+        }
+        Sleeper { child, report }
+    }
+
+    /// `/proc/PID/FILE` of the program, as text.
+    pub fn proc(&self, file: &str) -> String {
+        std::fs::read_to_string(format!("/proc/{}/{file}", self.child.id())).unwrap()
+    }
+}
+
+impl Drop for Sleeper {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

@@ -100,10 +100,21 @@ pub fn with_tmpfs_over<'a>(
     over: &[&Path],
     flags: libc::c_ulong,
 ) -> &'a mut Command {
+    with_tmpfs_options(cmd, over, flags, "")
+}
+
+/// [`with_tmpfs_over`] with tmpfs `options` (`size=64k`: a file system that is full at once).
+pub fn with_tmpfs_options<'a>(
+    cmd: &'a mut Command,
+    over: &[&Path],
+    flags: libc::c_ulong,
+    options: &str,
+) -> &'a mut Command {
     let targets: Vec<CString> = over
         .iter()
         .map(|p| CString::new(p.as_os_str().as_bytes()).unwrap())
         .collect();
+    let options = CString::new(options).unwrap();
     let setup = move || {
         // SAFETY: unshare and mount with C strings that live in this closure.
         unsafe {
@@ -113,7 +124,7 @@ pub fn with_tmpfs_over<'a>(
             os_result(libc::mount(none, c"/".as_ptr(), none, private, none.cast()) != 0)?;
             for target in &targets {
                 let (fs, at) = (c"tmpfs".as_ptr(), target.as_ptr());
-                os_result(libc::mount(fs, at, fs, flags, none.cast()) != 0)?;
+                os_result(libc::mount(fs, at, fs, flags, options.as_ptr().cast()) != 0)?;
             }
         }
         Ok(())

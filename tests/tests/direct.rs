@@ -6,57 +6,18 @@
 //! glibc's and musl's dynamic loaders) start too, what cannot be mapped falls back to the memfd,
 //! and the pack-time and run-time switches choose the path.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use mgo_format::{Bundle, ENTRY_DIRECT};
 use mgo_tests::checks::{expected_exe, pack_all_for, scratch, Launch};
 use mgo_tests::fixtures::{c_probe_dynamic, c_probe_static, go_probe, parse_report};
-use mgo_tests::harness::{command, pack_with, run, spawn, stderr, stdout};
+use mgo_tests::harness::{command, pack_with, run, stderr, stdout, Sleeper};
 
 const PATH: Launch = Launch::Direct;
 
 // One test per shared check (`runs_the_best_variant_for_this_cpu`, ...), on the direct path.
 mgo_tests::launch_checks!(PATH);
-
-/// A program that stays alive (`PROBE_SLEEP_MS`) once it has printed its report, so that its
-/// `/proc` entries can be read. Killed and reaped when dropped.
-struct Sleeper {
-    child: std::process::Child,
-    report: String,
-}
-
-impl Sleeper {
-    fn start(program: &Path, env: &[(&str, &str)]) -> Sleeper {
-        let mut child = spawn(
-            command(program)
-                .env("PROBE_SLEEP_MS", "30000")
-                .envs(env.iter().copied())
-                .stdout(Stdio::piped()),
-        );
-        let mut reader = BufReader::new(child.stdout.take().unwrap());
-        let mut report = String::new();
-        // The report's last line (without PROBE_STDIN) is fd_targets; then the probe sleeps.
-        while !report.contains("fd_targets=") {
-            let before = report.len();
-            reader.read_line(&mut report).unwrap();
-            assert!(report.len() > before, "the probe ended early: {report}");
-        }
-        Sleeper { child, report }
-    }
-
-    fn proc(&self, file: &str) -> String {
-        std::fs::read_to_string(format!("/proc/{}/{file}", self.child.id())).unwrap()
-    }
-}
-
-impl Drop for Sleeper {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn status_kb(status: &str, key: &str) -> u64 {
     status
@@ -71,7 +32,7 @@ fn status_kb(status: &str, key: &str) -> u64 {
 fn program_pages_are_the_bundle_files_own() {
     let bundle = pack_all_for(&scratch("maps", PATH).join("probe"), go_probe(), PATH);
     let canonical = bundle.canonicalize().unwrap();
-    let sleeper = Sleeper::start(&bundle, &[]);
+    let sleeper = Sleeper::start(&mut command(&bundle));
     let maps = sleeper.proc("maps");
     // The probe's text, read-only data and data: file mappings of the bundle, at Go's addresses.
     let program: Vec<&str> = maps
@@ -296,7 +257,7 @@ fn static_pie_lands_at_a_random_base() {
     let bundle = pack_with(&dir.join("bundle"), &[(1, &program)], PATH);
     let canonical = bundle.canonicalize().unwrap();
     let base = || {
-        let sleeper = Sleeper::start(&bundle, &[]);
+        let sleeper = Sleeper::start(&mut command(&bundle));
         let maps = sleeper.proc("maps");
         let first = maps
             .lines()

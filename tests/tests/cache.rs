@@ -1,0 +1,684 @@
+//! End-to-end on the cache launch path (`--launch cache`, `MGODEBUG=cache`): the launcher writes
+//! the chosen variant once, hash-checked, as a real file in the user's cache directory and execs
+//! it at every start. First every launch behaviour check that `tests/launch.rs` runs on the memfd
+//! path (`mgo_tests::checks`), then what only the cache path has: the entry's name, mode, owner
+//! and bytes, a second start that execs it without rewriting it, compressed bundles decoded once,
+//! tampered entries never run, 200 first starts at once, the conditions that send the launch to
+//! the memfd (no home, read-only, noexec, full), secure-execution mode, and the bounds (a newer
+//! bundle at the same path, entries unused for 30 days). docs/ARCHITECTURE.md ("The cache")
+//! describes the path; `packer/tests/cache_cli.rs` tests `mgo-pack cache`.
+//!
+//! Every test points `XDG_CACHE_HOME` (or `HOME`) at a scratch directory of its own. Tests that
+//! need something this machine cannot give (a mount namespace, root, set-user-ID programs) print
+//! `SKIPPED: <test>: <reason>` and return.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, SystemTime};
+
+use mgo_pack::{BundleOptions, Compression, Launch};
+use mgo_tests::checks::cache_entry;
+use mgo_tests::fixtures::{c_probe_dynamic, c_probe_static, Report};
+use mgo_tests::harness::{
+    command, copy_executable, numbered, ok_report, oracle_level, pack, pack_options, run,
+    scratch_dir, skipped, spawn, stderr, stdout, write_executable, Sleeper,
+};
+use mgo_tests::hostile::{
+    as_nobody, best_static, can_mount_privately, install, public_dir, root, setuid_refused,
+    static_bundle, with_tmpfs_options,
+};
+
+const PATH: Launch = Launch::Cache;
+
+// One test per shared check (`runs_the_best_variant_for_this_cpu`, ...), on the cache path.
+mgo_tests::launch_checks!(PATH);
+
+const DAY: u64 = 24 * 60 * 60;
+
+/// `variants`' four builds packed for the cache path into `out`.
+fn cache_bundle(out: &Path, variants: &[PathBuf; 4], compression: Compression) -> PathBuf {
+    let options = BundleOptions::default()
+        .with_launch(Launch::Cache)
+        .with_compression(compression);
+    pack_options(out, &numbered(variants), &options)
+}
+
+/// A fresh scratch directory (canonical, as the launcher names it) and a cache directory in it
+/// that does not exist yet.
+fn scratch(name: &str) -> (PathBuf, PathBuf) {
+    let dir = scratch_dir(name).canonicalize().unwrap();
+    let home = dir.join("xdg");
+    (dir, home)
+}
+
+/// `program` run with `XDG_CACHE_HOME=home`.
+fn cached(program: &Path, home: &Path) -> Command {
+    let mut cmd = command(program);
+    cmd.env("XDG_CACHE_HOME", home);
+    cmd
+}
+
+/// Runs `cmd` with `MGODEBUG=log` (replacing any other value) and returns its report (it must have succeeded) and the line
+/// that names the launch path.
+fn logged(cmd: &mut Command, what: &str) -> (Report, String) {
+    let out = run(cmd.env("MGODEBUG", "log"));
+    let report = ok_report(&out, what);
+    (report, path_line(&out))
+}
+
+fn path_line(out: &Output) -> String {
+    stderr(out)
+        .lines()
+        .find(|l| l.starts_with("[mgo] launcher: launch path"))
+        .unwrap_or_else(|| panic!("no launch path line: {}", stderr(out)))
+        .to_string()
+}
+
+fn made(entry: &Path) -> String {
+    format!(
+        "[mgo] launcher: launch path cache (made {})",
+        entry.display()
+    )
+}
+
+fn found(entry: &Path) -> String {
+    format!("[mgo] launcher: launch path cache ({})", entry.display())
+}
+
+fn memfd_because(why: &str) -> String {
+    format!("[mgo] launcher: launch path memfd (cannot use the cache: {why})")
+}
+
+fn exe(report: &Report) -> String {
+    report.get_str("exe").expect("exe in the probe's report")
+}
+
+/// The best level of `variants` on this machine (`v3`), and its build.
+fn best(variants: &[PathBuf; 4]) -> (String, &Path) {
+    let level = oracle_level(variants);
+    (format!("v{level}"), &variants[level as usize - 1])
+}
+
+/// What identifies a file's inode and its last change: a rewrite or a replacement changes it.
+fn identity(path: &Path) -> (u64, u64, i64, i64) {
+    let meta = std::fs::symlink_metadata(path).unwrap();
+    (meta.dev(), meta.ino(), meta.ctime(), meta.ctime_nsec())
+}
+
+fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() }
+}
+
+/// Asserts that `entry` is what the launcher makes: a regular file of this user's, mode 0500,
+/// holding exactly `build`'s bytes, in directories of this user's with mode 0700.
+fn assert_good_entry(entry: &Path, build: &Path) {
+    let meta = std::fs::symlink_metadata(entry).unwrap();
+    assert!(meta.is_file(), "{}: {meta:?}", entry.display());
+    assert_eq!(meta.mode() & 0o7777, 0o500, "{}", entry.display());
+    assert_eq!(meta.uid(), euid(), "{}", entry.display());
+    assert!(
+        std::fs::read(entry).unwrap() == std::fs::read(build).unwrap(),
+        "{} is not {} byte for byte",
+        entry.display(),
+        build.display()
+    );
+    for dir in entry.ancestors().skip(1).take(3) {
+        let meta = std::fs::symlink_metadata(dir).unwrap();
+        assert!(meta.is_dir(), "{}", dir.display());
+        assert_eq!(meta.mode() & 0o7777, 0o700, "{}", dir.display());
+        assert_eq!(meta.uid(), euid(), "{}", dir.display());
+    }
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The bundle's directory in the cache (`<cache>/mgo-pack/<key>`) of an entry.
+fn bundle_dir(entry: &Path) -> &Path {
+    entry.parent().unwrap().parent().unwrap()
+}
+
+/// The first start writes the entry, named after the bundle, with the level in its path, mode
+/// 0500, in private directories, holding the build's bytes; a later start execs it as it is (same
+/// inode, never rewritten), and the running program's `/proc/PID/exe` is that real file, its name
+/// the program's (`comm`, `pgrep -x`), its bytes the build's.
+#[test]
+fn first_start_makes_the_entry_and_later_starts_exec_it() {
+    let (dir, home) = scratch("cache-first");
+    let bundle = cache_bundle(
+        &dir.join("cachedprog"),
+        c_probe_dynamic(),
+        Compression::None,
+    );
+    let (level, build) = best(c_probe_dynamic());
+    let entry = cache_entry(&home, &bundle, &level);
+    assert!(!home.exists());
+
+    let (report, line) = logged(&mut cached(&bundle, &home), "first start");
+    assert_eq!(line, made(&entry));
+    assert_eq!(exe(&report), entry.to_str().unwrap());
+    assert_eq!(report.get_str("level").unwrap(), level);
+    assert!(exe(&report).contains(&format!(" GOAMD64={level}/")));
+    assert_good_entry(&entry, build);
+    // The missing XDG_CACHE_HOME was made, private, as the XDG specification asks.
+    assert_eq!(std::fs::metadata(&home).unwrap().mode() & 0o7777, 0o700);
+    assert_eq!(
+        std::fs::read_link(bundle_dir(&entry).join("bundle")).unwrap(),
+        bundle
+    );
+    let made_as = identity(&entry);
+
+    let (report, line) = logged(&mut cached(&bundle, &home), "second start");
+    assert_eq!(line, found(&entry));
+    assert_eq!(exe(&report), entry.to_str().unwrap());
+    assert_eq!(identity(&entry), made_as, "the entry was rewritten");
+
+    let sleeper = Sleeper::start(&mut cached(&bundle, &home));
+    let pid = sleeper.child.id();
+    let exe_link = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert_eq!(exe_link, entry);
+    assert_eq!(sleeper.proc("comm").trim_end(), "cachedprog");
+    assert!(
+        std::fs::read(format!("/proc/{pid}/exe")).unwrap() == std::fs::read(build).unwrap(),
+        "/proc/{pid}/exe is not the build's bytes"
+    );
+    match Command::new("pgrep").args(["-x", "cachedprog"]).output() {
+        Ok(out) => assert!(
+            stdout(&out).lines().any(|l| l == pid.to_string()),
+            "pgrep -x cachedprog: {}",
+            stdout(&out)
+        ),
+        Err(e) => skipped(
+            "first_start_makes_the_entry_and_later_starts_exec_it",
+            &format!("pgrep not available ({e}); the rest was checked"),
+        ),
+    }
+    drop(sleeper);
+    assert_eq!(identity(&entry), made_as, "the entry was rewritten");
+}
+
+/// `MGODEBUG=cache` takes a bundle packed for the memfd path onto the cache path, and
+/// `MGODEBUG=memfd` a cache bundle onto the memfd path; the last word wins.
+#[test]
+fn switches_choose_the_cache_path_at_run_time() {
+    let (dir, home) = scratch("cache-switches");
+    let memfd_bundle = pack(&dir.join("plain"), &numbered(c_probe_dynamic()));
+    let cache_bundle = cache_bundle(&dir.join("cached"), c_probe_dynamic(), Compression::None);
+    let (level, _) = best(c_probe_dynamic());
+
+    let entry = cache_entry(&home, &memfd_bundle, &level);
+    let out = run(cached(&memfd_bundle, &home).env("MGODEBUG", "memfd,log,cache"));
+    assert_eq!(path_line(&out), made(&entry));
+    assert_eq!(exe(&ok_report(&out, "cache")), entry.to_str().unwrap());
+
+    let out = run(cached(&cache_bundle, &home).env("MGODEBUG", "cache,log,memfd"));
+    assert_eq!(path_line(&out), "[mgo] launcher: launch path memfd");
+    let exe = exe(&ok_report(&out, "memfd"));
+    assert!(exe.starts_with("/memfd:"), "{exe}");
+    // Nothing was cached for the bundle run on the memfd path.
+    assert_eq!(names(&home.join("mgo-pack")).len(), 1);
+}
+
+/// A compressed variant is decoded once, into the entry (hash-checked), and the later starts
+/// exec the entry without decoding anything: the same file, untouched.
+#[test]
+fn compressed_bundles_decode_once() {
+    let (level, build) = best(c_probe_static());
+    for (name, compression) in [
+        ("gzip", Compression::Gzip(1)),
+        ("zstd", Compression::Zstd(1)),
+    ] {
+        let (dir, home) = scratch(&format!("cache-{name}"));
+        let bundle = cache_bundle(&dir.join("prog"), c_probe_static(), compression);
+        let entry = cache_entry(&home, &bundle, &level);
+        let (report, line) = logged(&mut cached(&bundle, &home), name);
+        assert_eq!(line, made(&entry), "{name}");
+        assert_eq!(exe(&report), entry.to_str().unwrap(), "{name}");
+        assert_good_entry(&entry, build);
+        let made_as = identity(&entry);
+        for _ in 0..2 {
+            let (report, line) = logged(&mut cached(&bundle, &home), name);
+            assert_eq!(line, found(&entry), "{name}");
+            assert_eq!(report.get_str("level").unwrap(), level, "{name}");
+        }
+        assert_eq!(identity(&entry), made_as, "{name}: the entry was rewritten");
+    }
+}
+
+/// A shell script of exactly `len` bytes that says TAMPERED if it is ever run.
+fn tampered_script(len: u64) -> Vec<u8> {
+    let mut script = b"#!/bin/sh\necho TAMPERED\nexit 0\n".to_vec();
+    script.resize(len as usize, b'#');
+    script
+}
+
+/// Whatever is found under an entry's name that is not exactly what the launcher makes (another
+/// mode, another length, a symbolic link, another owner, a directory) is never run, and is
+/// replaced by a good entry. Each stand-in is a script that would say TAMPERED, alike to a good
+/// entry in all but the one respect. The control: a stand-in alike in every checked respect does
+/// run, which is what makes the others' silence mean something (an entry's bytes are checked
+/// when it is made, not at every start: docs/ARCHITECTURE.md).
+#[test]
+fn tampered_entries_are_never_run_and_are_replaced() {
+    let (dir, home) = scratch("cache-tampered");
+    let bundle = cache_bundle(&dir.join("prog"), c_probe_dynamic(), Compression::None);
+    let (level, build) = best(c_probe_dynamic());
+    let entry = cache_entry(&home, &bundle, &level);
+    logged(&mut cached(&bundle, &home), "first start");
+    let len = std::fs::metadata(build).unwrap().len();
+    let elsewhere = dir.join("evil");
+
+    let put = |bytes: &[u8], mode: u32| {
+        let _ = std::fs::remove_file(&entry);
+        write_executable(&entry, bytes).unwrap();
+        std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    let script = tampered_script(len);
+    let cases: [(&str, &dyn Fn()); 8] = [
+        ("mode 0755", &|| put(&script, 0o755)),
+        ("mode 0700", &|| put(&script, 0o700)),
+        ("group-writable", &|| put(&script, 0o520)),
+        ("one byte longer", &|| put(&tampered_script(len + 1), 0o500)),
+        ("one byte shorter", &|| {
+            put(&tampered_script(len - 1), 0o500)
+        }),
+        ("a symbolic link", &|| {
+            let _ = std::fs::remove_file(&elsewhere);
+            write_executable(&elsewhere, &script).unwrap();
+            std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o500)).unwrap();
+            std::fs::remove_file(&entry).unwrap();
+            std::os::unix::fs::symlink(&elsewhere, &entry).unwrap();
+        }),
+        ("another user's", &|| {
+            put(&script, 0o500);
+            std::os::unix::fs::lchown(&entry, Some(65534), Some(65534)).unwrap();
+        }),
+        ("a directory", &|| {
+            std::fs::remove_file(&entry).unwrap();
+            std::fs::create_dir(&entry).unwrap();
+            std::fs::write(entry.join("inside"), b"x").unwrap();
+        }),
+    ];
+    for (what, tamper) in cases {
+        if what == "another user's" && euid() != 0 {
+            skipped(
+                "tampered_entries_are_never_run_and_are_replaced",
+                "not root: cannot give a file to another user (that case only)",
+            );
+            continue;
+        }
+        tamper();
+        let out = run(cached(&bundle, &home).env("MGODEBUG", "log"));
+        assert!(!stdout(&out).contains("TAMPERED"), "{what}: it ran");
+        let report = ok_report(&out, what);
+        assert_eq!(path_line(&out), made(&entry), "{what}");
+        assert_eq!(exe(&report), entry.to_str().unwrap(), "{what}");
+        assert_good_entry(&entry, build);
+    }
+
+    // The control: alike to a good entry in every checked respect, it runs.
+    put(&script, 0o500);
+    let out = run(&mut cached(&bundle, &home));
+    assert!(stdout(&out).contains("TAMPERED"), "{}", stdout(&out));
+
+    // A directory of the cache's that is not private is replaced as well; the cache directory
+    // itself, which the user may have set up otherwise, is left alone and the cache not used.
+    std::fs::remove_file(&entry).unwrap();
+    let variant_dir = entry.parent().unwrap();
+    std::fs::set_permissions(variant_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (_, line) = logged(&mut cached(&bundle, &home), "open variant directory");
+    assert_eq!(line, made(&entry));
+    assert_good_entry(&entry, build);
+    let root_dir = home.join("mgo-pack");
+    std::fs::set_permissions(&root_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (report, line) = logged(&mut cached(&bundle, &home), "open cache directory");
+    assert_eq!(
+        line,
+        memfd_because("the cache directory is not the user's alone (mode 0700)")
+    );
+    assert!(exe(&report).starts_with("/memfd:"));
+    std::fs::set_permissions(&root_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let (_, line) = logged(&mut cached(&bundle, &home), "private again");
+    assert_eq!(line, found(&entry));
+}
+
+/// 200 first starts at once all run, each through the cache, and leave exactly one entry: the
+/// entries are linked in whole, the first link wins, and the others use it.
+#[test]
+fn concurrent_first_starts_all_run_and_leave_one_entry() {
+    const LAUNCHES: usize = 200;
+    let (dir, home) = scratch("cache-concurrent");
+    let bundle = cache_bundle(&dir.join("prog"), c_probe_static(), Compression::None);
+    let (level, build) = best(c_probe_static());
+    let entry = cache_entry(&home, &bundle, &level);
+    let children: Vec<_> = (0..LAUNCHES)
+        .map(|i| {
+            spawn(
+                cached(&bundle, &home)
+                    .arg(format!("launch-{i}"))
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped()),
+            )
+        })
+        .collect();
+    for (i, child) in children.into_iter().enumerate() {
+        let out = child.wait_with_output().unwrap();
+        let report = ok_report(&out, &format!("launch {i}"));
+        assert_eq!(report.get_str("level").unwrap(), level, "launch {i}");
+        assert_eq!(exe(&report), entry.to_str().unwrap(), "launch {i}");
+        let argv = report.get_str_array("argv").unwrap();
+        assert_eq!(argv.last().unwrap(), &format!("launch-{i}"));
+    }
+    assert_good_entry(&entry, build);
+    let variant_dir = entry.parent().unwrap();
+    assert_eq!(names(variant_dir), ["prog"]);
+    assert_eq!(
+        names(bundle_dir(&entry)).len(),
+        2,
+        "{:?}",
+        names(bundle_dir(&entry))
+    );
+    assert_eq!(names(&home.join("mgo-pack")).len(), 1);
+}
+
+/// Without a usable cache directory the program starts through the memfd, and `MGODEBUG=log`
+/// says why: no HOME and no (absolute) XDG_CACHE_HOME, or a cache directory that is read-only,
+/// mounted noexec, or full (a stored and a compressed variant). Without the switch, nothing is
+/// said at all.
+#[test]
+fn unusable_cache_directories_fall_back_to_the_memfd() {
+    let test = "unusable_cache_directories_fall_back_to_the_memfd";
+    let (dir, home) = scratch("cache-unusable");
+    let bundle = cache_bundle(&dir.join("prog"), c_probe_static(), Compression::None);
+    let zstd = cache_bundle(&dir.join("zprog"), c_probe_static(), Compression::Zstd(1));
+    let (level, _) = best(c_probe_static());
+    let on_memfd = |out: &Output, why: &str, what: &str| {
+        let report = ok_report(out, what);
+        assert_eq!(report.get_str("level").unwrap(), level, "{what}");
+        assert!(
+            exe(&report).starts_with("/memfd:"),
+            "{what}: {}",
+            exe(&report)
+        );
+        assert_eq!(path_line(out), memfd_because(why), "{what}");
+    };
+
+    let out = run(command(&bundle).env("MGODEBUG", "log"));
+    on_memfd(
+        &out,
+        "neither XDG_CACHE_HOME nor HOME is an absolute path",
+        "no home",
+    );
+    let out = run(command(&bundle)
+        .env("MGODEBUG", "log")
+        .env("XDG_CACHE_HOME", "relative/cache"));
+    on_memfd(
+        &out,
+        "neither XDG_CACHE_HOME nor HOME is an absolute path",
+        "relative",
+    );
+    let out = run(&mut command(&bundle));
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}",
+        stderr(&out)
+    );
+    // A relative XDG_CACHE_HOME is unset: HOME's .cache is used.
+    let home_dir = dir.join("home");
+    std::fs::create_dir(&home_dir).unwrap();
+    let (report, _) = logged(
+        command(&bundle)
+            .env("XDG_CACHE_HOME", "relative/cache")
+            .env("HOME", &home_dir),
+        "HOME",
+    );
+    assert_eq!(
+        exe(&report),
+        cache_entry(&home_dir.join(".cache"), &bundle, &level)
+            .to_str()
+            .unwrap()
+    );
+
+    if !can_mount_privately(test) {
+        return;
+    }
+    std::fs::create_dir(&home).unwrap();
+    let cases = [
+        (
+            "read-only",
+            libc::MS_RDONLY,
+            "",
+            "the cache directory: mkdir: EROFS",
+        ),
+        (
+            "noexec",
+            libc::MS_NOEXEC,
+            "",
+            "the cache directory is mounted noexec",
+        ),
+        (
+            "full",
+            0,
+            "size=64k",
+            "the cached program: fallocate: ENOSPC",
+        ),
+    ];
+    for (what, flags, options, why) in cases {
+        for program in [&bundle, &zstd] {
+            let mut cmd = cached(program, &home);
+            cmd.env("MGODEBUG", "log");
+            let out = run(with_tmpfs_options(&mut cmd, &[&home], flags, options));
+            on_memfd(&out, why, &format!("{what}: {}", program.display()));
+        }
+    }
+    assert!(names(&home).is_empty(), "{:?}", names(&home));
+}
+
+/// Without `/proc` the bundle's path is the one exec was given, and the entry is made under a
+/// temporary name in its private directory, linked in whole; a bundle started by a relative path
+/// then has no known path, and starts through the memfd.
+#[test]
+fn without_proc_the_entry_is_made_under_a_temporary_name() {
+    let test = "without_proc_the_entry_is_made_under_a_temporary_name";
+    if !can_mount_privately(test) {
+        return;
+    }
+    let (dir, home) = scratch("cache-no-proc");
+    let bundle = cache_bundle(&dir.join("prog"), c_probe_dynamic(), Compression::None);
+    let (level, build) = best(c_probe_dynamic());
+    let entry = cache_entry(&home, &bundle, &level);
+    let mut cmd = cached(&bundle, &home);
+    cmd.env("MGODEBUG", "log");
+    let out = run(with_tmpfs_options(&mut cmd, &[Path::new("/proc")], 0, ""));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(path_line(&out), made(&entry));
+    assert_good_entry(&entry, build);
+    assert_eq!(names(entry.parent().unwrap()), ["prog"]);
+
+    let mut cmd = command(Path::new("./prog"));
+    cmd.current_dir(&dir)
+        .env("XDG_CACHE_HOME", &home)
+        .env("MGODEBUG", "log");
+    let out = run(with_tmpfs_options(&mut cmd, &[Path::new("/proc")], 0, ""));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        path_line(&out),
+        memfd_because("the bundle's path is unknown (no /proc, and a relative path was run)")
+    );
+}
+
+/// A symbolic link in the cache directory's path (`XDG_CACHE_HOME` pointing at another disk, as
+/// users set it up) is resolved, and the real path is what the program runs from.
+#[test]
+fn a_symlinked_cache_directory_is_resolved() {
+    let (dir, real) = scratch("cache-symlinked");
+    std::fs::create_dir(&real).unwrap();
+    let link = dir.join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let bundle = cache_bundle(&dir.join("prog"), c_probe_dynamic(), Compression::None);
+    let (level, build) = best(c_probe_dynamic());
+    let entry = cache_entry(&real, &bundle, &level);
+    let (report, line) = logged(&mut cached(&bundle, &link), "symlinked");
+    assert_eq!(line, made(&entry));
+    assert_eq!(exe(&report), entry.to_str().unwrap());
+    assert_good_entry(&entry, build);
+}
+
+/// `program` run as `nobody`.
+fn nobody(program: &Path) -> Command {
+    let mut cmd = command(program);
+    as_nobody(&mut cmd);
+    cmd
+}
+
+/// A set-user-ID root bundle packed for the cache path, run by `nobody` (secure-execution mode):
+/// the caller's XDG_CACHE_HOME and MGODEBUG=cache choose nothing, the program runs from a memfd
+/// and nothing is written (a launcher running as root would otherwise write root's files where
+/// the caller says, and run them). Root running the same bundle (no secure mode) uses the cache.
+#[test]
+fn secure_execution_never_uses_the_cache() {
+    let test = "secure_execution_never_uses_the_cache";
+    if !root(test) {
+        return;
+    }
+    let Some(dir) = public_dir(test) else {
+        return skipped(
+            test,
+            "the scratch directory is not reachable by other users",
+        );
+    };
+    let (best_level, build) = best_static();
+    if let Some(why) = setuid_refused(&dir, build, nobody) {
+        return skipped(test, &why);
+    }
+    let packed = static_bundle(&dir.join("packed"), Launch::Cache, Compression::None);
+    let app = install(&packed, &dir.join("app"), 0o4711);
+    let home = dir.join("xdg");
+    std::fs::create_dir(&home).unwrap();
+    for debug in ["", "cache", "cache,log"] {
+        let mut cmd = nobody(&app);
+        cmd.env("XDG_CACHE_HOME", &home)
+            .env("HOME", &home)
+            .env("MGODEBUG", debug)
+            .env("PROBE_CREDS", "1");
+        let out = run(&mut cmd);
+        let report = ok_report(&out, debug);
+        assert_eq!(
+            (report.get_i64("euid"), report.get_i64("at_secure")),
+            (Some(0), Some(1)),
+            "not the program in secure mode"
+        );
+        assert_eq!(report.get_str("level").unwrap(), best_level);
+        assert!(
+            exe(&report).starts_with("/memfd:"),
+            "{debug}: {}",
+            exe(&report)
+        );
+        assert!(out.stderr.is_empty(), "{debug}: {}", stderr(&out));
+        assert!(names(&home).is_empty(), "{debug}: {:?}", names(&home));
+    }
+    let (report, _) = logged(&mut cached(&app, &home), "root");
+    assert_eq!(
+        exe(&report),
+        cache_entry(&home, &app, &best_level).to_str().unwrap()
+    );
+}
+
+/// A newer bundle at the same path removes the older bundle's entries when it makes its own; two
+/// levels of one bundle (`GOAMD64=v1` and the CPU's) live side by side.
+#[test]
+fn a_newer_bundle_at_the_same_path_replaces_the_older_entries() {
+    let (dir, home) = scratch("cache-newer");
+    let path = dir.join("prog");
+    let old = cache_bundle(&path, c_probe_static(), Compression::None);
+    let (level, _) = best(c_probe_static());
+    let old_best = cache_entry(&home, &old, &level);
+    let old_v1 = cache_entry(&home, &old, "v1");
+    logged(&mut cached(&old, &home), "old");
+    logged(cached(&old, &home).env("GOAMD64", "v1"), "old v1");
+    assert!(old_best.exists() && old_v1.exists());
+
+    let new = cache_bundle(&path, c_probe_dynamic(), Compression::None);
+    let (level, build) = best(c_probe_dynamic());
+    let new_best = cache_entry(&home, &new, &level);
+    let (_, line) = logged(&mut cached(&new, &home), "new");
+    assert_eq!(line, made(&new_best));
+    assert_good_entry(&new_best, build);
+    assert!(!old_best.parent().unwrap().exists());
+    assert!(!old_v1.parent().unwrap().exists());
+    let variant = new_best.parent().unwrap().file_name().unwrap();
+    let mut expected = ["bundle".to_string(), variant.to_string_lossy().into_owned()];
+    expected.sort();
+    assert_eq!(names(bundle_dir(&new_best)), expected);
+}
+
+fn set_mtime(dir: &Path, time: SystemTime) {
+    let file = std::fs::File::open(dir).unwrap();
+    file.set_times(std::fs::FileTimes::new().set_modified(time))
+        .unwrap();
+}
+
+fn mtime(dir: &Path) -> SystemTime {
+    std::fs::metadata(dir).unwrap().modified().unwrap()
+}
+
+/// The bounds on what the cache keeps: a bundle's directory records its last use (refreshed at
+/// most once a day), and when an entry is made, or a last use refreshed, bundles unused for more
+/// than 30 days go, with all their entries.
+#[test]
+fn entries_unused_for_30_days_are_removed() {
+    let (dir, home) = scratch("cache-unused");
+    let first = cache_bundle(&dir.join("a"), c_probe_dynamic(), Compression::None);
+    let (level, _) = best(c_probe_dynamic());
+    let bundles: Vec<PathBuf> = ["a", "b", "c", "d", "e"]
+        .iter()
+        .map(|name| {
+            let path = dir.join(name);
+            if path != first {
+                copy_executable(&first, &path).unwrap();
+            }
+            path
+        })
+        .collect();
+    let key = |i: usize| bundle_dir(&cache_entry(&home, &bundles[i], &level)).to_path_buf();
+    let start = |i: usize| logged(&mut cached(&bundles[i], &home), "start").1;
+    start(0);
+    start(1);
+    // The times are set relative to the clock; what is checked is only what the launcher did.
+    let now = SystemTime::now();
+    let days = |n: u64| now - Duration::from_secs(n * DAY);
+    set_mtime(&key(0), days(31));
+    set_mtime(&key(1), days(29));
+
+    // Making c's entry removes a (31 days unused), keeps b (29 days).
+    start(2);
+    assert!(!key(0).exists(), "a's entries were kept");
+    assert!(key(1).exists() && key(2).exists());
+
+    // A use of b after two days is recorded, and recording it removes d (unused for 31 days).
+    start(3);
+    set_mtime(&key(3), days(31));
+    set_mtime(&key(1), days(2));
+    let line = start(1);
+    assert_eq!(line, found(&cache_entry(&home, &bundles[1], &level)));
+    assert!(mtime(&key(1)) > days(1), "b's use was not recorded");
+    assert!(!key(3).exists(), "d's entries were kept");
+
+    // A use an hour after the last recorded one is not recorded, and removes nothing.
+    let hour_ago = now - Duration::from_secs(3600);
+    set_mtime(&key(1), hour_ago);
+    start(4);
+    set_mtime(&key(4), days(31));
+    start(1);
+    assert_eq!(mtime(&key(1)), hour_ago);
+    assert!(key(4).exists());
+    assert_eq!(names(&home.join("mgo-pack")).len(), 3);
+}
