@@ -249,18 +249,25 @@ pub fn inspect_text(info: &BundleInfo) -> String {
             ]
         })
         .collect();
-    let header = ["level", "encoding", "stored", "original", "xxh3", ""].map(String::from);
-    let mut widths = [0usize; 6];
-    for row in std::iter::once(&header).chain(&rows) {
+    let header = ["level", "encoding", "stored", "original", "xxh3", ""];
+    table(&mut s, header, &rows, &[2, 3]);
+    s
+}
+
+/// Appends `rows` under `header` as aligned columns, each line indented by two spaces: numbers
+/// (the columns in `right`) right-aligned, words left-aligned.
+fn table<const N: usize>(s: &mut String, header: [&str; N], rows: &[[String; N]], right: &[usize]) {
+    let header = header.map(String::from);
+    let mut widths = [0usize; N];
+    for row in std::iter::once(&header).chain(rows) {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    for row in std::iter::once(&header).chain(&rows) {
+    for row in std::iter::once(&header).chain(rows) {
         let mut line = String::from(" ");
         for (i, cell) in row.iter().enumerate() {
-            // Numbers right-aligned, words left-aligned.
-            if i == 2 || i == 3 {
+            if right.contains(&i) {
                 let _ = write!(line, " {cell:>width$}", width = widths[i]);
             } else {
                 let _ = write!(line, " {cell:<width$}", width = widths[i]);
@@ -268,7 +275,6 @@ pub fn inspect_text(info: &BundleInfo) -> String {
         }
         let _ = writeln!(s, "{}", line.trim_end());
     }
-    s
 }
 
 /// `inspect --json`: one object; sizes are numbers, hashes 16 hex digits.
@@ -432,25 +438,8 @@ pub fn cache_text(dir: &Path, entries: &[mgo_pack::cache::CacheEntry]) -> String
         "last used",
         "program",
         "bundle",
-    ]
-    .map(String::from);
-    let mut widths = [0usize; 6];
-    for row in std::iter::once(&header).chain(&rows) {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    for row in std::iter::once(&header).chain(&rows) {
-        let mut line = String::from(" ");
-        for (i, cell) in row.iter().enumerate() {
-            if i == 2 {
-                let _ = write!(line, " {cell:>width$}", width = widths[i]);
-            } else {
-                let _ = write!(line, " {cell:<width$}", width = widths[i]);
-            }
-        }
-        let _ = writeln!(s, "{}", line.trim_end());
-    }
+    ];
+    table(&mut s, header, &rows, &[2]);
     s
 }
 

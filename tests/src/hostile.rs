@@ -155,6 +155,13 @@ pub fn as_nobody(cmd: &mut Command) -> &mut Command {
     cmd.uid(NOBODY).gid(NOBODY)
 }
 
+/// `program` run as `nobody`, in the tests' clean environment.
+pub fn nobody(program: &Path) -> Command {
+    let mut cmd = command(program);
+    as_nobody(&mut cmd);
+    cmd
+}
+
 /// Whether the tests run as root, which creating set-user-ID root files and running them as
 /// another user needs; if not, says why `test` is skipped.
 pub fn root(test: &str) -> bool {
@@ -179,6 +186,36 @@ pub fn public_dir(name: &str) -> Option<PathBuf> {
         .ancestors()
         .all(|d| std::fs::metadata(d).is_ok_and(|m| m.permissions().mode() & 0o001 != 0));
     searchable.then_some(dir)
+}
+
+/// A fresh directory for `test`'s files that `nobody` can reach, made by root: `None` (the test
+/// skipped, saying why) when the tests do not run as root or there is no such directory.
+pub fn root_public_dir(test: &str) -> Option<PathBuf> {
+    if !root(test) {
+        return None;
+    }
+    let dir = public_dir(test);
+    if dir.is_none() {
+        skipped(
+            test,
+            "the scratch directory is not reachable by other users",
+        );
+    }
+    dir
+}
+
+/// [`root_public_dir`] with the set-user-ID root copy of the static probe's bundle packed for
+/// `launch` in it (`app`): `(dir, app)`, or `None` (the test skipped, saying why) also when
+/// set-user-ID programs do not work there.
+pub fn setuid_bundle(test: &str, launch: Launch) -> Option<(PathBuf, PathBuf)> {
+    let dir = root_public_dir(test)?;
+    if let Some(why) = setuid_refused(&dir, best_static().1, nobody) {
+        skipped(test, &why);
+        return None;
+    }
+    let packed = static_bundle(&dir.join("packed"), launch, Compression::None);
+    let app = install(&packed, &dir.join("app"), 0o4711);
+    Some((dir, app))
 }
 
 /// Copies `from` (a build, or a bundle) to `to` with `mode` (0o711, 0o4711, ...), owned by the

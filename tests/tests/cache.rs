@@ -25,8 +25,7 @@ use mgo_tests::harness::{
     scratch_dir, skipped, spawn, stderr, stdout, write_executable, Sleeper,
 };
 use mgo_tests::hostile::{
-    as_nobody, best_static, can_mount_privately, install, public_dir, root, setuid_refused,
-    static_bundle, with_tmpfs_options,
+    best_static, can_mount_privately, nobody, setuid_bundle, with_tmpfs_options,
 };
 
 const PATH: Launch = Launch::Cache;
@@ -532,13 +531,6 @@ fn a_symlinked_cache_directory_is_resolved() {
     assert_good_entry(&entry, build);
 }
 
-/// `program` run as `nobody`.
-fn nobody(program: &Path) -> Command {
-    let mut cmd = command(program);
-    as_nobody(&mut cmd);
-    cmd
-}
-
 /// A set-user-ID root bundle packed for the cache path, run by `nobody` (secure-execution mode):
 /// the caller's XDG_CACHE_HOME and MGODEBUG=cache choose nothing, the program runs from a memfd
 /// and nothing is written (a launcher running as root would otherwise write root's files where
@@ -546,21 +538,10 @@ fn nobody(program: &Path) -> Command {
 #[test]
 fn secure_execution_never_uses_the_cache() {
     let test = "secure_execution_never_uses_the_cache";
-    if !root(test) {
+    let Some((dir, app)) = setuid_bundle(test, Launch::Cache) else {
         return;
-    }
-    let Some(dir) = public_dir(test) else {
-        return skipped(
-            test,
-            "the scratch directory is not reachable by other users",
-        );
     };
-    let (best_level, build) = best_static();
-    if let Some(why) = setuid_refused(&dir, build, nobody) {
-        return skipped(test, &why);
-    }
-    let packed = static_bundle(&dir.join("packed"), Launch::Cache, Compression::None);
-    let app = install(&packed, &dir.join("app"), 0o4711);
+    let (best_level, _) = best_static();
     let home = dir.join("xdg");
     std::fs::create_dir(&home).unwrap();
     for debug in ["", "cache", "cache,log"] {

@@ -20,41 +20,11 @@ use mgo_tests::harness::{
     command, level, ok_report, pack, run, skipped, stderr, stdout, write_executable,
 };
 use mgo_tests::hostile::{
-    as_nobody, best_static as best, can_mount_privately, install, public_dir, root, setuid_refused,
-    static_bundle, with_tmpfs_over, NOBODY,
+    best_static as best, can_mount_privately, install, nobody, public_dir, root, root_public_dir,
+    setuid_bundle, setuid_refused, static_bundle, with_tmpfs_over, NOBODY,
 };
 
 const SECCOMP_RUN: &str = env!("CARGO_BIN_EXE_mgo-seccomp-run");
-
-/// `program` run as `nobody`.
-fn nobody(program: &Path) -> Command {
-    let mut cmd = command(program);
-    as_nobody(&mut cmd);
-    cmd
-}
-
-/// A fresh directory for `test`'s files that `nobody` can reach, with the set-user-ID root copy
-/// of the static probe's memfd-path bundle in it (`app`); `None` (the test skipped, saying why)
-/// without root, such a directory, or set-user-ID programs.
-fn setuid_bundle(test: &str) -> Option<(PathBuf, PathBuf)> {
-    if !root(test) {
-        return None;
-    }
-    let Some(dir) = public_dir(test) else {
-        skipped(
-            test,
-            "the scratch directory is not reachable by other users",
-        );
-        return None;
-    };
-    if let Some(why) = setuid_refused(&dir, best().1, nobody) {
-        skipped(test, &why);
-        return None;
-    }
-    let packed = static_bundle(&dir.join("packed"), Launch::Memfd, Compression::None);
-    let app = install(&packed, &dir.join("app"), 0o4711);
-    Some((dir, app))
-}
 
 /// A level the bundle runs only if `GOAMD64` is honoured: not the CPU's best.
 fn forced_level() -> &'static str {
@@ -99,14 +69,8 @@ fn secure_report(out: &Output, vars: &[(&str, &str)]) -> Report {
 #[test]
 fn execute_only_bundles_run_for_other_users() {
     let test = "execute_only_bundles_run_for_other_users";
-    if !root(test) {
+    let Some(dir) = root_public_dir(test) else {
         return;
-    }
-    let Some(dir) = public_dir(test) else {
-        return skipped(
-            test,
-            "the scratch directory is not reachable by other users",
-        );
     };
     let (best, build) = best();
     let setuid = setuid_refused(&dir, build, nobody);
@@ -175,7 +139,7 @@ fn took_effect((name, value): (&str, &str), out: &Output, app: &Path) -> bool {
 #[test]
 fn secure_execution_ignores_the_switches() {
     let test = "secure_execution_ignores_the_switches";
-    let Some((_, app)) = setuid_bundle(test) else {
+    let Some((_, app)) = setuid_bundle(test, Launch::Memfd) else {
         return;
     };
     let (best, _) = best();
@@ -203,7 +167,7 @@ fn secure_execution_ignores_the_switches() {
 #[test]
 fn the_same_bundle_run_by_root_honours_the_switches() {
     let test = "the_same_bundle_run_by_root_honours_the_switches";
-    let Some((_, app)) = setuid_bundle(test) else {
+    let Some((_, app)) = setuid_bundle(test, Launch::Memfd) else {
         return;
     };
     for switch in switches() {
