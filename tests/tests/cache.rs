@@ -29,6 +29,7 @@ use mgo_tests::hostile::{
 };
 
 const PATH: Launch = Launch::Cache;
+const SECCOMP_RUN: &str = env!("CARGO_BIN_EXE_mgo-seccomp-run");
 
 // One test per shared check (`runs_the_best_variant_for_this_cpu`, ...), on the cache path.
 mgo_tests::launch_checks!(PATH);
@@ -479,6 +480,66 @@ fn unusable_cache_directories_fall_back_to_the_memfd() {
         }
     }
     assert!(names(&home).is_empty(), "{:?}", names(&home));
+}
+
+/// System calls a sandbox refuses (seccomp), each at its step: the entry cannot be linked in
+/// (`linkat`), its blocks cannot be reserved (`fallocate` `EDQUOT`, as a full quota answers), or
+/// the kernel will not exec it (`execve`): the program starts through the memfd, and the log
+/// says why. When the memfd cannot be exec'd either, the direct path is the last resort.
+#[test]
+fn refused_system_calls_fall_back_to_the_memfd() {
+    let (dir, home) = scratch("cache-seccomp");
+    let bundle = cache_bundle(&dir.join("prog"), c_probe_static(), Compression::None);
+    let (level, _) = best(c_probe_static());
+    let entry = cache_entry(&home, &bundle, &level);
+    let seccomp = |rules: &[&str]| {
+        let mut cmd = command(Path::new(SECCOMP_RUN));
+        cmd.args(rules)
+            .arg("--")
+            .arg(&bundle)
+            .env("XDG_CACHE_HOME", &home)
+            .env("MGODEBUG", "log");
+        run(&mut cmd)
+    };
+    for (rule, why) in [
+        ("linkat=EPERM", "the cached program: link: EPERM"),
+        ("fallocate=122", "the cached program: fallocate: EDQUOT"),
+    ] {
+        let out = seccomp(&[rule]);
+        let report = ok_report(&out, rule);
+        assert!(
+            exe(&report).starts_with("/memfd:"),
+            "{rule}: {}",
+            exe(&report)
+        );
+        assert_eq!(path_line(&out), memfd_because(why), "{rule}");
+        assert!(!entry.exists(), "{rule}: an entry was left");
+    }
+    let out = seccomp(&["execve=EACCES"]);
+    let report = ok_report(&out, "execve refused");
+    assert!(exe(&report).starts_with("/memfd:"), "{}", exe(&report));
+    let err = stderr(&out);
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("[mgo] launcher: launch path"))
+        .collect();
+    assert_eq!(
+        lines,
+        [made(&entry), memfd_because("execve: EACCES")],
+        "{err}"
+    );
+    let out = seccomp(&["execve=EACCES", "execveat=EACCES:arg4&0x1000"]);
+    let report = ok_report(&out, "every exec refused");
+    assert_eq!(exe(&report), bundle.to_str().unwrap());
+    assert!(
+        stderr(&out)
+            .lines()
+            .last()
+            .unwrap()
+            .ends_with("; launch path direct"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// Without `/proc` the bundle's path is the one exec was given, and the entry is made under a
