@@ -390,7 +390,8 @@ fn concurrent_first_starts_all_run_and_leave_one_entry() {
 }
 
 /// Without a usable cache directory the program starts through the memfd, and `MGODEBUG=log`
-/// says why: no HOME and no (absolute) XDG_CACHE_HOME, or a cache directory that is read-only,
+/// says why: no HOME and no (absolute) XDG_CACHE_HOME, a directory above the cache that others
+/// could change (world-writable, another user's), or a cache directory that is read-only,
 /// mounted noexec, or full (a stored and a compressed variant). Without the switch, nothing is
 /// said at all.
 #[test]
@@ -446,6 +447,28 @@ fn unusable_cache_directories_fall_back_to_the_memfd() {
             .to_str()
             .unwrap()
     );
+
+    // A directory above the cache that someone else could change: writable by others (and not
+    // sticky), or another user's (root running with a user's HOME, as `sudo` may leave it).
+    let open_dir = dir.join("open");
+    std::fs::create_dir(&open_dir).unwrap();
+    std::fs::set_permissions(&open_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = run(cached(&bundle, &open_dir.join("xdg")).env("MGODEBUG", "log"));
+    let why = "a directory above the cache belongs to another user or is writable by others";
+    on_memfd(&out, why, "world-writable");
+    if euid() == 0 {
+        let users = dir.join("users");
+        std::fs::create_dir(&users).unwrap();
+        std::os::unix::fs::chown(&users, Some(65534), Some(65534)).unwrap();
+        let out = run(command(&bundle).env("HOME", &users).env("MGODEBUG", "log"));
+        on_memfd(&out, why, "another user's home");
+        assert!(!users.join(".cache").exists());
+    } else {
+        skipped(
+            test,
+            "not root: cannot give a directory to another user (that case only)",
+        );
+    }
 
     if !can_mount_privately(test) {
         return;
