@@ -20,10 +20,10 @@
 //!   variant's length; anything else under its name is removed and the entry made again.
 //! - An entry is made as an unnamed file (`O_TMPFILE`), filled and hash-checked, synced, closed
 //!   for writing and made 0500, and only then linked under its name: a name never shows an
-//!   incomplete entry, whatever interrupts the launcher (without `/proc` or `O_TMPFILE`, a
-//!   temporary name in the private directory, renamed into place the same way). Two launchers
-//!   making the same entry at once both succeed: the second link fails with EEXIST, and the
-//!   second launcher checks and runs the first one's entry.
+//!   incomplete entry, whatever interrupts the launcher (without `/proc` or `O_TMPFILE`, a file
+//!   under a temporary name in the private directory, linked to its name the same way). Two
+//!   launchers making the same entry at once both succeed: the second link fails with EEXIST,
+//!   and the second launcher checks and runs the first one's entry.
 //!
 //! Bounds: the bundle's directory (`<key>`) records its last use in its modification time,
 //! refreshed at most once a day. When an entry is made, the bundle's other builds (content
