@@ -17,8 +17,8 @@ pub use mgo_pack::Launch;
 
 use crate::fixtures::{c_probe_dynamic, c_probe_static, go_probe, gofmt, parse_report, Report};
 use crate::harness::{
-    command, numbered, oracle_level, pack_with, run, scratch_dir, spawn, stderr, stdout,
-    write_executable,
+    cache_home, command, numbered, oracle_level, pack_with, run, scratch_dir, spawn, stderr,
+    stdout, write_executable,
 };
 
 /// `launch_checks!(LAUNCH)`: one `#[test]` per launch behaviour check in [`checks`](crate::checks),
@@ -71,16 +71,6 @@ fn tag(launch: Launch) -> &'static str {
         Launch::Memfd => "memfd",
         Launch::Cache => "cache",
     }
-}
-
-/// The cache directory (`XDG_CACHE_HOME`) the cache path's checks run their bundles with, emptied
-/// once per test process.
-pub fn cache_home() -> &'static Path {
-    static HOME: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    HOME.get_or_init(|| {
-        let dir = scratch_dir("cache-checks-home");
-        dir.canonicalize().unwrap()
-    })
 }
 
 /// [`command`] for running a bundle packed for `launch`: on the cache path with a cache directory

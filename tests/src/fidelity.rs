@@ -19,8 +19,8 @@ use mgo_pack::Launch;
 
 use crate::fixtures::{parse_report, Report};
 use crate::harness::{
-    command, copy_executable, oracle_level, pack_with, run, scratch_dir, skipped, spawn, stderr,
-    stdout,
+    cache_home, command, copy_executable, oracle_level, pack_with, run, scratch_dir, skipped,
+    spawn, stderr, stdout,
 };
 
 /// The ways a bundle starts its program, the table's columns after the build run directly.
@@ -31,17 +31,22 @@ pub enum LaunchPath {
     /// The launcher maps the build's segments in its own process and jumps to it
     /// (`mgo-pack --launch direct`, `MGODEBUG=direct`).
     Direct,
+    /// The launcher writes the build once into a file in the user's cache directory and executes
+    /// that file (`mgo-pack --launch cache`, `MGODEBUG=cache`). Every program the suite runs,
+    /// the build included, has `XDG_CACHE_HOME` set to one scratch directory.
+    Cache,
 }
 
 impl LaunchPath {
     /// Every path, in the table's column order.
-    pub const ALL: [LaunchPath; 2] = [LaunchPath::Memfd, LaunchPath::Direct];
+    pub const ALL: [LaunchPath; 3] = [LaunchPath::Memfd, LaunchPath::Direct, LaunchPath::Cache];
 
     /// The column's name, as `MGODEBUG` and `--launch` spell the path.
     pub fn name(self) -> &'static str {
         match self {
             LaunchPath::Memfd => "memfd",
             LaunchPath::Direct => "direct",
+            LaunchPath::Cache => "cache",
         }
     }
 
@@ -50,6 +55,7 @@ impl LaunchPath {
         match self {
             LaunchPath::Memfd => Launch::Memfd,
             LaunchPath::Direct => Launch::Direct,
+            LaunchPath::Cache => Launch::Cache,
         }
     }
 }
@@ -90,37 +96,37 @@ pub const TABLE: &[Row] = &[
         test: "argv_environment_cwd_and_pid",
         behaviour: "arguments, environment, working directory, pid and parent",
         build: "the caller's",
-        cells: [Same, Same],
+        cells: [Same, Same, Same],
     },
     Row {
         test: "inherited_descriptors",
         behaviour: "inherited descriptors",
         build: "the caller's, no others",
-        cells: [Same, Same],
+        cells: [Same, Same, Same],
     },
     Row {
         test: "ignored_and_blocked_signals",
         behaviour: "ignored and blocked signals",
         build: "the caller's",
-        cells: [Same, Same],
+        cells: [Same, Same, Same],
     },
     Row {
         test: "exit_status_and_death_by_signal",
         behaviour: "exit status, death by a signal",
         build: "what the caller's `wait` sees",
-        cells: [Same, Same],
+        cells: [Same, Same, Same],
     },
     Row {
         test: "resource_limits",
         behaviour: "resource limits (`/proc/PID/limits`)",
         build: "the caller's",
-        cells: [Same, Same],
+        cells: [Same, Same, Same],
     },
     Row {
         test: "personality",
         behaviour: "personality (`setarch -R`)",
         build: "the caller's",
-        cells: [Same, Same],
+        cells: [Same, Same, Same],
     },
     Row {
         test: "process_name",
@@ -131,6 +137,7 @@ pub const TABLE: &[Row] = &[
                 "`memfd:` and the first 9 bytes of the bundle's absolute path (Linux 6.14+; the \
                  descriptor's number before): `pgrep -x` and `killall` find nothing",
             ),
+            Same,
             Same,
         ],
     },
@@ -143,26 +150,31 @@ pub const TABLE: &[Row] = &[
                 "`/memfd:<absolute path> [GOAMD64=vN] (deleted)`, as mgo names it: no such file",
             ),
             Same,
+            Differs("the cache's file: `<cache>/mgo-pack/<key>/<hash> GOAMD64=vN/<name>`"),
         ],
     },
     Row {
         test: "re_executing_itself",
         behaviour: "running itself again through `os.Executable()`",
         build: "runs",
-        cells: [Differs("fails: no such file"), Same],
+        cells: [Differs("fails: no such file"), Same, Same],
     },
     Row {
         test: "files_beside_the_executable",
         behaviour: "files beside the executable (`dirname(os.Executable())`)",
         build: "found",
-        cells: [Differs("not found: no such directory"), Same],
+        cells: [
+            Differs("not found: no such directory"),
+            Same,
+            Differs("not found: the cache's directory holds only the program"),
+        ],
     },
     Row {
         test: "origin_runpath",
         behaviour: "libraries found through `$ORIGIN` in RUNPATH or RPATH (such builds start on \
                     the direct path whatever `--launch` says)",
         build: "loaded",
-        cells: [Same, Same],
+        cells: [Same, Same, Same],
     },
     Row {
         test: "go_buildinfo_of_the_executable",
@@ -174,13 +186,14 @@ pub const TABLE: &[Row] = &[
                 "the bundle's copy of its lowest build's information (`GOAMD64=v1` while v4 \
                  runs, say)",
             ),
+            Same,
         ],
     },
     Row {
         test: "archive_appended_to_the_program",
         behaviour: "data appended to the program, read back through `/proc/self/exe`",
         build: "found",
-        cells: [Same, Differs("not found: the file is the bundle")],
+        cells: [Same, Differs("not found: the file is the bundle"), Same],
     },
     Row {
         test: "proc_maps",
@@ -189,6 +202,7 @@ pub const TABLE: &[Row] = &[
         cells: [
             Differs("the memfd"),
             Differs("the bundle, at the build's offset in it"),
+            Differs("the cache's file, from offset 0"),
         ],
     },
     Row {
@@ -198,13 +212,14 @@ pub const TABLE: &[Row] = &[
         cells: [
             Differs("two: the bundle's, then `execveat` of the memfd"),
             Same,
+            Differs("two: the bundle's, then `execve` of the cache's file"),
         ],
     },
     Row {
         test: "strace_sees_system_calls",
         behaviour: "the program's system calls under `strace -f`",
         build: "traced",
-        cells: [Same, Same],
+        cells: [Same, Same, Same],
     },
     Row {
         test: "gdb_break_by_name",
@@ -213,6 +228,11 @@ pub const TABLE: &[Row] = &[
         cells: [
             Differs("follows the exec into the memfd, reads no symbols there: never stops"),
             Differs("debugs the launcher, which has no `main`: never stops"),
+            Differs(
+                "follows the exec into the cache's file and reads its symbols, but `break main` \
+                 before `run` is refused (the launcher has none): stops only after `set \
+                 breakpoint pending on`",
+            ),
         ],
     },
     Row {
@@ -222,6 +242,7 @@ pub const TABLE: &[Row] = &[
         cells: [
             Differs("no names at all, libc's neither"),
             Differs("libc's functions by name, the program's as `??`"),
+            Same,
         ],
     },
     Row {
@@ -231,6 +252,7 @@ pub const TABLE: &[Row] = &[
         cells: [
             Differs("libc's functions by name, the program's as `??`: the core names a memfd"),
             Differs("libc's functions by name, the program's as `??`"),
+            Differs("libc's functions by name, the program's as `??`: gdb is given the bundle"),
         ],
     },
     Row {
@@ -240,6 +262,7 @@ pub const TABLE: &[Row] = &[
         cells: [
             Differs("samples in the memfd, as addresses"),
             Differs("samples in the bundle, as addresses"),
+            Same,
         ],
     },
     Row {
@@ -251,6 +274,9 @@ pub const TABLE: &[Row] = &[
                 "checks nothing: valgrind does not follow the exec, the program runs unchecked",
             ),
             Differs("reports both, the program's functions as `???`"),
+            Differs(
+                "checks nothing: valgrind does not follow the exec, the program runs unchecked",
+            ),
         ],
     },
     Row {
@@ -258,6 +284,7 @@ pub const TABLE: &[Row] = &[
         behaviour: "`ltrace`",
         build: "the program's library calls",
         cells: [
+            Differs("fails: the bundle has no dynamic symbols"),
             Differs("fails: the bundle has no dynamic symbols"),
             Differs("fails: the bundle has no dynamic symbols"),
         ],
@@ -269,6 +296,7 @@ pub const TABLE: &[Row] = &[
         cells: [
             Differs("`not a dynamic executable`"),
             Differs("`not a dynamic executable`"),
+            Differs("`not a dynamic executable`"),
         ],
     },
     Row {
@@ -278,6 +306,7 @@ pub const TABLE: &[Row] = &[
         cells: [
             Differs("no names: `current_exe()` is no file"),
             Differs("no names: the bundle's symbols are the launcher's"),
+            Differs("the program's functions by name; `current_exe()` is the cache's file"),
         ],
     },
     Row {
@@ -287,37 +316,42 @@ pub const TABLE: &[Row] = &[
         cells: [
             Same,
             Differs("one anonymous executable page: the launcher's trampoline"),
+            Same,
         ],
     },
     Row {
         test: "pie_placement",
         behaviour: "where a PIE is placed",
         build: "randomised apart from libc",
-        cells: [Same, Same],
+        cells: [Same, Same, Same],
     },
     Row {
         test: "non_pie_heap",
         behaviour: "the heap (`brk`) of a fixed-address program",
         build: "after its bss, below 4 GiB",
-        cells: [Same, Same],
+        cells: [Same, Same, Same],
     },
     Row {
         test: "address_sanitizer",
         behaviour: "AddressSanitizer builds (`gcc -fsanitize=address`)",
         build: "run, report the error",
-        cells: [Same, Same],
+        cells: [Same, Same, Same],
     },
     Row {
         test: "at_execfn",
         behaviour: "`AT_EXECFN` (`getauxval`)",
         build: "the path it was started by",
-        cells: [Differs("`/dev/fd/N`"), Same],
+        cells: [
+            Differs("`/dev/fd/N`"),
+            Same,
+            Differs("the cache's file's path"),
+        ],
     },
     Row {
         test: "auxv_and_code_bounds",
         behaviour: "`/proc/self/auxv`; `start_code`, `end_code` in `/proc/self/stat`",
         build: "the program's",
-        cells: [Same, Same],
+        cells: [Same, Same, Same],
     },
 ];
 
@@ -426,7 +460,11 @@ impl Subject {
     pub fn started_on(self, args: &[&str], taken: impl Fn(LaunchPath) -> LaunchPath) -> Self {
         for (path, bundle) in &self.bundles {
             let out = run(here(bundle).args(args).env("MGODEBUG", "log"));
-            let line = format!("[mgo] launcher: launch path {}\n", taken(*path).name());
+            // The cache path's line names the file it runs: `launch path cache (PATH)`.
+            let line = match taken(*path) {
+                LaunchPath::Cache => "[mgo] launcher: launch path cache (".to_string(),
+                taken => format!("[mgo] launcher: launch path {}\n", taken.name()),
+            };
             assert!(
                 stderr(&out).contains(&line),
                 "{}: the bundle packed for the {} path did not start as expected ({line}): {}",
@@ -511,11 +549,18 @@ pub fn dot_name(program: &Path) -> String {
 }
 
 /// A command running `tool` (looked up in the harness's `PATH`) from `program`'s directory, to
-/// be given `program` as [`dot_name`] names it.
+/// be given `program` as [`dot_name`] names it. Its environment has `XDG_CACHE_HOME`, for every
+/// program alike, so that bundles packed for the cache path take it.
 pub fn beside_it(tool: &str, program: &Path) -> Command {
     let mut cmd = command(Path::new(tool));
-    cmd.current_dir(program.parent().unwrap());
+    cmd.current_dir(program.parent().unwrap())
+        .env("XDG_CACHE_HOME", cache_home());
     cmd
+}
+
+/// Whether `seen` starts with a path in the cache directory the suite's programs run with.
+pub fn in_cache(seen: &str) -> bool {
+    seen.starts_with(&format!("{}/mgo-pack/", cache_home().display()))
 }
 
 /// `program` run with `args` as [`here`] runs it.
@@ -662,13 +707,13 @@ mod tests {
         assert_eq!(lines.len(), TABLE.len() + 2);
         assert_eq!(
             lines[0],
-            "| behaviour | build run directly | memfd | direct | test |"
+            "| behaviour | build run directly | memfd | direct | cache | test |"
         );
-        assert_eq!(lines[1], "| --- | --- | --- | --- | --- |");
+        assert_eq!(lines[1], "| --- | --- | --- | --- | --- | --- |");
         assert_eq!(
             lines[2],
             "| arguments, environment, working directory, pid and parent | the caller's | same \
-             | same | `argv_environment_cwd_and_pid` |"
+             | same | same | `argv_environment_cwd_and_pid` |"
         );
     }
 

@@ -97,6 +97,14 @@ pub fn numbered(levels: &[PathBuf; 4]) -> Vec<(u32, &Path)> {
         .collect()
 }
 
+/// The cache directory (`XDG_CACHE_HOME`) the tests run bundles packed for the cache path with,
+/// emptied once per test process: without one, such a bundle would silently start on the memfd
+/// path.
+pub fn cache_home() -> &'static Path {
+    static HOME: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    HOME.get_or_init(|| scratch_dir("cache-home").canonicalize().unwrap())
+}
+
 /// A command that runs `program` with a clean, known environment.
 pub fn command(program: &Path) -> Command {
     let mut cmd = Command::new(program);

@@ -12,19 +12,19 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use mgo_tests::fidelity::{
-    beside_it, dot_name, here, layout, normalise, render, run_here, tool, without_numbers,
-    LaunchPath, Subject, Waiting, TABLE,
+    beside_it, dot_name, here, in_cache, layout, normalise, render, run_here, tool,
+    without_numbers, LaunchPath, Subject, Waiting, TABLE,
 };
 use mgo_tests::fixtures::{
     c_probe_dynamic, go_selfexe, origin_program, parse_report, rust_probe, tool_probe,
     workspace_root, Report, ORIGIN_LIBRARY,
 };
 use mgo_tests::harness::{
-    oracle_level, run, scratch_dir, skipped, spawn, stderr, stdout, write_executable,
+    cache_home, oracle_level, run, scratch_dir, skipped, spawn, stderr, stdout, write_executable,
 };
 use mgo_tests::hostile::{blocking, ignoring, with_rlimit};
 
-use LaunchPath::{Direct, Memfd};
+use LaunchPath::{Cache, Direct, Memfd};
 
 /// The C probe (`tests/fixtures/cprobe.c`), dynamically linked, all four levels.
 fn cprobe(test: &'static str) -> Subject {
@@ -241,8 +241,10 @@ fn process_name() {
 #[test]
 fn executable_path() {
     let test = "executable_path";
-    let differs = |path, seen: &String| {
-        path == Memfd && seen.starts_with("/memfd:<dir>/") && seen.ends_with("exists: false")
+    let differs = |path, seen: &String| match path {
+        Memfd => seen.starts_with("/memfd:<dir>/") && seen.ends_with("exists: false"),
+        Cache => in_cache(seen) && seen.ends_with("exists: true"),
+        Direct => false,
     };
     selfexe(test).compare(
         |program| {
@@ -275,7 +277,7 @@ fn re_executing_itself() {
 fn files_beside_the_executable() {
     selfexe("files_beside_the_executable").compare(
         |program| Ok(key(&selfexe_report(program), "beside")),
-        |path, seen| path == Memfd && no_such_file(seen),
+        |path, seen| path != Direct && no_such_file(seen),
     );
 }
 
@@ -320,6 +322,7 @@ fn go_buildinfo_of_the_executable() {
         |path, seen| match path {
             Memfd => no_such_file(seen),
             Direct => seen.starts_with("GOAMD64=v1 (running v"),
+            Cache => false,
         },
     );
 }
@@ -367,6 +370,7 @@ fn proc_maps() {
             Direct => {
                 seen.starts_with("<dir>/toolprobe at offset ") && !seen.ends_with(" 00000000")
             }
+            Cache => in_cache(seen) && seen.ends_with("/toolprobe at offset 00000000"),
         },
     );
 }
@@ -403,10 +407,15 @@ fn exec_tracing() {
             Ok(execs.collect::<Vec<_>>())
         },
         |path, execs| {
-            path == Memfd
-                && execs.len() == 2
+            let second = match path {
+                Memfd => "execveat(".to_string(),
+                Cache => format!("execve(\"{}/mgo-pack/", cache_home().display()),
+                Direct => return false,
+            };
+            execs.len() == 2
                 && execs[0] == "execve(\"./toolprobe\") = 0"
-                && execs[1].starts_with("execveat(")
+                && execs[1].starts_with(&second)
+                && execs[1].ends_with(" = 0")
         },
     );
 }
@@ -450,16 +459,31 @@ fn gdb_break_by_name() {
     subject.compare(
         |program| {
             let name = dot_name(program);
-            let text = gdb(program, &["break main", "run"], &["--args", &name, "hello"]);
+            let args = ["--args", &name, "hello"];
+            let text = gdb(program, &["break main", "run"], &args);
+            // Asked to keep a breakpoint it cannot place yet, gdb places it in a program that
+            // an exec brings in, where it finds the symbol.
+            let pending = gdb(
+                program,
+                &["set breakpoint pending on", "break main", "run"],
+                &args,
+            );
+            let stops = |text: &str| text.contains("\nBreakpoint 1, main (");
             Ok(format!(
-                "stops in main: {}, follows an exec into a memfd: {}",
-                text.contains("\nBreakpoint 1, main ("),
+                "stops in main: {}, with the breakpoint pending: {}, follows an exec into a \
+                 memfd: {}",
+                stops(&text),
+                stops(&pending),
                 text.contains("is executing new program: /memfd:")
             ))
         },
         |path, seen| {
-            let memfd = path == Memfd;
-            *seen == format!("stops in main: false, follows an exec into a memfd: {memfd}")
+            let (pending, memfd) = (path == Cache, path == Memfd);
+            *seen
+                == format!(
+                    "stops in main: false, with the breakpoint pending: {pending}, follows an \
+                     exec into a memfd: {memfd}"
+                )
         },
     );
 }
@@ -571,6 +595,7 @@ fn perf_report_symbols() {
         |path, seen| match path {
             Memfd => *seen == "in toolprobe [GOAMD64=v1] (deleted), an address",
             Direct => *seen == "in toolprobe, an address",
+            Cache => false,
         },
     );
 }
@@ -593,7 +618,9 @@ fn valgrind_memcheck() {
             ))
         },
         |path, seen| match path {
-            Memfd => *seen == "invalid read: false, leak: false, names fidelity_leak: false",
+            Memfd | Cache => {
+                *seen == "invalid read: false, leak: false, names fidelity_leak: false"
+            }
             Direct => *seen == "invalid read: true, leak: true, names fidelity_leak: false",
         },
     );
@@ -653,12 +680,10 @@ fn rust_backtrace() {
                     key(&report, "current_exe"),
                 ))
             },
-            |path, (names, exe)| {
-                !names
-                    && match path {
-                        Memfd => exe.starts_with("/memfd:"),
-                        Direct => exe == "<dir>/backtrace",
-                    }
+            |path, (names, exe)| match path {
+                Memfd => !names && exe.starts_with("/memfd:"),
+                Direct => !names && exe == "<dir>/backtrace",
+                Cache => *names && in_cache(exe) && exe.ends_with("/backtrace"),
             },
         );
 }
@@ -742,7 +767,11 @@ fn address_sanitizer() {
 fn at_execfn() {
     toolprobe("at_execfn").compare(
         |program| Ok(normalise(&key(&layout(program), "execfn"), program)),
-        |path, execfn| path == Memfd && execfn.starts_with("/dev/fd/"),
+        |path, execfn| match path {
+            Memfd => execfn.starts_with("/dev/fd/"),
+            Cache => in_cache(execfn) && execfn.ends_with("/toolprobe"),
+            Direct => false,
+        },
     );
 }
 
