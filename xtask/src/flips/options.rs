@@ -1,0 +1,144 @@
+//! The command line of `cargo xtask flips`.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use super::fixtures::Kind;
+use super::layout::Part;
+
+pub const USAGE: &str = "usage: cargo xtask flips [--bundle stored|gzip|all] [--range launcher|headers|all] \
+                         [--sample K] [--timeout-ms N] [--jobs N] [--verify] [--only OFFSET:BIT]\n  \
+                         --sample K      flip every K-th bit only (the bit within the byte rotates)\n  \
+                         --verify        also run `mgo-pack verify` on every flipped copy whose run was not `same`\n  \
+                         --only OFF:BIT  run one flip (offset decimal or 0x hex, bit 0..7) verbosely and keep the file";
+
+/// One bit of one byte of the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Flip {
+    pub offset: u64,
+    pub bit: u8,
+}
+
+impl Flip {
+    /// `OFFSET:BIT`, the offset in decimal or `0x` hex.
+    pub fn parse(text: &str) -> Result<Flip> {
+        let (offset, bit) = text
+            .split_once(':')
+            .with_context(|| format!("{text:?}: expected OFFSET:BIT"))?;
+        let offset = match offset.strip_prefix("0x") {
+            Some(hex) => u64::from_str_radix(hex, 16),
+            None => offset.parse(),
+        }
+        .with_context(|| format!("{text:?}: bad offset"))?;
+        let bit: u8 = bit.parse().with_context(|| format!("{text:?}: bad bit"))?;
+        if bit > 7 {
+            bail!("{text:?}: the bit is 0..7");
+        }
+        Ok(Flip { offset, bit })
+    }
+}
+
+#[derive(Debug)]
+pub struct Options {
+    pub bundles: Vec<Kind>,
+    pub parts: Vec<Part>,
+    pub sample: u64,
+    pub timeout: Duration,
+    pub jobs: usize,
+    pub verify: bool,
+    pub only: Option<Flip>,
+}
+
+impl Options {
+    pub fn parse(args: &[String]) -> Result<Options> {
+        let mut options = Options {
+            bundles: vec![Kind::Stored, Kind::Gzip],
+            parts: vec![Part::Launcher, Part::Headers],
+            sample: 1,
+            timeout: Duration::from_secs(2),
+            jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            verify: false,
+            only: None,
+        };
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            let (name, inline) = match arg.split_once('=') {
+                Some((name, value)) if name.starts_with("--") => (name, Some(value.to_string())),
+                _ => (arg.as_str(), None),
+            };
+            let mut value = || -> Result<String> {
+                match &inline {
+                    Some(v) => Ok(v.clone()),
+                    None => args
+                        .next()
+                        .cloned()
+                        .with_context(|| format!("{name} needs a value\n{USAGE}")),
+                }
+            };
+            match name {
+                "--bundle" => {
+                    options.bundles = match value()?.as_str() {
+                        "stored" => vec![Kind::Stored],
+                        "gzip" => vec![Kind::Gzip],
+                        "all" => vec![Kind::Stored, Kind::Gzip],
+                        other => bail!("--bundle {other}: expected stored, gzip or all"),
+                    }
+                }
+                "--range" => {
+                    options.parts = match value()?.as_str() {
+                        "launcher" => vec![Part::Launcher],
+                        "headers" => vec![Part::Headers],
+                        "all" => vec![Part::Launcher, Part::Headers],
+                        other => bail!("--range {other}: expected launcher, headers or all"),
+                    }
+                }
+                "--sample" => options.sample = positive(name, &value()?)?,
+                "--timeout-ms" => {
+                    options.timeout = Duration::from_millis(positive(name, &value()?)?)
+                }
+                "--jobs" => options.jobs = positive(name, &value()?)? as usize,
+                "--verify" => options.verify = true,
+                "--only" => options.only = Some(Flip::parse(&value()?)?),
+                "-h" | "--help" => {
+                    println!("{USAGE}");
+                    std::process::exit(0);
+                }
+                other => bail!("unknown argument {other:?}\n{USAGE}"),
+            }
+        }
+        Ok(options)
+    }
+}
+
+fn positive(name: &str, text: &str) -> Result<u64> {
+    match text.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => bail!("{name} {text}: expected a positive integer"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_flips_in_decimal_and_hex() {
+        assert_eq!(
+            Flip::parse("1249:0").unwrap(),
+            Flip {
+                offset: 1249,
+                bit: 0
+            }
+        );
+        assert_eq!(
+            Flip::parse("0x4e1:7").unwrap(),
+            Flip {
+                offset: 0x4e1,
+                bit: 7
+            }
+        );
+        assert!(Flip::parse("1249:8").is_err());
+        assert!(Flip::parse("1249").is_err());
+    }
+}

@@ -1,0 +1,216 @@
+//! Running flipped copies of a bundle: one private copy per worker, patched in place (one byte
+//! written, and the previous flip's byte restored, per run) rather than rewritten.
+//!
+//! Every run: stdin `/dev/null`, stdout and stderr to files (a flip that makes the launcher write
+//! a whole variant to stdout cannot block on a pipe), a clean environment, the child in a process
+//! group of its own. The child's exit is awaited through a pidfd with the timeout; whatever is
+//! left in its group is then killed, before the child is reaped, so that the group id cannot
+//! have been reused by then.
+//!
+//! Exec fails with `ETXTBSY` while any process holds the file open for writing, and a child
+//! started by one thread carries every descriptor of the process until its own exec. So each
+//! worker thread first takes a descriptor table of its own ([`private_descriptors`]): the
+//! copy's writable descriptor, open for a few microseconds per run, is never copied into another
+//! worker's child.
+
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use super::classify::{Output, Status};
+use super::options::Flip;
+
+/// At most this much of each output is kept (a run that writes a variant to stdout writes MBs).
+const CAPTURE_LIMIT: u64 = 1 << 20;
+
+/// Gives the calling thread a descriptor table of its own (see the module comment).
+pub fn private_descriptors() -> Result<()> {
+    // SAFETY: unshare(CLONE_FILES) copies the calling thread's descriptor table; it touches no
+    // memory of this process.
+    if unsafe { libc::unshare(libc::CLONE_FILES) } != 0 {
+        bail!("unshare(CLONE_FILES): {}", std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A worker's directory: its copy of the bundle and its capture files.
+pub struct Slot {
+    dir: PathBuf,
+    pub bundle: PathBuf,
+    stdout: PathBuf,
+    stderr: PathBuf,
+    original: Vec<u8>,
+    /// The offset currently flipped, if any.
+    flipped: Option<u64>,
+}
+
+impl Slot {
+    /// Writes `bytes` to `dir/bundle`, mode 0755. Call it on the thread that will run the copy,
+    /// after [`private_descriptors`].
+    pub fn new(dir: &Path, bytes: &[u8]) -> Result<Slot> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let bundle = dir.join("bundle");
+        let _ = std::fs::remove_file(&bundle);
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o755)
+            .open(&bundle)
+            .with_context(|| format!("creating {}", bundle.display()))?;
+        file.write_all_at(bytes, 0)
+            .with_context(|| format!("writing {}", bundle.display()))?;
+        drop(file);
+        Ok(Slot {
+            dir: dir.to_path_buf(),
+            bundle,
+            stdout: dir.join("stdout"),
+            stderr: dir.join("stderr"),
+            original: bytes.to_vec(),
+            flipped: None,
+        })
+    }
+
+    /// Makes the copy the unflipped bundle with `flip` applied (`None`: unflipped).
+    pub fn set(&mut self, flip: Option<Flip>) -> Result<()> {
+        let file = OpenOptions::new()
+            .write(true)
+            .open(&self.bundle)
+            .with_context(|| format!("opening {}", self.bundle.display()))?;
+        if let Some(at) = self.flipped.take() {
+            file.write_all_at(&self.original[at as usize..=at as usize], at)?;
+        }
+        if let Some(flip) = flip {
+            let byte = *self
+                .original
+                .get(flip.offset as usize)
+                .with_context(|| format!("offset {} is past the end of the file", flip.offset))?;
+            file.write_all_at(&[byte ^ (1 << flip.bit)], flip.offset)?;
+            self.flipped = Some(flip.offset);
+        }
+        Ok(())
+    }
+
+    /// Runs the copy as it stands.
+    pub fn run(&self, timeout: Duration) -> Result<Output> {
+        let stdout = File::create(&self.stdout)?;
+        let stderr = File::create(&self.stderr)?;
+        let mut cmd = Command::new(&self.bundle);
+        cmd.env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr);
+        let status = run_with_timeout(&mut cmd, timeout)?;
+        Ok(Output {
+            status,
+            stdout: read_capped(&self.stdout)?,
+            stderr: read_capped(&self.stderr)?,
+        })
+    }
+
+    /// `mgo-pack verify` on the copy as it stands: true if it says the bundle is sound.
+    pub fn verify(&self, mgo_pack: &Path, timeout: Duration) -> Result<bool> {
+        let mut cmd = Command::new(mgo_pack);
+        cmd.arg("verify")
+            .arg(&self.bundle)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        Ok(run_with_timeout(&mut cmd, timeout)? == Status::Exited(0))
+    }
+}
+
+/// Starts `cmd` in a process group of its own and waits for it, killing the group at `timeout`.
+pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Result<Status> {
+    cmd.process_group(0);
+    let mut child = match spawn(cmd) {
+        Ok(child) => child,
+        Err(e) => return Ok(Status::NotStarted(e.to_string())),
+    };
+    let pid = child.id() as libc::pid_t;
+    let exited = wait_exit(pid, timeout);
+    // The child is exited but not reaped (or still running): its pid, and so its group id,
+    // cannot have been reused. Kill whatever is left of the group either way.
+    // SAFETY: kill(2) on our own child's process group.
+    unsafe { libc::kill(-pid, libc::SIGKILL) };
+    let status = child.wait().context("waiting for the child")?;
+    Ok(match exited? {
+        false => Status::TimedOut,
+        true => match (status.code(), status.signal()) {
+            (Some(code), _) => Status::Exited(code),
+            (None, Some(signal)) => Status::Signaled(signal),
+            _ => bail!("unexpected wait status {status:?}"),
+        },
+    })
+}
+
+/// `cmd.spawn()`, retried a few times on `ETXTBSY` (which [`private_descriptors`] should rule
+/// out; a process outside this one could still hold the file).
+fn spawn(cmd: &mut Command) -> std::io::Result<Child> {
+    let mut tries = 0;
+    loop {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 20 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            result => return result,
+        }
+    }
+}
+
+/// Waits until `pid` (our child) exits or `timeout` passes, without reaping it: true if it exited.
+fn wait_exit(pid: libc::pid_t, timeout: Duration) -> Result<bool> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        bail!(
+            "pidfd_open: {} (Linux 5.3 or later is needed)",
+            std::io::Error::last_os_error()
+        );
+    }
+    // SAFETY: the descriptor was just returned to us and nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut pfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // Rounded up, so that the last poll does not return early and spin.
+        let ms = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if n > 0 {
+            return Ok(true);
+        }
+        if n == 0 && left.is_zero() {
+            return Ok(false);
+        }
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                bail!("poll on a pidfd: {e}");
+            }
+        }
+    }
+}
+
+fn read_capped(path: &Path) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    File::open(path)
+        .with_context(|| format!("opening {}", path.display()))?
+        .take(CAPTURE_LIMIT)
+        .read_to_end(&mut out)?;
+    Ok(out)
+}
