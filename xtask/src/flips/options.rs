@@ -48,6 +48,8 @@ pub struct Options {
     pub jobs: usize,
     pub verify: bool,
     pub only: Option<Flip>,
+    /// The arguments as given, for the report.
+    args: Vec<String>,
 }
 
 impl Options {
@@ -60,6 +62,7 @@ impl Options {
             jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
             verify: false,
             only: None,
+            args: args.to_vec(),
         };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
@@ -108,6 +111,16 @@ impl Options {
             }
         }
         Ok(options)
+    }
+
+    /// `cargo xtask flips ARGS`, as run.
+    pub fn command_line(&self) -> String {
+        let mut line = String::from("cargo xtask flips");
+        for arg in &self.args {
+            line.push(' ');
+            line.push_str(arg);
+        }
+        line
     }
 }
 

@@ -27,6 +27,7 @@ pub fn print(results: &[Results], options: &Options, work: &Path) -> Result<usiz
         })
         .collect();
     writeln!(out, "## Single-bit flips\n")?;
+    writeln!(out, "Command: `{}`\n", options.command_line())?;
     writeln!(
         out,
         "Bytes: {}; {}; timeout {} ms; {} jobs; `mgo-pack verify` {}. Unflipped run on this CPU: \
@@ -156,9 +157,9 @@ pub fn print(results: &[Results], options: &Options, work: &Path) -> Result<usiz
             )?;
             writeln!(
                 out,
-                "| offset:bit | where | status | stderr (first line) | stdout |"
+                "| offset:bit | where | status | stderr (first line) | stdout | differs |"
             )?;
-            writeln!(out, "|---|---|---|---|---|")?;
+            writeln!(out, "|---|---|---|---|---|---|")?;
             let mut bytes = BTreeSet::new();
             for rec in r
                 .records
