@@ -47,7 +47,9 @@ pub fn main(args: &[String]) -> Result<()> {
 
     let mut results = Vec::new();
     for bundle in &prepared.bundles {
-        results.push(campaign::run_all(&prepared, bundle, &options, &work)?);
+        let result = campaign::run_all(&prepared, bundle, &options, &work)?;
+        report::write_tsv(&work, &result)?;
+        results.push(result);
     }
     let bad = report::print(&results, &options, &work)?;
     if bad > 0 {

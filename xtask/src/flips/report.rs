@@ -14,8 +14,7 @@ use super::options::Options;
 /// Examples shown per class and bundle, from distinct bytes.
 const EXAMPLES: usize = 5;
 
-/// Prints the summary and writes `target/flips/<bundle>-results.tsv`; returns the number of
-/// flips in bad classes.
+/// Prints the summary; returns the number of flips in bad classes.
 pub fn print(results: &[Results], options: &Options, work: &Path) -> Result<usize> {
     let mut out = String::new();
     let parts: Vec<&str> = options
@@ -190,8 +189,7 @@ pub fn print(results: &[Results], options: &Options, work: &Path) -> Result<usiz
     }
     writeln!(out)?;
     for r in results {
-        let path = work.join(format!("{}-results.tsv", r.bundle.kind.name()));
-        write_tsv(&path, r)?;
+        let path = tsv_path(work, r);
         writeln!(
             out,
             "Every flip of the {} bundle that was not `same`: `{}`",
@@ -203,7 +201,14 @@ pub fn print(results: &[Results], options: &Options, work: &Path) -> Result<usiz
     Ok(bad)
 }
 
-fn write_tsv(path: &Path, r: &Results) -> Result<()> {
+fn tsv_path(work: &Path, r: &Results) -> std::path::PathBuf {
+    work.join(format!("{}-results.tsv", r.bundle.kind.name()))
+}
+
+/// Writes `target/flips/<bundle>-results.tsv`: every flip that was not `same`. Called as soon as
+/// a bundle's campaign ends, so that a long run stopped later keeps what it finished.
+pub fn write_tsv(work: &Path, r: &Results) -> Result<()> {
+    let path = tsv_path(work, r);
     let mut text =
         String::from("offset\tbit\tclass\tstatus\tverify\twhere\tstderr\tstdout\tdiffers\n");
     for rec in &r.records {
@@ -234,7 +239,7 @@ fn write_tsv(path: &Path, r: &Results) -> Result<()> {
             difference
         )?;
     }
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
 }
 
 fn status_cell(status: &Status) -> String {
