@@ -42,6 +42,8 @@ pub struct Results<'a> {
     /// The slowest run that finished before the timeout, and its flip: how much margin the
     /// timeout left.
     pub slowest: (Duration, Option<Flip>),
+    /// Flips whose run left other processes in its group when it ended, whatever its class.
+    pub stragglers: Vec<Flip>,
 }
 
 /// The flips of a bundle, in file order. With `sample` K, every K-th bit of the enumeration, which
@@ -93,6 +95,7 @@ pub fn run_all<'a>(
     let records = Mutex::new(Vec::new());
     let levels = Mutex::new(Vec::new());
     let slowest = Mutex::new((Duration::ZERO, None));
+    let stragglers = Mutex::new(Vec::new());
     let dir = work.join(format!("run-{name}"));
 
     let worker = |w: usize| -> Result<()> {
@@ -102,6 +105,7 @@ pub fn run_all<'a>(
         levels.lock().unwrap().push(baseline.level());
         let mut mine = Vec::new();
         let mut my_slowest = (Duration::ZERO, None);
+        let mut my_stragglers = Vec::new();
         while !stop.load(Ordering::Relaxed) {
             let Some(&flip) = flips.get(next.fetch_add(1, Ordering::Relaxed)) else {
                 break;
@@ -113,6 +117,9 @@ pub fn run_all<'a>(
             let class = classify(&baseline, &out);
             if class != Class::Hang && took > my_slowest.0 {
                 my_slowest = (took, Some(flip));
+            }
+            if out.stragglers > 0 {
+                my_stragglers.push(flip);
             }
             counts[class as usize].fetch_add(1, Ordering::Relaxed);
             if class != Class::Same {
@@ -143,6 +150,7 @@ pub fn run_all<'a>(
             );
         }
         records.lock().unwrap().append(&mut mine);
+        stragglers.lock().unwrap().append(&mut my_stragglers);
         let mut slowest = slowest.lock().unwrap();
         if my_slowest.0 > slowest.0 {
             *slowest = my_slowest;
@@ -196,6 +204,11 @@ pub fn run_all<'a>(
         level,
         elapsed: start.elapsed(),
         slowest: slowest.into_inner().unwrap(),
+        stragglers: {
+            let mut flips = stragglers.into_inner().unwrap();
+            flips.sort();
+            flips
+        },
     })
 }
 
@@ -238,6 +251,12 @@ pub fn run_one_verbosely(
     println!("where:    {}", bundle.layout.describe(flip.offset));
     println!("baseline: {}", baseline.level());
     println!("status:   {} after {} ms", out.status, took.as_millis());
+    if out.stragglers > 0 {
+        println!(
+            "left:     {} other processes in its group when it ended (killed)",
+            out.stragglers
+        );
+    }
     println!("class:    {}", class.name());
     if class == Class::Silent && out.status == Status::Exited(0) {
         println!("differs:  {}", difference(&baseline, &out));

@@ -44,6 +44,9 @@ impl fmt::Display for Status {
 #[derive(Clone, Debug)]
 pub struct Output {
     pub status: Status,
+    /// Other processes of its group still there when it ended (killed then): the class ignores
+    /// them, the report counts them.
+    pub stragglers: usize,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
 }
@@ -237,6 +240,7 @@ mod tests {
     fn run(status: Status, stdout: &str, stderr: &str) -> Output {
         Output {
             status,
+            stragglers: 0,
             stdout: stdout.as_bytes().to_vec(),
             stderr: stderr.as_bytes().to_vec(),
         }

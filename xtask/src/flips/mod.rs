@@ -34,6 +34,7 @@ use crate::workspace_root;
 
 pub fn main(args: &[String]) -> Result<()> {
     let options = options::Options::parse(args)?;
+    run::become_subreaper()?;
     let root = workspace_root();
     let work = root.join("target/flips");
     let prepared = fixtures::prepare(&root, &work, &options.bundles)?;

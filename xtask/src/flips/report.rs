@@ -107,6 +107,21 @@ pub fn print(results: &[Results], options: &Options, work: &Path) -> Result<usiz
             let list: Vec<String> = silent.iter().map(|(s, n)| format!("{s}: {n}")).collect();
             writeln!(out, "- {name}, silent: {}", list.join("; "))?;
         }
+        if !r.stragglers.is_empty() {
+            let first: Vec<String> = r
+                .stragglers
+                .iter()
+                .take(EXAMPLES)
+                .map(|f| format!("{}:{}", f.offset, f.bit))
+                .collect();
+            writeln!(
+                out,
+                "- {name}, runs that left other processes in their group when they ended (killed \
+                 and reaped by the campaign): {} (first: {})",
+                r.stragglers.len(),
+                first.join(", ")
+            )?;
+        }
         if let (slowest, Some(flip)) = r.slowest {
             writeln!(
                 out,

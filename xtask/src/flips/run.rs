@@ -5,7 +5,11 @@
 //! a whole variant to stdout cannot block on a pipe), a clean environment, the child in a process
 //! group of its own. The child's exit is awaited through a pidfd with the timeout; whatever is
 //! left in its group is then killed, before the child is reaped, so that the group id cannot
-//! have been reused by then.
+//! have been reused by then. A flip can make the launcher start processes where it meant threads
+//! (its decoders' `clone` flags), which outlive it: this process is their subreaper
+//! ([`become_subreaper`]), so that every member of the group is reaped, dead, before the copy is
+//! patched again (a member still executing it would make that fail with `ETXTBSY`) or the next
+//! run starts.
 //!
 //! Exec fails with `ETXTBSY` while any process holds the file open for writing, and a child
 //! started by one thread carries every descriptor of the process until its own exec. So each
@@ -36,6 +40,19 @@ pub fn private_descriptors() -> Result<()> {
     // memory of this process.
     if unsafe { libc::unshare(libc::CLONE_FILES) } != 0 {
         bail!("unshare(CLONE_FILES): {}", std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Makes this process the reaper of its orphaned descendants, so that [`run_with_timeout`] can
+/// wait for every process a run left in its group.
+pub fn become_subreaper() -> Result<()> {
+    // SAFETY: prctl(PR_SET_CHILD_SUBREAPER, 1) sets a flag of this process.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+        bail!(
+            "prctl(PR_SET_CHILD_SUBREAPER): {}",
+            std::io::Error::last_os_error()
+        );
     }
     Ok(())
 }
@@ -79,10 +96,7 @@ impl Slot {
 
     /// Makes the copy the unflipped bundle with `flip` applied (`None`: unflipped).
     pub fn set(&mut self, flip: Option<Flip>) -> Result<()> {
-        let file = OpenOptions::new()
-            .write(true)
-            .open(&self.bundle)
-            .with_context(|| format!("opening {}", self.bundle.display()))?;
+        let file = self.open_for_writing()?;
         if let Some(at) = self.flipped.take() {
             file.write_all_at(&self.original[at as usize..=at as usize], at)?;
         }
@@ -97,6 +111,28 @@ impl Slot {
         Ok(())
     }
 
+    /// The copy, open for writing: retried for a while on `ETXTBSY` (a process of the last run
+    /// still executing it), which [`run_with_timeout`] should have ruled out.
+    fn open_for_writing(&self) -> Result<File> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match OpenOptions::new().write(true).open(&self.bundle) {
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                result => {
+                    return result.with_context(|| {
+                        format!(
+                            "opening {} for writing (the copy had offset {:?} flipped)",
+                            self.bundle.display(),
+                            self.flipped
+                        )
+                    })
+                }
+            }
+        }
+    }
+
     /// Runs the copy as it stands.
     pub fn run(&self, timeout: Duration) -> Result<Output> {
         let stdout = File::create(&self.stdout)?;
@@ -108,9 +144,10 @@ impl Slot {
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(stderr);
-        let status = run_with_timeout(&mut cmd, timeout)?;
+        let (status, stragglers) = run_with_timeout(&mut cmd, timeout)?;
         Ok(Output {
             status,
+            stragglers,
             stdout: read_capped(&self.stdout)?,
             stderr: read_capped(&self.stderr)?,
         })
@@ -124,16 +161,17 @@ impl Slot {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        Ok(run_with_timeout(&mut cmd, timeout)? == Status::Exited(0))
+        Ok(run_with_timeout(&mut cmd, timeout)?.0 == Status::Exited(0))
     }
 }
 
 /// Starts `cmd` in a process group of its own and waits for it, killing the group at `timeout`.
-pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Result<Status> {
+/// Returns how it ended and how many other processes of its group were still there when it did.
+pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Result<(Status, usize)> {
     cmd.process_group(0);
     let mut child = match spawn(cmd) {
         Ok(child) => child,
-        Err(e) => return Ok(Status::NotStarted(e.to_string())),
+        Err(e) => return Ok((Status::NotStarted(e.to_string()), 0)),
     };
     let pid = child.id() as libc::pid_t;
     let exited = wait_exit(pid, timeout);
@@ -142,14 +180,33 @@ pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Result<Status> 
     // SAFETY: kill(2) on our own child's process group.
     unsafe { libc::kill(-pid, libc::SIGKILL) };
     let status = child.wait().context("waiting for the child")?;
-    Ok(match exited? {
+    let stragglers = reap_group(pid);
+    let status = match exited? {
         false => Status::TimedOut,
         true => match (status.code(), status.signal()) {
             (Some(code), _) => Status::Exited(code),
             (None, Some(signal)) => Status::Signaled(signal),
             _ => bail!("unexpected wait status {status:?}"),
         },
-    })
+    };
+    Ok((status, stragglers))
+}
+
+/// Reaps what is left of process group `pgid` (killed already): its members that were the
+/// child's children are ours now (see [`become_subreaper`]). Returns, once none is left, how
+/// many it reaped.
+fn reap_group(pgid: libc::pid_t) -> usize {
+    let mut reaped = 0;
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid(2) on a process group whose members are our children.
+        let pid = unsafe { libc::waitpid(-pgid, &mut status, 0) };
+        if pid > 0 {
+            reaped += 1;
+        } else if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return reaped; // ECHILD: none left.
+        }
+    }
 }
 
 /// `cmd.spawn()`, retried a few times on `ETXTBSY` (which [`private_descriptors`] should rule
