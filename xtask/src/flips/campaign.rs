@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
+use std::ops::Range;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -46,26 +47,25 @@ pub struct Results<'a> {
     pub stragglers: Vec<Flip>,
 }
 
-/// The flips of a bundle, in file order. With `sample` K, every K-th bit of the enumeration, which
-/// starts each byte at a different bit so that a sample hits all eight bit positions.
-pub fn flips(bundle: &Bundle, options: &Options) -> Vec<Flip> {
+/// The flips of the bytes in `ranges`, in file order. With `sample` K, every K-th bit of the
+/// enumeration, which starts each byte at a different bit so that a sample hits all eight bit
+/// positions.
+fn flips(ranges: &[Range<u64>], sample: u64) -> Vec<Flip> {
     let mut out = Vec::new();
     // Bits of the enumeration to skip before the next one taken.
     let mut skip: u64 = 0;
-    for &part in &options.parts {
-        for range in bundle.layout.ranges(part) {
-            for offset in range {
-                let first = (offset + offset / 8) % 8;
-                for j in 0..8 {
-                    if skip == 0 {
-                        out.push(Flip {
-                            offset,
-                            bit: ((first + j) % 8) as u8,
-                        });
-                        skip = options.sample;
-                    }
-                    skip -= 1;
+    for range in ranges {
+        for offset in range.clone() {
+            let first = (offset + offset / 8) % 8;
+            for j in 0..8 {
+                if skip == 0 {
+                    out.push(Flip {
+                        offset,
+                        bit: ((first + j) % 8) as u8,
+                    });
+                    skip = sample;
                 }
+                skip -= 1;
             }
         }
     }
@@ -79,7 +79,12 @@ pub fn run_all<'a>(
     options: &Options,
     work: &Path,
 ) -> Result<Results<'a>> {
-    let flips = flips(bundle, options);
+    let ranges: Vec<Range<u64>> = options
+        .parts
+        .iter()
+        .flat_map(|&part| bundle.layout.ranges(part))
+        .collect();
+    let flips = flips(&ranges, options.sample);
     let name = bundle.kind.name();
     eprintln!(
         "flips {name}: {} flips on {} jobs, timeout {} ms",
@@ -375,6 +380,32 @@ impl Progress {
             }
         } else {
             eprintln!("{line}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_bit_once_unsampled() {
+        let all = flips(&[0..3, 10..11], 1);
+        assert_eq!(all.len(), 32);
+        assert!(all.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(all[8], Flip { offset: 1, bit: 0 });
+        assert_eq!(all[24], Flip { offset: 10, bit: 0 });
+    }
+
+    #[test]
+    fn a_sample_hits_every_bit_position() {
+        for k in [8, 16, 64, 97] {
+            let page = 0..4096;
+            let sample = flips(&[page], k);
+            assert_eq!(sample.len() as u64, (4096u64 * 8).div_ceil(k), "k = {k}");
+            for bit in 0..8 {
+                assert!(sample.iter().any(|f| f.bit == bit), "k = {k}: no bit {bit}");
+            }
         }
     }
 }
