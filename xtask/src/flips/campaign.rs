@@ -79,13 +79,26 @@ pub fn run_all<'a>(
     options: &Options,
     work: &Path,
 ) -> Result<Results<'a>> {
+    let name = bundle.kind.name();
     let ranges: Vec<Range<u64>> = options
         .parts
         .iter()
         .flat_map(|&part| bundle.layout.ranges(part))
         .collect();
-    let flips = flips(&ranges, options.sample);
-    let name = bundle.kind.name();
+    let flips = match &options.list {
+        Some(list) => {
+            if let Some(past) = list.iter().find(|f| f.offset >= bundle.bytes.len() as u64) {
+                bail!(
+                    "{name}: {}:{} is past the end of the bundle ({} bytes)",
+                    past.offset,
+                    past.bit,
+                    bundle.bytes.len()
+                );
+            }
+            list.clone()
+        }
+        None => flips(&ranges, options.sample),
+    };
     eprintln!(
         "flips {name}: {} flips on {} jobs, timeout {} ms",
         flips.len(),
@@ -256,6 +269,9 @@ pub fn run_one_verbosely(
     println!("where:    {}", bundle.layout.describe(flip.offset));
     println!("baseline: {}", baseline.level());
     println!("status:   {} after {} ms", out.status, took.as_millis());
+    if let Status::TimedOut { cpu_ms, .. } = out.status {
+        println!("cpu:      {cpu_ms} ms used when it was killed");
+    }
     if out.stragglers > 0 {
         println!(
             "left:     {} other processes in its group when it ended (killed)",

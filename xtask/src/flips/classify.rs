@@ -3,7 +3,8 @@
 //!
 //! The rules, first match wins:
 //!
-//! 1. `hang`: still running at the timeout (its process group was killed).
+//! 1. `hang`: still running at the timeout, spinning or blocked (`run::wait_exit`; its process
+//!    group was killed).
 //! 2. `signal`: killed by a signal.
 //! 3. `wrong-variant`: it printed a `level=` line other than the baseline's (whatever its
 //!    status): the launcher ran another build than it should on this CPU.
@@ -24,7 +25,12 @@ use std::fmt;
 pub enum Status {
     Exited(i32),
     Signaled(i32),
-    TimedOut,
+    /// Killed as hung (`run::wait_exit`): the CPU time it had used, and whether it was blocked
+    /// (every thread asleep, no progress) rather than spinning.
+    TimedOut {
+        cpu_ms: u64,
+        blocked: bool,
+    },
     /// The process could not be started at all (exec failed); the error.
     NotStarted(String),
 }
@@ -34,7 +40,8 @@ impl fmt::Display for Status {
         match self {
             Status::Exited(code) => write!(f, "exit {code}"),
             Status::Signaled(signal) => f.write_str(&signal_name(*signal)),
-            Status::TimedOut => f.write_str("timeout"),
+            Status::TimedOut { blocked: true, .. } => f.write_str("timeout, blocked"),
+            Status::TimedOut { blocked: false, .. } => f.write_str("timeout, spinning"),
             Status::NotStarted(error) => write!(f, "exec failed: {error}"),
         }
     }
@@ -126,7 +133,7 @@ impl Baseline {
 
 pub fn classify(baseline: &Baseline, run: &Output) -> Class {
     let code = match run.status {
-        Status::TimedOut => return Class::Hang,
+        Status::TimedOut { .. } => return Class::Hang,
         Status::Signaled(_) => return Class::Signal,
         Status::NotStarted(_) => return Class::OtherStatus,
         Status::Exited(code) => code,
@@ -283,7 +290,17 @@ mod tests {
             ),
             (run(Status::Exited(122), "", ""), Class::Silent),
             (run(Status::Exited(1), "", "segfault?\n"), Class::Silent),
-            (run(Status::TimedOut, "", ""), Class::Hang),
+            (
+                run(
+                    Status::TimedOut {
+                        cpu_ms: 1000,
+                        blocked: false,
+                    },
+                    "",
+                    "",
+                ),
+                Class::Hang,
+            ),
             (run(Status::Signaled(11), "", ""), Class::Signal),
             (
                 run(Status::NotStarted("Exec format error".into()), "", ""),

@@ -11,7 +11,9 @@ pub const USAGE: &str = "usage: cargo xtask flips [--bundle stored|gzip|all] [--
                          [--sample K] [--timeout-ms N] [--jobs N] [--verify] [--only OFFSET:BIT]\n  \
                          --sample K      flip every K-th bit only (the bit within the byte rotates)\n  \
                          --verify        also run `mgo-pack verify` on every flipped copy whose run was not `same`\n  \
-                         --only OFF:BIT  run one flip (offset decimal or 0x hex, bit 0..7) verbosely and keep the file";
+                         --only OFF:BIT  run one flip (offset decimal or 0x hex, bit 0..7) verbosely and keep the file\n  \
+                         --flips FILE    run the flips listed in FILE instead (OFFSET:BIT lines, or a results .tsv;\n                  \
+                         with --bundle, as offsets differ between bundles)";
 
 /// One bit of one byte of the file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -48,6 +50,8 @@ pub struct Options {
     pub jobs: usize,
     pub verify: bool,
     pub only: Option<Flip>,
+    /// `--flips FILE`: these flips instead of every bit of `parts`.
+    pub list: Option<Vec<Flip>>,
     /// The arguments as given, for the report.
     args: Vec<String>,
 }
@@ -62,6 +66,7 @@ impl Options {
             jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
             verify: false,
             only: None,
+            list: None,
             args: args.to_vec(),
         };
         let mut args = args.iter();
@@ -103,6 +108,12 @@ impl Options {
                 "--jobs" => options.jobs = positive(name, &value()?)? as usize,
                 "--verify" => options.verify = true,
                 "--only" => options.only = Some(Flip::parse(&value()?)?),
+                "--flips" => {
+                    let path = value()?;
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("reading {path}"))?;
+                    options.list = Some(parse_list(&text)?);
+                }
                 "-h" | "--help" => {
                     println!("{USAGE}");
                     std::process::exit(0);
@@ -122,6 +133,25 @@ impl Options {
         }
         line
     }
+}
+
+/// `OFFSET:BIT` lines, or the lines of a results file (`OFFSET<tab>BIT<tab>...` under a header
+/// line); lines that do not start with a digit are skipped.
+fn parse_list(text: &str) -> Result<Vec<Flip>> {
+    let mut flips = Vec::new();
+    for line in text.lines() {
+        if !line.starts_with(|c: char| c.is_ascii_digit()) {
+            continue;
+        }
+        let mut fields = line.split(['\t', ':']);
+        let (Some(offset), Some(bit)) = (fields.next(), fields.next()) else {
+            bail!("{line:?}: expected OFFSET:BIT");
+        };
+        flips.push(Flip::parse(&format!("{}:{}", offset.trim(), bit.trim()))?);
+    }
+    flips.sort();
+    flips.dedup();
+    Ok(flips)
 }
 
 fn positive(name: &str, text: &str) -> Result<u64> {
@@ -153,5 +183,25 @@ mod tests {
         );
         assert!(Flip::parse("1249:8").is_err());
         assert!(Flip::parse("1249").is_err());
+    }
+
+    #[test]
+    fn reads_flip_lists_and_results_files() {
+        let tsv = "offset\tbit\tclass\n1249\t0\thang\t...\n97\t5\tsilent\n";
+        let list = parse_list(tsv).unwrap();
+        assert_eq!(
+            list,
+            [
+                Flip { offset: 97, bit: 5 },
+                Flip {
+                    offset: 1249,
+                    bit: 0
+                }
+            ]
+        );
+        assert_eq!(
+            parse_list("0x10:3\n").unwrap(),
+            [Flip { offset: 16, bit: 3 }]
+        );
     }
 }

@@ -32,9 +32,10 @@ pub fn print(results: &[Results], options: &Options, work: &Path) -> Result<usiz
         "Bytes: {}; {}; timeout {} ms; {} jobs; `mgo-pack verify` {}. Unflipped run on this CPU: \
          `{}`.\n",
         parts.join(" + "),
-        match options.sample {
-            1 => "every bit".to_string(),
-            k => format!("every {k}th bit (sampled)"),
+        match (&options.list, options.sample) {
+            (Some(list), _) => format!("only the {} flips listed by --flips", list.len()),
+            (None, 1) => "every bit".to_string(),
+            (None, k) => format!("every {k}th bit (sampled)"),
         },
         options.timeout.as_millis(),
         options.jobs,

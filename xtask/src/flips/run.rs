@@ -165,7 +165,8 @@ impl Slot {
     }
 }
 
-/// Starts `cmd` in a process group of its own and waits for it, killing the group at `timeout`.
+/// Starts `cmd` in a process group of its own and waits for it, killing the group when it hangs
+/// (see [`wait_exit`]).
 /// Returns how it ended and how many other processes of its group were still there when it did.
 pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Result<(Status, usize)> {
     cmd.process_group(0);
@@ -174,16 +175,16 @@ pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Result<(Status,
         Err(e) => return Ok((Status::NotStarted(e.to_string()), 0)),
     };
     let pid = child.id() as libc::pid_t;
-    let exited = wait_exit(pid, timeout);
+    let waited = wait_exit(pid, timeout);
     // The child is exited but not reaped (or still running): its pid, and so its group id,
     // cannot have been reused. Kill whatever is left of the group either way.
     // SAFETY: kill(2) on our own child's process group.
     unsafe { libc::kill(-pid, libc::SIGKILL) };
     let status = child.wait().context("waiting for the child")?;
     let stragglers = reap_group(pid);
-    let status = match exited? {
-        false => Status::TimedOut,
-        true => match (status.code(), status.signal()) {
+    let status = match waited? {
+        Waited::TimedOut { cpu_ms, blocked } => Status::TimedOut { cpu_ms, blocked },
+        Waited::Exited => match (status.code(), status.signal()) {
             (Some(code), _) => Status::Exited(code),
             (None, Some(signal)) => Status::Signaled(signal),
             _ => bail!("unexpected wait status {status:?}"),
@@ -224,8 +225,24 @@ fn spawn(cmd: &mut Command) -> std::io::Result<Child> {
     }
 }
 
-/// Waits until `pid` (our child) exits or `timeout` passes, without reaping it: true if it exited.
-fn wait_exit(pid: libc::pid_t, timeout: Duration) -> Result<bool> {
+/// How waiting for a child ended.
+enum Waited {
+    Exited,
+    /// Still running: `cpu_ms` of CPU used, `blocked` if none of its threads could run.
+    TimedOut {
+        cpu_ms: u64,
+        blocked: bool,
+    },
+}
+
+/// Waits until `pid` (our child) exits or hangs, without reaping it.
+///
+/// A hang is judged on what the process did, not on the wall clock alone, so that a loaded
+/// machine does not turn a slow run into a hang: at `timeout`, a process that has used half of
+/// it in CPU time is spinning; one whose threads are all asleep, without CPU progress between
+/// two looks, is blocked; one that is runnable but starved of CPU is given more time, up to ten
+/// times `timeout`, and then counted as a hang too.
+fn wait_exit(pid: libc::pid_t, timeout: Duration) -> Result<Waited> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     if fd < 0 {
@@ -236,7 +253,30 @@ fn wait_exit(pid: libc::pid_t, timeout: Duration) -> Result<bool> {
     }
     // SAFETY: the descriptor was just returned to us and nothing else owns it.
     let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    let deadline = Instant::now() + timeout;
+    let start = Instant::now();
+    let mut deadline = start + timeout;
+    let mut last_cpu = None;
+    loop {
+        if poll_until(&fd, deadline)? {
+            return Ok(Waited::Exited);
+        }
+        let Some((cpu_ms, runnable)) = usage(pid) else {
+            // Gone from /proc between two looks: poll again, it reports the exit.
+            deadline = Instant::now() + Duration::from_millis(10);
+            continue;
+        };
+        let spinning = Duration::from_millis(cpu_ms) >= timeout / 2;
+        let blocked = !runnable && last_cpu == Some(cpu_ms);
+        if spinning || blocked || start.elapsed() >= timeout * 10 {
+            return Ok(Waited::TimedOut { cpu_ms, blocked });
+        }
+        last_cpu = Some(cpu_ms);
+        deadline = Instant::now() + timeout / 4;
+    }
+}
+
+/// Polls the pidfd until the process exits (true) or `deadline` passes (false).
+fn poll_until(fd: &OwnedFd, deadline: Instant) -> Result<bool> {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let mut pfd = libc::pollfd {
@@ -261,6 +301,31 @@ fn wait_exit(pid: libc::pid_t, timeout: Duration) -> Result<bool> {
             }
         }
     }
+}
+
+/// The CPU time a process has used (all its threads, ms) and whether any of its threads is
+/// running, runnable or in an uninterruptible wait (state R or D), from /proc.
+fn usage(pid: libc::pid_t) -> Option<(u64, bool)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command name in parentheses: state is field 3, utime and stime fields 14, 15.
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let mut runnable = false;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        let state = stat
+            .rfind(')')
+            .and_then(|at| stat[at + 1..].split_whitespace().next());
+        runnable |= matches!(state, Some("R" | "D"));
+    }
+    Some((ticks * 1000 / hz, runnable))
 }
 
 fn read_capped(path: &Path) -> Result<Vec<u8>> {
