@@ -84,6 +84,7 @@ pub fn print(results: &[Results], options: &Options, work: &Path) -> Result<usiz
     for r in results {
         let name = r.bundle.kind.name();
         for (what, class) in [
+            ("hangs", Class::Hang),
             ("signals", Class::Signal),
             ("other statuses", Class::OtherStatus),
         ] {
