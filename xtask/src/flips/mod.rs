@@ -4,8 +4,8 @@
 //! The static C probe (`tests/fixtures/cprobe.c`) is built for x86-64 v1..v4 and packed with the
 //! release `mgo-pack`, stored and gzip. For each bundle, every bit of the chosen bytes is flipped
 //! in turn in a private copy, the copy is run (stdin null, output captured, its process group
-//! killed at the timeout), and the run is classified against the unflipped bundle's own run on
-//! this CPU. The summary is a markdown table per bundle plus examples of every bad class, each
+//! killed if it hangs: at the timeout, spinning or blocked, see `run::wait_exit`), and the run
+//! is classified against the unflipped bundle's own run on this CPU. The summary is a markdown table per bundle plus examples of every bad class, each
 //! reproducible with `--only OFFSET:BIT`. Exit status 0 when no flip hung, ran the wrong variant
 //! or ran silently, 1 otherwise.
 //!

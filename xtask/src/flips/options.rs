@@ -8,8 +8,11 @@ use super::fixtures::Kind;
 use super::layout::Part;
 
 pub const USAGE: &str = "usage: cargo xtask flips [--bundle stored|gzip|all] [--range launcher|headers|all] \
-                         [--sample K] [--timeout-ms N] [--jobs N] [--verify] [--only OFFSET:BIT]\n  \
+                         [--sample K] [--timeout-ms N] [--jobs N] [--verify] [--only OFFSET:BIT | --flips FILE]\n  \
                          --sample K      flip every K-th bit only (the bit within the byte rotates)\n  \
+                         --timeout-ms N  a run still going after N ms (default 2000) that used N/2 ms of CPU, or\n                  \
+                         sleeps without progress, is a hang; a starved one gets up to 10 N\n  \
+                         --jobs N        runs at once (default: the available cores)\n  \
                          --verify        also run `mgo-pack verify` on every flipped copy whose run was not `same`\n  \
                          --only OFF:BIT  run one flip (offset decimal or 0x hex, bit 0..7) verbosely and keep the file\n  \
                          --flips FILE    run the flips listed in FILE instead (OFFSET:BIT lines, or a results .tsv;\n                  \
