@@ -4,10 +4,15 @@
 //!   `runtime/image/`, or check that a rebuild is byte-identical to the committed images.
 //! - `bench [--quick]`: time, size and weigh bundles against their variants run directly, and
 //!   write `docs/BENCHMARKS.md` (a benchmark, not a test: CI does not run it).
+//! - `flips [--bundle stored|gzip|all] [--range launcher|headers|all] [--sample K] ...`: flip
+//!   every bit of the launcher image and the region header and index of real bundles, run each
+//!   copy and classify what happened (see `flips/mod.rs`); fails on hangs, wrong variants and
+//!   silent runs.
 
 use std::process::ExitCode;
 
 mod bench;
+mod flips;
 mod runtime;
 
 fn main() -> ExitCode {
@@ -15,8 +20,12 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("runtime") => runtime::main(&args[1..]),
         Some("bench") => bench::main(&args[1..]),
+        Some("flips") => flips::main(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask runtime [--check] | cargo xtask bench [--quick]");
+            eprintln!(
+                "usage: cargo xtask runtime [--check] | cargo xtask bench [--quick] | \
+                 cargo xtask flips [--help]"
+            );
             return ExitCode::from(2);
         }
     };
