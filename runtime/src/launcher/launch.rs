@@ -21,6 +21,7 @@ use crate::own_image::{LoadedHeaders, Unreadable};
 use crate::refusal::Refusal;
 use crate::report::{self, errno, level_name, SETTING};
 use crate::start::StartInfo;
+use crate::watchdog::Watchdog;
 use crate::{direct, process_view, xfsz};
 
 /// Why the program could not be started.
@@ -54,9 +55,12 @@ impl From<Unchosen> for Failure {
 
 /// Runs the launch. Returns the exit status for the cases that end without exec (extract).
 pub fn run(start: &StartInfo) -> Result<i32, Failure> {
+    let watchdog = Watchdog::arm();
     let page = start.page_size();
     let headers = LoadedHeaders::read(start)?;
     let bundle = headers.bundle(page as usize)?;
+    // The launcher's own bytes are the packed ones from here on.
+    watchdog.disarm();
     let choice = choose::variant(start, &bundle)?;
     let entry = &choice.entry;
     let switches = choice.switches;

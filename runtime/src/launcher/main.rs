@@ -16,8 +16,10 @@ mod report;
 mod start;
 mod sys;
 
-// 1. Find the bundle's bytes: where the kernel mapped them, checked.
+// 1. Find the bundle's bytes: where the kernel mapped them, checked (under a CPU-time limit
+//    until the launcher's own bytes are known good).
 mod own_image;
+mod watchdog;
 
 // 2. Choose the variant.
 mod choose;

@@ -16,6 +16,9 @@ mod nr {
     pub const GETRANDOM: usize = 318;
     pub const PERSONALITY: usize = 135;
     pub const CLOCK_GETTIME: usize = 228;
+    pub const TIMER_CREATE: usize = 222;
+    pub const TIMER_SETTIME: usize = 223;
+    pub const TIMER_DELETE: usize = 226;
 }
 
 #[cfg(target_arch = "aarch64")]
@@ -29,6 +32,9 @@ mod nr {
     pub const GETRANDOM: usize = 278;
     pub const PERSONALITY: usize = 92;
     pub const CLOCK_GETTIME: usize = 113;
+    pub const TIMER_CREATE: usize = 107;
+    pub const TIMER_SETTIME: usize = 110;
+    pub const TIMER_DELETE: usize = 111;
 }
 
 pub const AT_EMPTY_PATH: usize = 0x1000;
@@ -231,5 +237,65 @@ pub fn now() -> i64 {
         ts[0]
     } else {
         0
+    }
+}
+
+/// A POSIX timer that sends SIGKILL once the process has used `seconds` of CPU; its id, or
+/// `None` if the kernel (or a sandbox) refuses one.
+pub fn cpu_deadline(seconds: u64) -> Option<i32> {
+    const CLOCK_PROCESS_CPUTIME_ID: usize = 2;
+    const SIGEV_SIGNAL: i32 = 0;
+    const SIGKILL: i32 = 9;
+    /// The kernel's `struct sigevent`: value, signal, notify, then a union padding it to 64 bytes.
+    #[repr(C)]
+    struct SigEvent {
+        value: usize,
+        signo: i32,
+        notify: i32,
+        pad: [u64; 6],
+    }
+    let event = SigEvent {
+        value: 0,
+        signo: SIGKILL,
+        notify: SIGEV_SIGNAL,
+        pad: [0; 6],
+    };
+    let mut timer: i32 = 0;
+    // SAFETY: `event` and `timer` are valid for the call, in the kernel's layouts.
+    let created = unsafe {
+        syscall5(
+            nr::TIMER_CREATE,
+            CLOCK_PROCESS_CPUTIME_ID,
+            &event as *const SigEvent as usize,
+            &mut timer as *mut i32 as usize,
+            0,
+            0,
+        )
+    };
+    result(created).ok()?;
+    // struct itimerspec: interval (0: once), then the first expiry.
+    let spec: [u64; 4] = [0, 0, seconds, 0];
+    // SAFETY: `spec` is a valid itimerspec; no old value is asked for.
+    let set = unsafe {
+        syscall5(
+            nr::TIMER_SETTIME,
+            timer as usize,
+            0,
+            spec.as_ptr() as usize,
+            0,
+            0,
+        )
+    };
+    if result(set).is_err() {
+        timer_delete(timer);
+        return None;
+    }
+    Some(timer)
+}
+
+pub fn timer_delete(timer: i32) {
+    // SAFETY: deleting a timer this process created.
+    unsafe {
+        syscall5(nr::TIMER_DELETE, timer as usize, 0, 0, 0, 0);
     }
 }
