@@ -30,9 +30,12 @@
 //! # Ok::<(), mgo_pack::PackError>(())
 //! ```
 //!
+//! Building a program once per level (Go, cargo, any compiler) before packing it: [`builder`].
+//!
 //! The lower layer, for callers that have the bytes already: [`Variant`], [`build_bundle`],
 //! [`write_executable`].
 
+pub mod builder;
 mod bundle;
 mod cleanup;
 pub mod compress;

@@ -1,10 +1,11 @@
 //! `mgo-pack`: the command line over the `mgo_pack` library.
 //!
 //! Without a subcommand it packs, as mgo's users expect: `mgo-pack -o OUT IN...`. The
-//! subcommands read bundles back: `inspect`, `extract`, `verify`.
+//! subcommands read bundles back (`inspect`, `extract`, `verify`) or build a program once per
+//! level and pack the builds (`build` for Go, `cargo` for Rust).
 
+mod build_cmd;
 mod cli;
-mod go_build;
 
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
@@ -25,6 +26,8 @@ Examples:
   mgo-pack extract app --variant v3 -o app.v3   one build back, byte for byte
   mgo-pack verify app                           decode every variant and check its hash
   mgo-pack build -o app -trimpath ./cmd/app     go build for GOAMD64=v1..v4, then pack
+  mgo-pack cargo --bin app                      cargo build --release for x86-64-v1..v4, then
+                                                pack into target/mgo-pack/app
 
 Levels: `vN=PATH` packs PATH as vN. Inputs without `vN=` take the level their file records
 (Go build info `GOAMD64=vN`; a GNU property note `x86 ISA needed: x86-64-vN`) when every one of
@@ -112,14 +115,28 @@ enum Command {
     /// Decode every variant of a bundle and check its length and content hash.
     Verify { bundle: PathBuf },
     /// mgo's build mode: `go build` once per GOAMD64 level (in parallel), then pack the four.
-    /// Takes go build's flags and packages, plus -o OUT, --compress and --launch anywhere;
-    /// MGO_COMPRESS applies as when packing.
+    /// Takes go build's flags and packages, plus -o OUT, --levels, --compress and --launch
+    /// anywhere; MGO_COMPRESS applies as when packing.
     Build {
         /// `go build` flags and packages, with mgo-pack's -o, --compress and --launch.
         #[arg(
             trailing_var_arg = true,
             allow_hyphen_values = true,
             value_name = "GO BUILD ARGS"
+        )]
+        args: Vec<OsString>,
+    },
+    /// `cargo build --release` once per level (-C target-cpu=x86-64, x86-64-v2, -v3, -v4 added
+    /// to RUSTFLAGS; the arm64 levels for an arm64 target), each level in a target directory of
+    /// its own, then pack the builds into -o OUT, by default target/mgo-pack/BIN. Takes cargo
+    /// build's arguments (--bin, -p, --features, --target...), plus -o, --levels, --compress and
+    /// --launch anywhere.
+    Cargo {
+        /// `cargo build` arguments, with mgo-pack's -o, --levels, --compress and --launch.
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "CARGO BUILD ARGS"
         )]
         args: Vec<OsString>,
     },
@@ -156,7 +173,8 @@ fn main() -> ExitCode {
             output,
         }) => extract(&bundle, variant, &output, verbosity),
         Some(Command::Verify { bundle }) => verify(&bundle, verbosity),
-        Some(Command::Build { args }) => return build(&args, verbosity),
+        Some(Command::Build { args }) => return build(&args, build_cmd::go, verbosity),
+        Some(Command::Cargo { args }) => return build(&args, build_cmd::cargo, verbosity),
     };
     match result {
         Ok(code) => code,
@@ -254,13 +272,23 @@ fn pack(args: &PackArgs, verbosity: Verbosity) -> Result<ExitCode, PackError> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn build(args: &[OsString], verbosity: Verbosity) -> ExitCode {
-    let result = go_build::BuildArgs::parse(args)
+/// `build` and `cargo`: parse, build every level with `run`, pack, report.
+fn build(
+    args: &[OsString],
+    run: fn(
+        &build_cmd::BuildArgs,
+        PackOptions,
+        bool,
+    ) -> Result<(PathBuf, mgo_pack::Packed), build_cmd::CommandError>,
+    verbosity: Verbosity,
+) -> ExitCode {
+    use build_cmd::CommandError;
+    let result = build_cmd::BuildArgs::parse(args)
         .and_then(|args| match &args.output {
             Some(output) if is_stdout(output) => Err(BUNDLE_TO_STDOUT.to_string()),
             _ => Ok(args),
         })
-        .map_err(go_build::BuildError::Usage)
+        .map_err(CommandError::Usage)
         .and_then(|args| {
             let options = PackOptions {
                 force: false,
@@ -270,13 +298,13 @@ fn build(args: &[OsString], verbosity: Verbosity) -> ExitCode {
                     None | Some("memfd") => mgo_pack::Launch::Memfd,
                     Some("direct") => mgo_pack::Launch::Direct,
                     Some(other) => {
-                        return Err(go_build::BuildError::Usage(format!(
+                        return Err(CommandError::Usage(format!(
                             "--launch takes direct or memfd, not `{other}`"
                         )))
                     }
                 },
             };
-            go_build::run(&args, options, verbosity == Verbosity::Quiet)
+            run(&args, options, verbosity == Verbosity::Quiet)
         });
     match result {
         Ok((output, packed)) => {
@@ -286,8 +314,8 @@ fn build(args: &[OsString], verbosity: Verbosity) -> ExitCode {
         Err(e) => {
             eprintln!("mgo-pack: error: {e}");
             ExitCode::from(match &e {
-                go_build::BuildError::Usage(_) => EXIT_USAGE,
-                go_build::BuildError::Pack(e) => exit_status(e),
+                CommandError::Usage(_) => EXIT_USAGE,
+                CommandError::Pack(e) => exit_status(e),
                 _ => EXIT_FAILURE,
             })
         }
