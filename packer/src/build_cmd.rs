@@ -109,6 +109,10 @@ pub enum CommandError {
     Temp(std::io::Error),
 }
 
+/// A build command: [`go`] or [`cargo`], given the arguments, the pack options and whether to
+/// be quiet; the bundle's path and what was packed.
+pub type Run = fn(&BuildArgs, PackOptions, bool) -> Result<(PathBuf, Packed), CommandError>;
+
 /// `mgo-pack build`: the Go builds, in a temporary directory, then the bundle.
 pub fn go(
     args: &BuildArgs,

@@ -273,15 +273,7 @@ fn pack(args: &PackArgs, verbosity: Verbosity) -> Result<ExitCode, PackError> {
 }
 
 /// `build` and `cargo`: parse, build every level with `run`, pack, report.
-fn build(
-    args: &[OsString],
-    run: fn(
-        &build_cmd::BuildArgs,
-        PackOptions,
-        bool,
-    ) -> Result<(PathBuf, mgo_pack::Packed), build_cmd::CommandError>,
-    verbosity: Verbosity,
-) -> ExitCode {
+fn build(args: &[OsString], run: build_cmd::Run, verbosity: Verbosity) -> ExitCode {
     use build_cmd::CommandError;
     let result = build_cmd::BuildArgs::parse(args)
         .and_then(|args| match &args.output {
