@@ -2,6 +2,8 @@
 //! builder, cached under `target/bench/`), the release packer and the small C helpers, and
 //! the bundles packed from them in every mode.
 
+use mgo_pack::builder::{hash_files, BuildError, LevelBuild};
+
 use super::*;
 
 /// How one fixture's variants are built.
@@ -192,8 +194,9 @@ pub(super) fn build_fixture(
 ) -> Result<([PathBuf; 4], String)> {
     let rel: [PathBuf; 4] =
         LEVELS.map(|level| PathBuf::from(format!("target/bench/bin/{}-{level}", spec.name)));
-    let outputs: Vec<PathBuf> = rel.iter().map(|p| root.join(p)).collect();
-    let (key, shown) = match spec.build {
+    // What the report shows, and what the builder builds (cached under target/bench, stamped
+    // with the build, the toolchain and the sources).
+    let (shown, build, sources) = match spec.build {
         Build::GoDir { dir, cgo } => {
             let src = root.join(dir);
             let mut files: Vec<PathBuf> = std::fs::read_dir(&src)?
@@ -206,8 +209,9 @@ pub(super) fn build_fixture(
                 cgo as u8
             );
             (
-                format!("{shown}\n{}\n{:016x}", go_version()?, hash_files(&files)?),
                 shown,
+                go_build(work, cgo, ["-trimpath", "."]).current_dir(src),
+                files,
             )
         }
         Build::GoStd { package, cgo } => {
@@ -216,81 +220,43 @@ pub(super) fn build_fixture(
                 "GOAMD64=vN CGO_ENABLED={} go build -o OUT {package}",
                 cgo as u8
             );
-            (format!("{shown}\n{}", go_version()?), shown)
+            (
+                shown,
+                go_build(work, cgo, [package]).current_dir(work),
+                Vec::new(),
+            )
         }
         Build::C { src, static_link } => {
             let shown = format!(
                 "gcc -O2 -march=x86-64[-vN]{} -o OUT {src}",
                 if static_link { " -static" } else { "" }
             );
-            (
-                format!(
-                    "{shown}\n{}\n{:016x}",
-                    first_line("gcc", &["--version"])?,
-                    hash_files(&[root.join(src)])?
-                ),
-                shown,
-            )
+            let mut args = vec!["-O2", "-march={march}"];
+            if static_link {
+                args.push("-static");
+            }
+            args.extend(["-o", "{out}", src]);
+            let build = LevelBuild::command("gcc", args).current_dir(root);
+            (shown, build, vec![root.join(src)])
         }
     };
-    let stamp = work.join(format!("bin/{}.stamp", spec.name));
-    cached(&stamp, &key, &outputs, || {
-        for (level, out) in LEVELS.iter().zip(&outputs) {
-            eprintln!("bench:   building {} {level}", spec.name);
-            let mut cmd = match spec.build {
-                Build::GoDir { dir, cgo } => {
-                    let mut cmd = go_command(work, level, cgo);
-                    cmd.current_dir(root.join(dir))
-                        .args(["build", "-trimpath", "-o"])
-                        .arg(out)
-                        .arg(".");
-                    cmd
-                }
-                Build::GoStd { package, cgo } => {
-                    let mut cmd = go_command(work, level, cgo);
-                    cmd.current_dir(work)
-                        .args(["build", "-o"])
-                        .arg(out)
-                        .arg(package);
-                    cmd
-                }
-                Build::C { src, static_link } => {
-                    let mut cmd = Command::new("gcc");
-                    let march = match *level {
-                        "v1" => "-march=x86-64".to_string(),
-                        _ => format!("-march=x86-64-{level}"),
-                    };
-                    cmd.current_dir(root).args(["-O2", &march]);
-                    if static_link {
-                        cmd.arg("-static");
-                    }
-                    cmd.arg("-o").arg(out).arg(src);
-                    cmd
-                }
-            };
-            run_ok(&mut cmd, &format!("building {} {level}", spec.name))?;
-        }
-        Ok(())
-    })?;
+    eprintln!("bench:   building {} (unless up to date)", spec.name);
+    let key = format!("{shown}\n{:016x}", hash_files(&sources)?);
+    build
+        .cached(work, spec.name, &key)
+        .map_err(|e| match e {
+            BuildError::Failed { ref output, .. } => anyhow::anyhow!("{e}\n{output}"),
+            e => e.into(),
+        })
+        .with_context(|| format!("building {}", spec.name))?;
     Ok((rel, shown))
 }
 
-/// A hermetic `go` invocation: no user settings, no network, caches inside target/bench.
-pub(super) fn go_command(work: &Path, level: &str, cgo: bool) -> Command {
-    let mut cmd = Command::new("go");
-    cmd.env("GOAMD64", level)
-        .env("GOOS", "linux")
-        .env("GOARCH", "amd64")
+/// A hermetic `go build ARGS`: no user settings, no network, caches inside target/bench.
+fn go_build<const N: usize>(work: &Path, cgo: bool, args: [&str; N]) -> LevelBuild {
+    LevelBuild::go(args)
+        .hermetic_go(work)
         .env("CGO_ENABLED", if cgo { "1" } else { "0" })
-        .env("GOFLAGS", "-mod=mod -modcacherw")
-        .env("GOPROXY", "off")
-        .env("GO111MODULE", "on")
-        .env("GOWORK", "off")
-        .env("GOENV", "off")
-        .env("GOTOOLCHAIN", "local")
-        .env("GOCACHE", work.join("gocache"))
-        .env("GOPATH", work.join("gopath"));
-    cmd
 }
 
 /// Runs `build` unless `stamp` holds `key` and every output exists; the stamp is removed first

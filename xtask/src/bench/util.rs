@@ -97,17 +97,3 @@ pub(super) fn run_ok(cmd: &mut Command, what: &str) -> Result<()> {
     }
     Ok(())
 }
-
-/// FNV-1a over names and contents: a stable key for the build stamps.
-pub(super) fn hash_files(paths: &[PathBuf]) -> Result<u64> {
-    let mut hash = 0xcbf2_9ce4_8422_2325_u64;
-    for path in paths {
-        let data = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let name = path.file_name().map_or(&b""[..], |n| n.as_encoded_bytes());
-        for &b in name.iter().chain([0u8].iter()).chain(&data) {
-            hash ^= u64::from(b);
-            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    Ok(hash)
-}
