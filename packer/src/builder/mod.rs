@@ -325,17 +325,22 @@ impl LevelBuild {
         if let Some(dir) = &self.dir {
             cmd.current_dir(dir);
         }
-        let out = cmd.output().map_err(|source| BuildError::Spawn {
+        first_line(&mut cmd).map_err(|source| BuildError::Spawn {
             program: program.to_string_lossy().into_owned(),
             source,
-        })?;
-        Ok(String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_string())
+        })
     }
+}
+
+/// The first line a command prints on stdout, trimmed: how a tool's version identifies it.
+pub fn first_line(cmd: &mut Command) -> std::io::Result<String> {
+    let out = cmd.output()?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string())
 }
 
 /// `out.tmp`, appended rather than set: arm64 level names have dots of their own.
