@@ -126,11 +126,13 @@ enum Command {
         )]
         args: Vec<OsString>,
     },
-    /// `cargo build --release` once per level (-C target-cpu=x86-64, x86-64-v2, -v3, -v4 added
-    /// to RUSTFLAGS; the arm64 levels for an arm64 target), each level in a target directory of
-    /// its own, then pack the builds into -o OUT, by default target/mgo-pack/BIN. Takes cargo
-    /// build's arguments (--bin, -p, --features, --target...), plus -o, --levels, --compress and
-    /// --launch anywhere.
+    /// Rust: `cargo build --release` once per level, then pack the builds.
+    ///
+    /// -C target-cpu=x86-64, x86-64-v2, x86-64-v3 and x86-64-v4 are added to the rustflags (the
+    /// arm64 levels for an arm64 target), each level builds in a target directory of its own, and
+    /// the bundle goes to -o OUT, by default target/mgo-pack/BIN. Takes cargo build's arguments
+    /// (--bin, -p, --features, --target...), plus -o, --levels, --compress and --launch anywhere;
+    /// MGO_COMPRESS applies as when packing. See docs/BUILDING.md.
     Cargo {
         /// `cargo build` arguments, with mgo-pack's -o, --levels, --compress and --launch.
         #[arg(
