@@ -51,6 +51,13 @@ fn compiled_features(program: &Path) -> Vec<String> {
         "avx512f",
         "avx512bw",
         "avx512vl",
+        "lse",
+        "crc",
+        "rdm",
+        "rcpc",
+        "dotprod",
+        "aes",
+        "sha2",
     ]
     .iter()
     .filter(|f| {
@@ -64,6 +71,7 @@ fn compiled_features(program: &Path) -> Vec<String> {
 /// What each level must have been compiled with, and without.
 fn expect_level(features: &[String], level: u32, what: &str) {
     let has = |f: &str| features.iter().any(|x| x == f);
+    assert!(!has("aes"), "{what}: no x86-64 level includes AES-NI");
     let wanted = [
         ("sse2", 1),
         ("cmpxchg16b", 2),
@@ -265,4 +273,68 @@ fn first_failure_stops_the_rest_and_leaves_no_bundle() {
         "{err}"
     );
     assert!(!dir.join("target/mgo-pack/broken").exists());
+}
+
+#[test]
+fn arm64_builds_have_their_levels_features() {
+    const TARGET: &str = "aarch64-unknown-linux-musl";
+    const LINKER: &str = "aarch64-linux-gnu-gcc";
+    let test = "arm64_builds_have_their_levels_features";
+    let sysroot = Command::new("rustc").args(["--print", "sysroot"]).output();
+    let installed = sysroot.is_ok_and(|o| {
+        Path::new(stdout(&o).trim())
+            .join("lib/rustlib")
+            .join(TARGET)
+            .is_dir()
+    });
+    if !installed {
+        mgo_tests::harness::skipped(test, &format!("the Rust target {TARGET} is not installed"));
+        return;
+    }
+    if Command::new(LINKER).arg("--version").output().is_err() {
+        mgo_tests::harness::skipped(test, &format!("no {LINKER} to link arm64 programs"));
+        return;
+    }
+    let dir = probe_crate("cargo-arm64");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mgo-pack"));
+    cmd.args(["cargo", "--target", TARGET, "-o", "rustprobe"])
+        .current_dir(&dir)
+        .env("CARGO_TARGET_DIR", dir.join("target"))
+        .env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER", LINKER)
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("RUSTFLAGS")
+        .env_remove("MGO_COMPRESS");
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let info = mgo_pack::inspect(dir.join("rustprobe")).unwrap();
+    assert_eq!(info.arch, mgo_pack::Arch::Aarch64);
+    let arm64 = ["lse", "crc", "rdm", "rcpc", "dotprod", "aes", "sha2"];
+    for (level, dir_name, wanted) in [
+        ("v8.0", "v8.0", &[][..]),
+        ("v8.0,crypto", "v8.0_crypto", &["aes", "sha2"][..]),
+        (
+            "v8.2,lse,crypto",
+            "v8.2_lse_crypto",
+            &["lse", "crc", "rdm", "aes", "sha2"][..],
+        ),
+        ("v8.4,lse,crypto", "v8.4_lse_crypto", &arm64[..]),
+    ] {
+        let code = mgo_pack::parse_level(level).unwrap();
+        assert!(
+            info.variants.iter().any(|v| v.level == code),
+            "no {level} in the bundle"
+        );
+        let build = dir
+            .join("target/mgo-pack")
+            .join(dir_name)
+            .join(TARGET)
+            .join("release/rustprobe");
+        let features = compiled_features(&build);
+        let compiled: Vec<&str> = arm64
+            .iter()
+            .copied()
+            .filter(|f| features.iter().any(|x| x == f))
+            .collect();
+        assert_eq!(compiled, wanted, "{level}");
+    }
 }

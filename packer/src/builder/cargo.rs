@@ -31,7 +31,7 @@ pub struct CargoBuild {
 }
 
 /// The arm64 levels `mgo-pack cargo` builds unless told otherwise.
-pub const ARM64_LEVELS: [&str; 4] = ["v8.0", "v8.2,lse", "v8.2,lse,crypto", "v9.0,lse,crypto"];
+pub const ARM64_LEVELS: [&str; 4] = ["v8.0", "v8.0,crypto", "v8.2,lse,crypto", "v8.4,lse,crypto"];
 
 /// The cargo arguments mgo-pack reads (it passes most of them on).
 #[derive(Default)]

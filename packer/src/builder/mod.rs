@@ -13,7 +13,7 @@
 //! |---|---|---|---|
 //! | x86-64 v1 | `GOAMD64=v1` | `-C target-cpu=x86-64` | `x86-64` |
 //! | x86-64 vN | `GOAMD64=vN` | `-C target-cpu=x86-64-vN` | `x86-64-vN` |
-//! | arm64 v8.2,lse | `GOARM64=v8.2,lse` | `-C target-feature=+v8.2a,+lse` | `armv8.2-a+nocrypto` |
+//! | arm64 v8.2,lse | `GOARM64=v8.2,lse` | `-C target-feature=+lse,+crc,+rdm` | `armv8.2-a+nocrypto` |
 //!
 //! ```no_run
 //! use mgo_pack::builder::LevelBuild;
@@ -372,25 +372,33 @@ pub fn gcc_march(level: u32) -> String {
     }
 }
 
-/// rustc's code-generation flag for a level: `-Ctarget-cpu=x86-64-v3`, or on arm64
-/// `-Ctarget-feature=+v8.2a,+lse` (`+aes,+sha2` for `,crypto`).
+/// rustc's code-generation flag for a level: `-Ctarget-cpu=x86-64-v3`; on arm64 the features
+/// the level makes mandatory, among those rustc supports on stable (its `v8.Na` version features
+/// are unstable): from v8.1 `+lse,+crc,+rdm`, from v8.3 `+rcpc`, from v8.4 `+dotprod` (v9.N
+/// includes v8.(N+5)), `+lse` for `,lse`, and `+aes,+sha2` for `,crypto`.
 pub fn rustc_flag(level: u32) -> String {
     if let Some(a) = Aarch64Level::from_code(level) {
-        let mut features = Vec::new();
-        match (a.major, a.minor) {
-            (8, 0) => {}
-            (9, 0) => features.push("+v9a".to_string()),
-            (major, minor) => features.push(format!("+v{major}.{minor}a")),
-        }
+        // Minor steps along the v8 line, as Go counts them: v9.0 includes v8.5.
+        let v8 = if a.major == 9 { a.minor + 5 } else { a.minor };
+        let mut features: Vec<&str> = Vec::new();
         if a.lse {
-            features.push("+lse".into());
+            features.push("+lse");
+        }
+        if v8 >= 1 {
+            features.extend(["+crc", "+rdm"]);
+        }
+        if v8 >= 3 {
+            features.push("+rcpc");
+        }
+        if v8 >= 4 {
+            features.push("+dotprod");
         }
         if a.crypto {
-            features.extend(["+aes".into(), "+sha2".into()]);
+            features.extend(["+aes", "+sha2"]);
         }
         if features.is_empty() {
             // v8.0: what the target already assumes.
-            return "-Ctarget-feature=+neon".into();
+            features.push("+neon");
         }
         return format!("-Ctarget-feature={}", features.join(","));
     }
@@ -459,11 +467,15 @@ mod tests {
             assert_eq!(gcc_march(code(level)), march, "{level}");
         }
         assert_eq!(rustc_flag(code("v8.0")), "-Ctarget-feature=+neon");
+        assert_eq!(rustc_flag(code("v8.0,lse")), "-Ctarget-feature=+lse");
         assert_eq!(
             rustc_flag(code("v8.2,lse,crypto")),
-            "-Ctarget-feature=+v8.2a,+lse,+aes,+sha2"
+            "-Ctarget-feature=+lse,+crc,+rdm,+aes,+sha2"
         );
-        assert_eq!(rustc_flag(code("v9.0,lse")), "-Ctarget-feature=+v9a,+lse");
+        assert_eq!(
+            rustc_flag(code("v9.0,lse")),
+            "-Ctarget-feature=+lse,+crc,+rdm,+rcpc,+dotprod"
+        );
     }
 
     #[test]
