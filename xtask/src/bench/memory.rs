@@ -16,29 +16,9 @@ pub(super) fn peak_memory(
     let args = fixture.spec.args;
     let mut rows = Vec::new();
     let mut measure = |label: String, program: &Path, mgodebug: Option<&str>| -> Result<()> {
-        let mut samples = Vec::new();
-        for _ in 0..effort.memory_runs {
-            let mut cmd = bench_env(tool(root.join("target/bench/bin/maxrss")));
-            cmd.current_dir(root)
-                .arg(program)
-                .args(args)
-                .stdin(Stdio::null());
-            if let Some(value) = mgodebug {
-                cmd.env("MGODEBUG", value);
-            }
-            let out = cmd.output().context("running bench/maxrss")?;
-            if !out.status.success() {
-                bail!("{} failed under maxrss ({})", program.display(), out.status);
-            }
-            let kb: u64 = String::from_utf8_lossy(&out.stdout)
-                .trim()
-                .parse()
-                .context("maxrss output")?;
-            samples.push(kb as f64);
-        }
         rows.push(MemoryRow {
             label,
-            max_rss_kb: median(&samples) as u64,
+            max_rss_kb: max_rss(root, program, args, mgodebug, effort.memory_runs)?,
         });
         Ok(())
     };
@@ -49,6 +29,38 @@ pub(super) fn peak_memory(
         }
     }
     Ok(rows)
+}
+
+/// Median over `runs` runs of the peak resident set (kB) of `program ARGS`, read by
+/// `bench/maxrss.c`, with `MGODEBUG` set when given.
+pub(super) fn max_rss(
+    root: &Path,
+    program: &Path,
+    args: &[&str],
+    mgodebug: Option<&str>,
+    runs: usize,
+) -> Result<u64> {
+    let mut samples = Vec::new();
+    for _ in 0..runs {
+        let mut cmd = bench_env(tool(root.join("target/bench/bin/maxrss")));
+        cmd.current_dir(root)
+            .arg(program)
+            .args(args)
+            .stdin(Stdio::null());
+        if let Some(value) = mgodebug {
+            cmd.env("MGODEBUG", value);
+        }
+        let out = cmd.output().context("running bench/maxrss")?;
+        if !out.status.success() {
+            bail!("{} failed under maxrss ({})", program.display(), out.status);
+        }
+        let kb: u64 = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .context("maxrss output")?;
+        samples.push(kb as f64);
+    }
+    Ok(median(&samples) as u64)
 }
 
 pub(super) struct InstanceRow {

@@ -14,12 +14,14 @@
 //!
 //! The modules, in the order a run uses them: [`fixtures`] builds and packs, [`timing`] times
 //! start-up (and the direct path's own cost), [`memory`] reads peak and per-instance memory,
-//! [`decode`] measures decode throughput, [`profile`] profiles the memfd path, and [`report`]
-//! writes it all down; [`util`] holds what they share.
+//! [`decode`] measures decode throughput, [`profile`] profiles the memfd path, [`multivers`]
+//! compares `mgo-pack cargo` with cargo-multivers on ripgrep, and [`report`] writes it all
+//! down; [`util`] holds what they share.
 
 mod decode;
 mod fixtures;
 mod memory;
+mod multivers;
 mod profile;
 mod report;
 mod timing;
@@ -45,9 +47,11 @@ use timing::*;
 use util::*;
 
 const USAGE: &str = "usage: cargo xtask bench [--quick] [--nice N] [--fixtures NAME,...] \
-                     [--modes MODE,...] [--out FILE]\n  fixtures: hello probe cmd-go cmd-go-cgo c-static c-dynamic\n  \
+                     [--modes MODE,...] [--only multivers] [--out FILE]\n  fixtures: hello probe cmd-go cmd-go-cgo c-static c-dynamic\n  \
                      modes: stored g9 z19 Z19 z3 (compressed ones when the packer supports them; \
-                     default stored g9 z19 Z19, with --quick stored z3)";
+                     default stored g9 z19 Z19, with --quick stored z3)\n  \
+                     the comparison with cargo-multivers runs unless --fixtures is given; \
+                     --only multivers runs it alone and replaces its section of the --out file";
 
 /// Levels in the order every variant array uses.
 const LEVELS: [&str; 4] = ["v1", "v2", "v3", "v4"];
@@ -103,6 +107,8 @@ struct Opts {
     nice: Option<i32>,
     fixtures: Option<Vec<String>>,
     modes: Option<Vec<String>>,
+    /// `--only multivers`: measure that section alone and replace it in `out`.
+    only_multivers: bool,
     out: PathBuf,
 }
 
@@ -113,6 +119,7 @@ impl Opts {
             nice: None,
             fixtures: None,
             modes: None,
+            only_multivers: false,
             out: root.join("docs/BENCHMARKS.md"),
         };
         let mut it = args.iter();
@@ -136,6 +143,10 @@ impl Opts {
                     opts.modes = Some(value("--modes")?.split(',').map(String::from).collect())
                 }
                 "--out" => opts.out = PathBuf::from(value("--out")?),
+                "--only" => match value("--only")?.as_str() {
+                    "multivers" => opts.only_multivers = true,
+                    other => bail!("--only takes multivers, not `{other}`\n{USAGE}"),
+                },
                 _ => bail!("unknown argument `{arg}`\n{USAGE}"),
             }
         }
@@ -175,6 +186,9 @@ pub fn main(args: &[String]) -> Result<()> {
     let packer = build_packer(&root)?;
     build_helpers(&root, &work)?;
     let floor = PathBuf::from("target/bench/bin/floor");
+    if opts.only_multivers {
+        return only_multivers(&opts, &root, &work, &packer, effort, started);
+    }
 
     let defaults = if opts.quick {
         QUICK_MODES
@@ -267,6 +281,15 @@ pub fn main(args: &[String]) -> Result<()> {
     eprintln!("bench: profile of the memfd path");
     let profile = profile_memfd(&root, &work, &fixtures, effort);
 
+    // A partial run (`--fixtures`) leaves the long ripgrep builds out.
+    let multivers = match opts.fixtures {
+        Some(_) => None,
+        None => {
+            eprintln!("bench: against cargo-multivers");
+            Some(multivers::compare(&root, &work, &packer, effort)?)
+        }
+    };
+
     let runtime_images = runtime_images(&root)?;
     let report = Report {
         opts: &opts,
@@ -281,18 +304,50 @@ pub fn main(args: &[String]) -> Result<()> {
         shmem: shmem.as_ref(),
         decode: &decode,
         profile: &profile,
+        multivers: multivers.as_ref(),
         unsupported_modes: &unsupported_modes,
         runtime_images: &runtime_images,
         elapsed: started.elapsed(),
     };
-    let text = report.render(&root);
-    let tmp = opts.out.with_extension("md.tmp");
-    std::fs::write(&tmp, &text).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &opts.out).with_context(|| format!("writing {}", opts.out.display()))?;
+    write_report(&opts.out, &report.render(&root))?;
     eprintln!(
         "bench: wrote {} in {:.0} s",
         opts.out.display(),
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// `--only multivers`: the comparison alone, its section replaced in the existing report.
+fn only_multivers(
+    opts: &Opts,
+    root: &Path,
+    work: &Path,
+    packer: &Path,
+    effort: Effort,
+    started: Instant,
+) -> Result<()> {
+    let comparison = multivers::compare(root, work, packer, effort)?;
+    let mut section = String::new();
+    let command = format!(
+        "cargo xtask bench --only multivers{}{}",
+        if opts.quick { " --quick" } else { "" },
+        opts.nice.map_or(String::new(), |n| format!(" --nice {n}"))
+    );
+    multivers::render(&comparison, effort, Some(&command), &mut section);
+    let doc = std::fs::read_to_string(&opts.out).unwrap_or_default();
+    write_report(&opts.out, &multivers::replace_section(&doc, &section))?;
+    eprintln!(
+        "bench: replaced the cargo-multivers section of {} in {:.0} s",
+        opts.out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Writes the report whole or not at all: a temporary file renamed over `out`.
+fn write_report(out: &Path, text: &str) -> Result<()> {
+    let tmp = out.with_extension("md.tmp");
+    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, out).with_context(|| format!("writing {}", out.display()))
 }

@@ -105,6 +105,8 @@ pub(super) struct Report<'a> {
     pub(super) shmem: Option<&'a Vec<InstanceRow>>,
     pub(super) decode: &'a DecodeResult,
     pub(super) profile: &'a Profile,
+    /// Against cargo-multivers (not in a partial run).
+    pub(super) multivers: Option<&'a multivers::Comparison>,
     pub(super) unsupported_modes: &'a [&'static str],
     pub(super) runtime_images: &'a [(String, u64)],
     pub(super) elapsed: Duration,
@@ -164,6 +166,9 @@ impl Report<'_> {
         self.render_memory(&mut s);
         self.render_profile(&mut s);
         self.render_decode(&mut s);
+        if let Some(comparison) = self.multivers {
+            multivers::render(comparison, self.effort, None, &mut s);
+        }
         self.render_commands(&mut s, root);
         s
     }

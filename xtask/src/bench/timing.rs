@@ -108,14 +108,8 @@ pub(super) fn time_fixture(
     for round in 0..effort.rounds {
         example_commands.clear();
         for group in &groups {
-            let mut cmd = bench_env(tool("hyperfine"));
-            cmd.current_dir(root)
-                .env("MGODEBUG", group.env)
-                .args(["-N", "--style", "none"])
-                .args(["--warmup", &effort.warmup.to_string()])
-                .args(["--runs", &effort.runs.to_string()])
-                .arg("--export-json")
-                .arg(&json);
+            let mut cmd = hyperfine(root, &json, effort.warmup, effort.runs);
+            cmd.env("MGODEBUG", group.env);
             let mut shown = format!(
                 "MGODEBUG={} hyperfine -N --warmup {} --runs {} --export-json OUT.json",
                 group.env, effort.warmup, effort.runs
@@ -126,21 +120,9 @@ pub(super) fn time_fixture(
                 write!(shown, " -n '{name}' '{command}'").unwrap();
             }
             example_commands.push(shown);
-            let out = cmd
-                .stdout(Stdio::null())
-                .output()
-                .context("running hyperfine")?;
-            if !out.status.success() {
-                bail!(
-                    "hyperfine failed (round {round}, {}): {}",
-                    fixture.spec.name,
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-            let data: serde_json::Value = serde_json::from_slice(&std::fs::read(&json)?)?;
-            for result in data["results"].as_array().context("hyperfine JSON")? {
-                let name = result["command"].as_str().context("hyperfine JSON")?;
-                let (label, _) = name.rsplit_once('/').context("hyperfine JSON")?;
+            let what = format!("round {round}, {}", fixture.spec.name);
+            for result in hyperfine_results(cmd, &json, &what)? {
+                let (label, _) = result.name.rsplit_once('/').context("hyperfine JSON")?;
                 let kind = group
                     .commands
                     .iter()
@@ -148,15 +130,12 @@ pub(super) fn time_fixture(
                     .map(|c| c.1)
                     .context("hyperfine JSON")?;
                 // Direct runs ignore MGODEBUG: all groups' samples are one population.
-                let times = result["times"].as_array().context("hyperfine JSON")?;
-                let cpu = result["user"].as_f64().unwrap_or(f64::NAN)
-                    + result["system"].as_f64().unwrap_or(f64::NAN);
                 let entry =
                     pooled
                         .entry(label.to_string())
                         .or_insert((kind, Vec::new(), Vec::new()));
-                entry.1.extend(times.iter().filter_map(|t| t.as_f64()));
-                entry.2.push(cpu);
+                entry.1.extend(result.times);
+                entry.2.push(result.cpu);
             }
         }
     }
@@ -192,6 +171,62 @@ pub(super) fn time_fixture(
         rows,
         example_commands,
     })
+}
+
+/// `hyperfine -N --style none --warmup W --runs R --export-json JSON` in the root, under
+/// [`tool`] and [`bench_env`]; the caller adds the commands.
+pub(super) fn hyperfine(root: &Path, json: &Path, warmup: usize, runs: usize) -> Command {
+    let mut cmd = bench_env(tool("hyperfine"));
+    cmd.current_dir(root)
+        .args(["-N", "--style", "none"])
+        .args(["--warmup", &warmup.to_string()])
+        .args(["--runs", &runs.to_string()])
+        .arg("--export-json")
+        .arg(json);
+    cmd
+}
+
+/// One command's result from hyperfine's JSON.
+pub(super) struct HyperfineResult {
+    /// Its `-n` name.
+    pub(super) name: String,
+    /// Every run's wall time (s).
+    pub(super) times: Vec<f64>,
+    /// Mean user + system CPU time per run (s).
+    pub(super) cpu: f64,
+}
+
+/// Runs a [`hyperfine`] command and reads its results; `what` names it in an error.
+pub(super) fn hyperfine_results(
+    mut cmd: Command,
+    json: &Path,
+    what: &str,
+) -> Result<Vec<HyperfineResult>> {
+    let out = cmd
+        .stdout(Stdio::null())
+        .output()
+        .context("running hyperfine")?;
+    if !out.status.success() {
+        bail!(
+            "hyperfine failed ({what}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let data: serde_json::Value = serde_json::from_slice(&std::fs::read(json)?)?;
+    let mut results = Vec::new();
+    for result in data["results"].as_array().context("hyperfine JSON")? {
+        let times = result["times"].as_array().context("hyperfine JSON")?;
+        results.push(HyperfineResult {
+            name: result["command"]
+                .as_str()
+                .context("hyperfine JSON")?
+                .to_string(),
+            times: times.iter().filter_map(|t| t.as_f64()).collect(),
+            cpu: result["user"].as_f64().unwrap_or(f64::NAN)
+                + result["system"].as_f64().unwrap_or(f64::NAN),
+        });
+    }
+    Ok(results)
 }
 
 /// `--nice`: set once, read wherever a measuring tool is started.

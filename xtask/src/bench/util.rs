@@ -71,16 +71,8 @@ pub(super) fn go_version() -> Result<String> {
 }
 
 pub(super) fn first_line(tool: &str, args: &[&str]) -> Result<String> {
-    let out = Command::new(tool)
-        .args(args)
-        .output()
-        .with_context(|| format!("running {tool}"))?;
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_string())
+    mgo_pack::builder::first_line(Command::new(tool).args(args))
+        .with_context(|| format!("running {tool}"))
 }
 
 pub(super) fn run_ok(cmd: &mut Command, what: &str) -> Result<()> {
