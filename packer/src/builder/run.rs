@@ -35,15 +35,14 @@ pub(super) fn run(
         .zip(outputs)
         .map(|(&level, out)| job(build, level, out))
         .collect();
-    let what = match &build.recipe {
-        Recipe::Go { .. } => "go build".to_string(),
-        Recipe::Cargo(_) => "cargo build".to_string(),
-        Recipe::Command { program, .. } => program.to_string_lossy().into_owned(),
-    };
-    let program = match &build.recipe {
-        Recipe::Go { .. } => "go".to_string(),
-        Recipe::Cargo(_) => "cargo".to_string(),
-        Recipe::Command { program, .. } => program.to_string_lossy().into_owned(),
+    // What failed, for messages, and the program run.
+    let (what, program) = match &build.recipe {
+        Recipe::Go { .. } => ("go build".to_string(), "go".to_string()),
+        Recipe::Cargo(_) => ("cargo build".to_string(), "cargo".to_string()),
+        Recipe::Command { program, .. } => {
+            let name = program.to_string_lossy().into_owned();
+            (name.clone(), name)
+        }
     };
     let seen: Vec<Mutex<Seen>> = jobs.iter().map(|_| Mutex::default()).collect();
     let at_once = if build.parallel { jobs.len() } else { 1 };
