@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the builds, tests and samples need on Debian 12: Go 1.19, gcc
-# and g++ build the fixtures, qemu-user and the aarch64 toolchain (compiler and
+# Installs what the builds, tests and samples need on Debian 12: Go 1.19, gcc,
+# g++, make and cmake build the fixtures and the build recipes (docs/BUILDING.md),
+# qemu-user and the aarch64 toolchain (compiler and
 # C library headers) run cross tests, hyperfine, strace, file and binutils
 # inspect and time the bundles; gdb, valgrind, ltrace, linux-perf (perf), procps
 # (ps, pgrep) and psmisc (killall) are the tools the fidelity tests
@@ -17,7 +18,7 @@ set -euo pipefail
 # libc6-dev-arm64-cross (the arm64 C library headers) is only a recommendation of
 # gcc-aarch64-linux-gnu, and the arm64 C fixtures and the aarch64-zstd launcher image need it.
 packages=(
-  golang-go gcc g++ qemu-user hyperfine musl-tools
+  golang-go gcc g++ make cmake qemu-user hyperfine musl-tools
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross
   strace file binutils
   gdb valgrind ltrace linux-perf procps psmisc

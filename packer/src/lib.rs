@@ -30,10 +30,13 @@
 //! # Ok::<(), mgo_pack::PackError>(())
 //! ```
 //!
+//! Building a program once per level (Go, cargo, any compiler) before packing it: [`builder`].
+//!
 //! The lower layer, for callers that have the bytes already: [`Variant`], [`build_bundle`],
 //! [`write_executable`]. [`cache`] lists and clears the launcher's per-user cache of programs
 //! (bundles packed with [`Launch::Cache`]).
 
+pub mod builder;
 mod bundle;
 pub mod cache;
 mod cleanup;

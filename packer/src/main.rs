@@ -1,11 +1,12 @@
 //! `mgo-pack`: the command line over the `mgo_pack` library.
 //!
 //! Without a subcommand it packs, as mgo's users expect: `mgo-pack -o OUT IN...`. The
-//! subcommands read bundles back (`inspect`, `extract`, `verify`), build and pack (`build`), and
-//! list or clear the launcher's cache (`cache`).
+//! subcommands read bundles back (`inspect`, `extract`, `verify`), build a program once per
+//! level and pack the builds (`build` for Go, `cargo` for Rust), and list or clear the
+//! launcher's cache (`cache`).
 
+mod build_cmd;
 mod cli;
-mod go_build;
 
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
@@ -26,6 +27,8 @@ Examples:
   mgo-pack extract app --variant v3 -o app.v3   one build back, byte for byte
   mgo-pack verify app                           decode every variant and check its hash
   mgo-pack build -o app -trimpath ./cmd/app     go build for GOAMD64=v1..v4, then pack
+  mgo-pack cargo --bin app                      cargo build --release for x86-64-v1..v4, then
+                                                pack into target/mgo-pack/app
   mgo-pack -o app --launch cache app.v*         started from a real file in ~/.cache/mgo-pack
   mgo-pack cache                                the programs cached there (`cache clear`)
 
@@ -117,14 +120,30 @@ enum Command {
     /// Decode every variant of a bundle and check its length and content hash.
     Verify { bundle: PathBuf },
     /// mgo's build mode: `go build` once per GOAMD64 level (in parallel), then pack the four.
-    /// Takes go build's flags and packages, plus -o OUT, --compress and --launch anywhere;
-    /// MGO_COMPRESS applies as when packing.
+    /// Takes go build's flags and packages, plus -o OUT, --levels, --compress and --launch
+    /// anywhere; MGO_COMPRESS applies as when packing.
     Build {
         /// `go build` flags and packages, with mgo-pack's -o, --compress and --launch.
         #[arg(
             trailing_var_arg = true,
             allow_hyphen_values = true,
             value_name = "GO BUILD ARGS"
+        )]
+        args: Vec<OsString>,
+    },
+    /// Rust: `cargo build --release` once per level, then pack the builds.
+    ///
+    /// -C target-cpu=x86-64, x86-64-v2, x86-64-v3 and x86-64-v4 are added to the rustflags (the
+    /// arm64 levels for an arm64 target), each level builds in a target directory of its own, and
+    /// the bundle goes to -o OUT, by default target/mgo-pack/BIN. Takes cargo build's arguments
+    /// (--bin, -p, --features, --target...), plus -o, --levels, --compress and --launch anywhere;
+    /// MGO_COMPRESS applies as when packing. See docs/BUILDING.md.
+    Cargo {
+        /// `cargo build` arguments, with mgo-pack's -o, --levels, --compress and --launch.
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "CARGO BUILD ARGS"
         )]
         args: Vec<OsString>,
     },
@@ -190,7 +209,8 @@ fn main() -> ExitCode {
             output,
         }) => extract(&bundle, variant, &output, verbosity),
         Some(Command::Verify { bundle }) => verify(&bundle, verbosity),
-        Some(Command::Build { args }) => return build(&args, verbosity),
+        Some(Command::Build { args }) => return build(&args, build_cmd::go, verbosity),
+        Some(Command::Cargo { args }) => return build(&args, build_cmd::cargo, verbosity),
         Some(Command::Cache { action }) => cache(action.unwrap_or(CacheAction::List), verbosity),
     };
     match result {
@@ -286,13 +306,15 @@ fn pack(args: &PackArgs, verbosity: Verbosity) -> Result<ExitCode, PackError> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn build(args: &[OsString], verbosity: Verbosity) -> ExitCode {
-    let result = go_build::BuildArgs::parse(args)
+/// `build` and `cargo`: parse, build every level with `run`, pack, report.
+fn build(args: &[OsString], run: build_cmd::Run, verbosity: Verbosity) -> ExitCode {
+    use build_cmd::CommandError;
+    let result = build_cmd::BuildArgs::parse(args)
         .and_then(|args| match &args.output {
             Some(output) if is_stdout(output) => Err(BUNDLE_TO_STDOUT.to_string()),
             _ => Ok(args),
         })
-        .map_err(go_build::BuildError::Usage)
+        .map_err(CommandError::Usage)
         .and_then(|args| {
             let options = PackOptions {
                 force: false,
@@ -302,7 +324,7 @@ fn build(args: &[OsString], verbosity: Verbosity) -> ExitCode {
                     None => mgo_pack::Launch::default(),
                     Some(Some(launch)) => launch,
                     Some(None) => {
-                        return Err(go_build::BuildError::Usage(format!(
+                        return Err(CommandError::Usage(format!(
                             "--launch takes {}, not `{}`",
                             LAUNCH_PATHS.join(", "),
                             args.launch.as_deref().unwrap_or_default()
@@ -310,7 +332,7 @@ fn build(args: &[OsString], verbosity: Verbosity) -> ExitCode {
                     }
                 },
             };
-            go_build::run(&args, options, verbosity == Verbosity::Quiet)
+            run(&args, options, verbosity == Verbosity::Quiet)
         });
     match result {
         Ok((output, packed)) => {
@@ -320,8 +342,8 @@ fn build(args: &[OsString], verbosity: Verbosity) -> ExitCode {
         Err(e) => {
             eprintln!("mgo-pack: error: {e}");
             ExitCode::from(match &e {
-                go_build::BuildError::Usage(_) => EXIT_USAGE,
-                go_build::BuildError::Pack(e) => exit_status(e),
+                CommandError::Usage(_) => EXIT_USAGE,
+                CommandError::Pack(e) => exit_status(e),
                 _ => EXIT_FAILURE,
             })
         }

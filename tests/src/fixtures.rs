@@ -2,25 +2,22 @@
 //!
 //! Each fixture set is the same program compiled for x86-64 levels v1..v4,
 //! so a test can pack all four and tell from the program's own report which
-//! one the launcher picked. Building is slow (Go compiles its standard
-//! library once per GOAMD64 level), so results are kept under
-//! `<target>/fixtures/` and reused across test processes and runs.
-//!
-//! Cargo runs every integration-test file as its own process and the tests
-//! inside one file as parallel threads, so a set is guarded twice: a
-//! `OnceLock` makes threads of one process share a single build, and an
-//! exclusive lock on a file in the output directory makes other processes
-//! wait for that build instead of racing it. A stamp next to the outputs
-//! records what they were built from; it changes when the sources, the
-//! toolchain or the build command do, which triggers a rebuild.
+//! one the launcher picked. The tests only say what to build: the packer's
+//! builder ([`mgo_pack::builder`]) builds it, once per level, and keeps the
+//! results under `<target>/fixtures/` with a stamp of what they were built
+//! from (the sources, the toolchain, the build command), so they are reused
+//! across test processes and runs and rebuilt when any of those change.
+//! Building is slow (Go compiles its standard library once per GOAMD64
+//! level), and cargo runs every integration-test file as its own process and
+//! its tests as parallel threads: a `OnceLock` makes the threads of one
+//! process share one build, and the builder's lock file makes other processes
+//! wait for it instead of racing it.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
-use std::thread;
+
+use mgo_pack::builder::{hash_files, BuildError, LevelBuild};
 
 /// The x86-64 micro-architecture levels, in the order every fixture array
 /// uses: index 0 is v1, index 3 is v4.
@@ -48,25 +45,50 @@ pub fn fixtures_dir() -> PathBuf {
     target_dir().join("fixtures")
 }
 
+/// A hermetic `go build ARGS` (static, CGO off; see [`LevelBuild::hermetic_go`]) with its
+/// caches under the fixtures directory, so that `cargo clean` takes them away too.
+pub fn go_build<const N: usize>(args: [&str; N]) -> LevelBuild {
+    LevelBuild::go(args)
+        .hermetic_go(&fixtures_dir())
+        .env("CGO_ENABLED", "0")
+}
+
+/// Builds the fixture set `name` (cached, see the module documentation) from `sources`, whose
+/// contents are part of its stamp; one path per level of `build`.
+pub fn build_cached(name: &str, build: &LevelBuild, sources: &[PathBuf]) -> Vec<PathBuf> {
+    let key = format!(
+        "sources {:016x}",
+        hash_files(sources).unwrap_or_else(|e| panic!("fixture {name}: {e}"))
+    );
+    build
+        .cached(&fixtures_dir(), name, &key)
+        .unwrap_or_else(|e| panic!("building fixture {name}: {}", explain(&e)))
+}
+
+/// A build error with what the failed build printed, and what to do about a missing tool.
+pub fn explain(e: &BuildError) -> String {
+    match e {
+        BuildError::Failed { output, .. } => format!("{e}\n{output}"),
+        BuildError::Spawn { .. } => format!("{e}; run scripts/install-deps.sh"),
+        _ => e.to_string(),
+    }
+}
+
+fn four(paths: Vec<PathBuf>) -> [PathBuf; 4] {
+    paths.try_into().expect("four levels")
+}
+
 /// `tests/fixtures/goprobe` built with GOAMD64=v1..v4 (static, CGO off).
 pub fn go_probe() -> &'static [PathBuf; 4] {
     static CELL: OnceLock<[PathBuf; 4]> = OnceLock::new();
     CELL.get_or_init(|| {
-        go_main_package("goprobe", &workspace_root().join("tests/fixtures/goprobe"))
-    })
-}
-
-/// The Go module in `src` (main.go and go.mod) built with GOAMD64=v1..v4 as `name`.
-fn go_main_package(name: &str, src: &Path) -> [PathBuf; 4] {
-    let key = format!(
-        "go build -trimpath .\n{}\nsources {:016x}",
-        go_toolchain_id(),
-        hash_files(&[src.join("main.go"), src.join("go.mod")]),
-    );
-    build_set(name, &key, |level, out| {
-        let mut cmd = go_command(level);
-        cmd.current_dir(src).arg("-o").arg(out).arg(".");
-        run(cmd, &format!("{name} {level}"));
+        let src = workspace_root().join("tests/fixtures/goprobe");
+        let build = go_build(["-trimpath", "."]).current_dir(&src);
+        four(build_cached(
+            "goprobe",
+            &build,
+            &[src.join("main.go"), src.join("go.mod")],
+        ))
     })
 }
 
@@ -88,14 +110,9 @@ pub fn c_probe_dynamic() -> &'static [PathBuf; 4] {
 pub fn gofmt() -> &'static [PathBuf; 4] {
     static CELL: OnceLock<[PathBuf; 4]> = OnceLock::new();
     CELL.get_or_init(|| {
-        let dir = fixtures_dir();
-        let key = format!("go build -trimpath cmd/gofmt\n{}", go_toolchain_id());
-        build_set("gofmt", &key, |level, out| {
-            let mut cmd = go_command(level);
-            // Outside any module on purpose: cmd/gofmt belongs to GOROOT.
-            cmd.current_dir(&dir).arg("-o").arg(out).arg("cmd/gofmt");
-            run(cmd, &format!("gofmt {level}"));
-        })
+        // Outside any module on purpose: cmd/gofmt belongs to GOROOT.
+        let build = go_build(["-trimpath", "cmd/gofmt"]).current_dir(fixtures_dir());
+        four(build_cached("gofmt", &build, &[]))
     })
 }
 
@@ -115,30 +132,17 @@ pub fn tool_probe() -> &'static ToolProbe {
     static CELL: OnceLock<ToolProbe> = OnceLock::new();
     CELL.get_or_init(|| {
         let src = fidelity_source("toolprobe.c");
-        let kinds: [(&str, &[&str]); 3] = [
-            ("pie", &["-fPIE", "-pie"]),
-            ("no-pie", &["-fno-pie", "-no-pie"]),
-            ("asan", &["-fsanitize=address", "-fno-omit-frame-pointer"]),
-        ];
-        let key = format!(
-            "gcc -O1 -g {kinds:?}\n{}\nsources {:016x}",
-            tool_version("gcc", &["--version"]),
-            hash_files(std::slice::from_ref(&src)),
-        );
-        let parts = kinds.map(|(kind, _)| kind);
-        let [pie, no_pie, asan]: [PathBuf; 3] = cached("toolprobe", &key, &parts, |kind, out| {
-            let (_, flags) = kinds.iter().find(|(k, _)| *k == kind).unwrap();
-            let mut cmd = Command::new("gcc");
-            cmd.args(["-O1", "-g"])
-                .args(*flags)
-                .arg("-o")
-                .arg(out)
-                .arg(&src);
-            run(cmd, &format!("toolprobe {kind}"));
-        })
-        .try_into()
-        .unwrap();
-        ToolProbe { pie, no_pie, asan }
+        let build = |kind: &str, flags: &[&str]| {
+            let mut args = vec!["-O1", "-g"];
+            args.extend(flags);
+            args.extend(["-o", "{out}", utf8(&src)]);
+            one(&format!("toolprobe-{kind}"), LevelBuild::command("gcc", args), &[src.clone()])
+        };
+        ToolProbe {
+            pie: build("pie", &["-fPIE", "-pie"]),
+            no_pie: build("no-pie", &["-fno-pie", "-no-pie"]),
+            asan: build("asan", &["-fsanitize=address", "-fno-omit-frame-pointer"]),
+        }
     })
 }
 
@@ -153,36 +157,23 @@ pub fn origin_program() -> &'static (PathBuf, PathBuf) {
     static CELL: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     CELL.get_or_init(|| {
         let (lib_src, src) = (fidelity_source("greet.c"), fidelity_source("origin.c"));
-        let gcc = tool_version("gcc", &["--version"]);
-        let lib_key = format!(
-            "gcc -shared -fPIC -soname {ORIGIN_LIBRARY}\n{gcc}\nsources {:016x}",
-            hash_files(std::slice::from_ref(&lib_src))
+        let soname = format!("-Wl,-soname,{ORIGIN_LIBRARY}");
+        let library = one(
+            "greet",
+            LevelBuild::command(
+                "gcc",
+                ["-O1", "-shared", "-fPIC", &soname, "-o", "{out}", utf8(&lib_src)],
+            ),
+            &[lib_src.clone()],
         );
-        let [library]: [PathBuf; 1] = cached("greet", &lib_key, &["so"], |_, out| {
-            let mut cmd = Command::new("gcc");
-            cmd.args(["-O1", "-shared", "-fPIC"])
-                .arg(format!("-Wl,-soname,{ORIGIN_LIBRARY}"))
-                .arg("-o")
-                .arg(out)
-                .arg(&lib_src);
-            run(cmd, "libmgogreet.so");
-        })
-        .try_into()
-        .unwrap();
-        let key = format!(
-            "gcc -Wl,-rpath,$ORIGIN\n{gcc}\nsources {:016x}",
-            hash_files(&[src.clone(), library.clone()])
+        let program = one(
+            "origin",
+            LevelBuild::command(
+                "gcc",
+                ["-O1", "-Wl,-rpath,$ORIGIN", "-o", "{out}", utf8(&src), utf8(&library)],
+            ),
+            &[src.clone(), library.clone()],
         );
-        let [program]: [PathBuf; 1] = cached("origin", &key, &["bin"], |_, out| {
-            let mut cmd = Command::new("gcc");
-            cmd.args(["-O1", "-Wl,-rpath,$ORIGIN", "-o"])
-                .arg(out)
-                .arg(&src)
-                .arg(&library);
-            run(cmd, "origin");
-        })
-        .try_into()
-        .unwrap();
         (program, library)
     })
 }
@@ -193,28 +184,17 @@ pub fn rust_probe() -> &'static Path {
     static CELL: OnceLock<PathBuf> = OnceLock::new();
     CELL.get_or_init(|| {
         let src = fidelity_source("backtrace.rs");
-        let key = format!(
-            "rustc --edition 2021 -Copt-level=1 -g -Ctarget-cpu=x86-64\n{}\nsources {:016x}",
-            tool_version("rustc", &["--version"]),
-            hash_files(std::slice::from_ref(&src)),
-        );
-        let [program]: [PathBuf; 1] = cached("backtrace", &key, &["v1"], |_, out| {
-            let mut cmd = Command::new("rustc");
-            cmd.args([
-                "--edition",
-                "2021",
-                "-Copt-level=1",
-                "-g",
-                "-Ctarget-cpu=x86-64",
-            ])
-            .arg("-o")
-            .arg(out)
-            .arg(&src);
-            run(cmd, "backtrace.rs");
-        })
-        .try_into()
-        .unwrap();
-        program
+        let args = [
+            "--edition",
+            "2021",
+            "-Copt-level=1",
+            "-g",
+            "-Ctarget-cpu=x86-64",
+            "-o",
+            "{out}",
+            utf8(&src),
+        ];
+        one("backtrace", LevelBuild::command("rustc", args), &[src.clone()])
     })
 }
 
@@ -222,192 +202,40 @@ pub fn rust_probe() -> &'static Path {
 /// executable) built with GOAMD64=v1..v4.
 pub fn go_selfexe() -> &'static [PathBuf; 4] {
     static CELL: OnceLock<[PathBuf; 4]> = OnceLock::new();
-    CELL.get_or_init(|| go_main_package("selfexe", &fidelity_source("selfexe")))
+    CELL.get_or_init(|| {
+        let src = fidelity_source("selfexe");
+        let build = go_build(["-trimpath", "."]).current_dir(&src);
+        four(build_cached(
+            "selfexe",
+            &build,
+            &[src.join("main.go"), src.join("go.mod")],
+        ))
+    })
 }
 
 fn fidelity_source(name: &str) -> PathBuf {
     workspace_root().join("tests/fixtures/fidelity").join(name)
 }
 
+/// One build (at v1) of a fixture that is not built per level.
+fn one(name: &str, build: LevelBuild, sources: &[PathBuf]) -> PathBuf {
+    build_cached(name, &build.levels([1]), sources).remove(0)
+}
+
+fn utf8(path: &Path) -> &str {
+    path.to_str().expect("a UTF-8 workspace path")
+}
+
 fn build_c_probe(name: &str, static_link: bool) -> [PathBuf; 4] {
     let src = workspace_root().join("tests/fixtures/cprobe.c");
-    let key = format!(
-        "gcc -O2 -march=x86-64[-vN]{}\n{}\nsources {:016x}",
-        if static_link { " -static" } else { "" },
-        tool_version("gcc", &["--version"]),
-        hash_files(std::slice::from_ref(&src)),
-    );
-    build_set(name, &key, |level, out| {
-        let march = match level {
-            "v1" => "-march=x86-64".to_string(),
-            _ => format!("-march=x86-64-{level}"),
-        };
-        let mut cmd = Command::new("gcc");
-        cmd.args(["-O2", &march]);
-        if static_link {
-            cmd.arg("-static");
-        }
-        cmd.arg("-o").arg(out).arg(&src);
-        run(cmd, &format!("{name} {level}"));
-    })
-}
-
-/// A `go build` whose result depends only on the level and the sources:
-/// user settings, go.work files, proxies and toolchain switching are all
-/// shut out, and the caches stay inside the target directory so that
-/// `cargo clean` takes them away too.
-fn go_command(level: &str) -> Command {
-    let dir = fixtures_dir();
-    let mut cmd = Command::new("go");
-    cmd.args(["build", "-trimpath"])
-        .env("GOAMD64", level)
-        .env("GOOS", "linux")
-        .env("GOARCH", "amd64")
-        .env("CGO_ENABLED", "0")
-        // -modcacherw keeps the module cache deletable by `cargo clean`.
-        .env("GOFLAGS", "-mod=mod -modcacherw")
-        .env("GOPROXY", "off")
-        .env("GO111MODULE", "on")
-        .env("GOWORK", "off")
-        .env("GOENV", "off")
-        .env("GOTOOLCHAIN", "local")
-        .env("GOCACHE", dir.join("gocache"))
-        .env("GOPATH", dir.join("gopath"));
-    cmd
-}
-
-fn go_toolchain_id() -> String {
-    format!(
-        "{}\n{}",
-        tool_version("go", &["version"]),
-        tool_version("go", &["env", "GOROOT"])
-    )
-}
-
-/// Runs `tool args` for its first output line, which identifies the
-/// toolchain in the stamp; a missing tool is a setup problem, not a test
-/// failure, so the message says how to fix it.
-fn tool_version(tool: &str, args: &[&str]) -> String {
-    let output = match Command::new(tool).args(args).output() {
-        Ok(output) => output,
-        Err(e) if e.kind() == ErrorKind::NotFound => panic!(
-            "`{tool}` is not installed (or not on PATH); the end-to-end fixtures need it. \
-             Run scripts/install-deps.sh"
-        ),
-        Err(e) => panic!("cannot run `{tool}`: {e}"),
-    };
-    assert!(
-        output.status.success(),
-        "`{tool} {}` failed ({}): {}",
-        args.join(" "),
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = String::from_utf8_lossy(&output.stdout);
-    text.lines().next().unwrap_or("").trim().to_string()
-}
-
-fn run(mut cmd: Command, what: &str) {
-    let output = match cmd.output() {
-        Ok(output) => output,
-        Err(e) if e.kind() == ErrorKind::NotFound => panic!(
-            "building fixture {what}: {:?} is not installed; run scripts/install-deps.sh",
-            cmd.get_program()
-        ),
-        Err(e) => panic!("building fixture {what}: cannot run {cmd:?}: {e}"),
-    };
-    assert!(
-        output.status.success(),
-        "building fixture {what} failed ({}): {cmd:?}\n{}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// Makes sure `<fixtures>/bin/<name>-v1..v4` match `key`, building them
-/// (four levels in parallel) under the cross-process lock if not.
-fn build_set(name: &str, key: &str, build: impl Fn(&str, &Path) + Sync) -> [PathBuf; 4] {
-    cached(name, key, &LEVELS, build)
-        .try_into()
-        .expect("one output per level")
-}
-
-/// Makes sure `<fixtures>/bin/<name>-<part>` exist for every part (a `,` in a part becomes `_`)
-/// and were built as `key` says, building them (in parallel, `build(part, output)`) under a lock
-/// that other test processes wait on. A stamp beside the outputs records `key`.
-pub fn cached(
-    name: &str,
-    key: &str,
-    parts: &[&str],
-    build: impl Fn(&str, &Path) + Sync,
-) -> Vec<PathBuf> {
-    let dir = fixtures_dir();
-    let bin = dir.join("bin");
-    fs::create_dir_all(&bin).unwrap_or_else(|e| panic!("creating {}: {e}", bin.display()));
-    let outputs: Vec<PathBuf> = parts
-        .iter()
-        .map(|part| bin.join(format!("{name}-{}", part.replace(',', "_"))))
-        .collect();
-
-    let lock_path = dir.join(format!("{name}.lock"));
-    let lock = File::create(&lock_path)
-        .unwrap_or_else(|e| panic!("creating {}: {e}", lock_path.display()));
-    lock.lock()
-        .unwrap_or_else(|e| panic!("locking {}: {e}", lock_path.display()));
-
-    let stamp = dir.join(format!("{name}.stamp"));
-    let current = fs::read_to_string(&stamp).ok();
-    if current.as_deref() == Some(key) && outputs.iter().all(|p| p.is_file()) {
-        return outputs;
+    let mut args = vec!["-O2", "-march={march}"];
+    if static_link {
+        args.push("-static");
     }
-
-    // Without this, a build that dies half-way could leave a mix of old and
-    // new binaries behind a stamp that still looks valid once the sources
-    // are put back the way they were.
-    let _ = fs::remove_file(&stamp);
-    thread::scope(|scope| {
-        for (part, out) in parts.iter().zip(&outputs) {
-            let build = &build;
-            scope.spawn(move || {
-                // Replacing by rename rather than writing in place: another
-                // test process may be executing the old binary right now,
-                // and writing to a running executable fails with ETXTBSY.
-                // Appended, not set as an extension: arm64 level names have
-                // dots of their own.
-                let tmp = PathBuf::from(format!("{}.tmp", out.display()));
-                let _ = fs::remove_file(&tmp);
-                build(part, &tmp);
-                fs::rename(&tmp, out).unwrap_or_else(|e| {
-                    panic!("renaming {} to {}: {e}", tmp.display(), out.display())
-                });
-            });
-        }
-    });
-    let tmp = stamp.with_extension("stamp.tmp");
-    fs::write(&tmp, key).unwrap_or_else(|e| panic!("writing {}: {e}", tmp.display()));
-    fs::rename(&tmp, &stamp).unwrap_or_else(|e| panic!("writing {}: {e}", stamp.display()));
-    // The lock is released when `lock` is dropped here.
-    outputs
-}
-
-/// FNV-1a over the files' names and contents: stable across Rust releases
-/// (unlike `DefaultHasher`), which matters because the stamp outlives the
-/// test binary that wrote it.
-pub fn hash_files(paths: &[PathBuf]) -> u64 {
-    let mut hash = 0xcbf2_9ce4_8422_2325_u64;
-    for path in paths {
-        let data = fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-        let name = path
-            .file_name()
-            .map(|n| n.as_encoded_bytes())
-            .unwrap_or(b"");
-        for &b in name.iter().chain([0u8].iter()).chain(&data) {
-            hash ^= u64::from(b);
-            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    hash
+    let src_arg = src.to_str().expect("a UTF-8 workspace path");
+    args.extend(["-o", "{out}", src_arg]);
+    let build = LevelBuild::command("gcc", args);
+    four(build_cached(name, &build, std::slice::from_ref(&src)))
 }
 
 /// What a probe printed: one `key=value` line per item, each value JSON.

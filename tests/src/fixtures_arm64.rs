@@ -16,29 +16,31 @@
 //! changes. The re-executed QEMU takes its CPU model from `QEMU_CPU`, which [`Qemu`] sets to the
 //! same model, so the program runs on the CPU the launcher judged.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use crate::fixtures::{cached, fixtures_dir, hash_files, workspace_root};
+use mgo_pack::builder::LevelBuild;
+
+use crate::fixtures::{build_cached, fixtures_dir, go_build, workspace_root};
 
 /// The emulator (Debian package `qemu-user`).
 pub const QEMU: &str = "qemu-aarch64";
 /// Debian's cross compiler (package `gcc-aarch64-linux-gnu`).
 pub const CROSS_CC: &str = "aarch64-linux-gnu-gcc";
 
-/// The C probe builds: the level each stands for and the `-march` it is compiled with.
-pub const C_PROBE_LEVELS: &[(&str, &str)] = &[
-    ("v8.0", "armv8-a+nocrypto"),
-    ("v8.0,crypto", "armv8-a+crypto"),
-    ("v8.0,lse", "armv8-a+lse+nocrypto"),
-    ("v8.0,lse,crypto", "armv8-a+lse+crypto"),
-    ("v8.1,lse", "armv8.1-a+nocrypto"),
-    ("v8.2,lse,crypto", "armv8.2-a+crypto"),
-    ("v8.3,lse", "armv8.3-a+nocrypto"),
-    ("v8.4,lse,crypto", "armv8.4-a+crypto"),
-    ("v9.0,lse", "armv9-a+nocrypto"),
+/// The levels the C probe is built for, each with the `-march` the builder gives that level
+/// ([`mgo_pack::builder::gcc_march`]: `v8.2,lse,crypto` is `armv8.2-a+crypto`).
+pub const C_PROBE_LEVELS: &[&str] = &[
+    "v8.0",
+    "v8.0,crypto",
+    "v8.0,lse",
+    "v8.0,lse,crypto",
+    "v8.1,lse",
+    "v8.2,lse,crypto",
+    "v8.3,lse",
+    "v8.4,lse,crypto",
+    "v9.0,lse",
 ];
 
 /// A built arm64 program and the level it is packed as.
@@ -49,67 +51,44 @@ pub struct Arm64Build {
     pub path: PathBuf,
 }
 
+fn code(level: &str) -> u32 {
+    mgo_pack::parse_level(level).expect("a valid arm64 level")
+}
+
 /// `tests/fixtures/goprobe` for `GOARCH=arm64` (static, CGO off): a v8.0 build.
 pub fn go_probe_arm64() -> &'static Path {
     static CELL: OnceLock<PathBuf> = OnceLock::new();
     CELL.get_or_init(|| {
         let src = workspace_root().join("tests/fixtures/goprobe");
-        let key = format!(
-            "GOARCH=arm64 go build -trimpath -buildvcs=false\n{}\nsources {:016x}",
-            tool_line("go", &["version"]),
-            hash_files(&[src.join("main.go"), src.join("go.mod")]),
+        let build = go_build(["-trimpath", "-buildvcs=false", "."])
+            .current_dir(&src)
+            .levels([code("v8.0")]);
+        let outputs = build_cached(
+            "goprobe-arm64",
+            &build,
+            &[src.join("main.go"), src.join("go.mod")],
         );
-        let dir = fixtures_dir();
-        let outputs = cached("goprobe-arm64", &key, &["v8.0"], |_, out| {
-            let mut cmd = Command::new("go");
-            cmd.args(["build", "-trimpath", "-buildvcs=false", "-o"])
-                .arg(out)
-                .arg(".")
-                .current_dir(&src)
-                .env("GOOS", "linux")
-                .env("GOARCH", "arm64")
-                .env("CGO_ENABLED", "0")
-                .env("GOFLAGS", "-mod=mod -modcacherw")
-                .env("GOPROXY", "off")
-                .env("GO111MODULE", "on")
-                .env("GOWORK", "off")
-                .env("GOENV", "off")
-                .env("GOTOOLCHAIN", "local")
-                .env("GOCACHE", dir.join("gocache"))
-                .env("GOPATH", dir.join("gopath"));
-            run(cmd, "goprobe arm64");
-        });
         outputs.into_iter().next().expect("one output")
     })
 }
 
-/// `tests/fixtures/cprobe.c` for each of [`C_PROBE_LEVELS`], static, in that order.
+/// `CROSS_CC -O2 -static -march={march} ARGS -o {out} SOURCE` for the levels given.
+fn cross_build(source: &Path, extra: &[&str], levels: &[&str]) -> LevelBuild {
+    let mut args = vec!["-O2", "-static", "-march={march}"];
+    args.extend(extra);
+    args.extend(["-o", "{out}", source.to_str().expect("a UTF-8 path")]);
+    LevelBuild::command(CROSS_CC, args).levels(levels.iter().map(|l| code(l)))
+}
+
+/// `tests/fixtures/cprobe.c` for each of [`C_PROBE_LEVELS`], static, in that order, each told
+/// the level it stands for (`-DPROBE_LEVEL`) so that its report says which one runs.
 pub fn c_probes_arm64() -> &'static [Arm64Build] {
     static CELL: OnceLock<Vec<Arm64Build>> = OnceLock::new();
     CELL.get_or_init(|| {
         let src = workspace_root().join("tests/fixtures/cprobe.c");
-        let levels: Vec<&str> = C_PROBE_LEVELS.iter().map(|(l, _)| *l).collect();
-        let key = format!(
-            "{CROSS_CC} -O2 -static -march=... -DPROBE_LEVEL=...\n{C_PROBE_LEVELS:?}\n{}\n\
-             sources {:016x}",
-            tool_line(CROSS_CC, &["--version"]),
-            hash_files(std::slice::from_ref(&src)),
-        );
-        let outputs = cached("cprobe-arm64", &key, &levels, |level, out| {
-            let march = C_PROBE_LEVELS
-                .iter()
-                .find(|(l, _)| *l == level)
-                .map(|(_, m)| *m)
-                .expect("known level");
-            let mut cmd = Command::new(CROSS_CC);
-            cmd.args(["-O2", "-static", &format!("-march={march}")])
-                .arg(format!("-DPROBE_LEVEL=\"{level}\""))
-                .arg("-o")
-                .arg(out)
-                .arg(&src);
-            run(cmd, &format!("cprobe arm64 {level}"));
-        });
-        levels
+        let build = cross_build(&src, &["-DPROBE_LEVEL=\"{level}\""], C_PROBE_LEVELS);
+        let outputs = build_cached("cprobe-arm64", &build, std::slice::from_ref(&src));
+        C_PROBE_LEVELS
             .iter()
             .zip(outputs)
             .map(|(level, path)| Arm64Build { level, path })
@@ -125,7 +104,7 @@ pub fn c_probe_arm64(level: &str) -> &'static Arm64Build {
         .unwrap_or_else(|| panic!("no C probe for {level}"))
 }
 
-/// One LSE atomic (`-march=armv8.1-a`): exits 0 where the CPU implements FEAT_LSE, dies by
+/// One LSE atomic (built for v8.1,lse: `-march=armv8.1-a+nocrypto`): exits 0 where the CPU implements FEAT_LSE, dies by
 /// SIGILL where it does not.
 const LSE_ORACLE: &str = "\
 static long counter;
@@ -159,26 +138,27 @@ int main(void) {
 pub fn oracles() -> &'static [PathBuf; 3] {
     static CELL: OnceLock<[PathBuf; 3]> = OnceLock::new();
     CELL.get_or_init(|| {
-        let key = format!(
-            "{CROSS_CC} -O2 -static\n{LSE_ORACLE}\n{CRYPTO_ORACLE}\n{HWCAP_REPORT}\n{}",
-            tool_line(CROSS_CC, &["--version"])
-        );
-        let parts = ["lse", "crypto", "hwcap"];
-        let outputs = cached("oracle-arm64", &key, &parts, |which, out| {
-            let (source, march) = match which {
-                "lse" => (LSE_ORACLE, "armv8.1-a"),
-                "crypto" => (CRYPTO_ORACLE, "armv8-a+crypto"),
-                _ => (HWCAP_REPORT, "armv8-a"),
-            };
-            let c = PathBuf::from(format!("{}.c", out.display()));
-            fs::write(&c, source).unwrap_or_else(|e| panic!("writing {}: {e}", c.display()));
-            let mut cmd = Command::new(CROSS_CC);
-            cmd.args(["-O2", "-static", &format!("-march={march}"), "-o"])
-                .arg(out)
-                .arg(&c);
-            run(cmd, &format!("{which} oracle"));
-        });
-        [outputs[0].clone(), outputs[1].clone(), outputs[2].clone()]
+        let build = |which: &str, source: &str, level: &str| {
+            let dir = fixtures_dir();
+            std::fs::create_dir_all(&dir).expect("creating the fixtures directory");
+            // Written whole under another name first: another test process may be compiling it.
+            let c = dir.join(format!("oracle-{which}.c"));
+            if std::fs::read_to_string(&c).ok().as_deref() != Some(source) {
+                let tmp = dir.join(format!("oracle-{which}.c.{}", std::process::id()));
+                std::fs::write(&tmp, source)
+                    .and_then(|()| std::fs::rename(&tmp, &c))
+                    .unwrap_or_else(|e| panic!("writing {}: {e}", c.display()));
+            }
+            let build = cross_build(&c, &[], &[level]);
+            let name = format!("oracle-arm64-{which}");
+            let outputs = build_cached(&name, &build, std::slice::from_ref(&c));
+            outputs.into_iter().next().expect("one output")
+        };
+        [
+            build("lse", LSE_ORACLE, "v8.1,lse"),
+            build("crypto", CRYPTO_ORACLE, "v8.0,crypto"),
+            build("hwcap", HWCAP_REPORT, "v8.0"),
+        ]
     })
 }
 
@@ -335,31 +315,4 @@ fn find_in_path(tool: &str) -> Option<PathBuf> {
     std::env::split_paths(&path)
         .map(|dir| dir.join(tool))
         .find(|p| p.is_file())
-}
-
-/// The first line `tool args` prints, which identifies the toolchain in a stamp.
-fn tool_line(tool: &str, args: &[&str]) -> String {
-    match Command::new(tool).args(args).output() {
-        Ok(out) => String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .next()
-            .unwrap_or("")
-            .to_string(),
-        Err(e) => panic!(
-            "`{tool}` cannot run ({e}); the arm64 fixtures need it: run scripts/install-deps.sh"
-        ),
-    }
-}
-
-fn run(mut cmd: Command, what: &str) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("building {what}: cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "building {what} failed ({}): {cmd:?}\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }

@@ -32,6 +32,7 @@ fn every_listed_package_is_installed() {
         "libc6-dev-arm64-cross",
         "golang-go",
         "qemu-user",
+        "cmake",
     ] {
         assert!(
             packages.iter().any(|p| p == needed),

@@ -2,7 +2,7 @@
 //!
 //! - `runtime [--check]`: build the launcher images with pinned flags and store them under
 //!   `runtime/image/`, or check that a rebuild is byte-identical to the committed images.
-//! - `bench [--quick]`: time, size and weigh bundles against their variants run directly, and
+//! - `bench [--quick]` (`bench/`): time, size and weigh bundles against their variants run directly, and
 //!   write `docs/BENCHMARKS.md` (a benchmark, not a test: CI does not run it).
 //! - `flips [--bundle stored|gzip|all] [--range launcher|headers|all] [--sample K] ...`: flip
 //!   every bit of the launcher image and the region header and index of real bundles, run each
