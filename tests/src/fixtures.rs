@@ -136,7 +136,11 @@ pub fn tool_probe() -> &'static ToolProbe {
             let mut args = vec!["-O1", "-g"];
             args.extend(flags);
             args.extend(["-o", "{out}", utf8(&src)]);
-            one(&format!("toolprobe-{kind}"), LevelBuild::command("gcc", args), &[src.clone()])
+            one(
+                &format!("toolprobe-{kind}"),
+                LevelBuild::command("gcc", args),
+                std::slice::from_ref(&src),
+            )
         };
         ToolProbe {
             pie: build("pie", &["-fPIE", "-pie"]),
@@ -162,15 +166,30 @@ pub fn origin_program() -> &'static (PathBuf, PathBuf) {
             "greet",
             LevelBuild::command(
                 "gcc",
-                ["-O1", "-shared", "-fPIC", &soname, "-o", "{out}", utf8(&lib_src)],
+                [
+                    "-O1",
+                    "-shared",
+                    "-fPIC",
+                    &soname,
+                    "-o",
+                    "{out}",
+                    utf8(&lib_src),
+                ],
             ),
-            &[lib_src.clone()],
+            std::slice::from_ref(&lib_src),
         );
         let program = one(
             "origin",
             LevelBuild::command(
                 "gcc",
-                ["-O1", "-Wl,-rpath,$ORIGIN", "-o", "{out}", utf8(&src), utf8(&library)],
+                [
+                    "-O1",
+                    "-Wl,-rpath,$ORIGIN",
+                    "-o",
+                    "{out}",
+                    utf8(&src),
+                    utf8(&library),
+                ],
             ),
             &[src.clone(), library.clone()],
         );
@@ -194,7 +213,11 @@ pub fn rust_probe() -> &'static Path {
             "{out}",
             utf8(&src),
         ];
-        one("backtrace", LevelBuild::command("rustc", args), &[src.clone()])
+        one(
+            "backtrace",
+            LevelBuild::command("rustc", args),
+            std::slice::from_ref(&src),
+        )
     })
 }
 
