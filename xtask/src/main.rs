@@ -13,6 +13,7 @@ use std::process::ExitCode;
 
 mod bench;
 mod flips;
+mod packer;
 mod runtime;
 
 fn main() -> ExitCode {

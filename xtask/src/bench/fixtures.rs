@@ -119,25 +119,6 @@ impl Fixture {
     }
 }
 
-pub(super) fn build_packer(root: &Path) -> Result<PathBuf> {
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(root)
-        .args([
-            "build",
-            "--quiet",
-            "--release",
-            "--locked",
-            "-p",
-            "mgo-pack",
-        ])
-        .status()
-        .context("running cargo build")?;
-    if !status.success() {
-        bail!("building mgo-pack failed");
-    }
-    Ok(PathBuf::from("target/release/mgo-pack"))
-}
-
 /// The small helpers in `bench/`: the memfd floor and the peak-memory reader (no libc, so that
 /// nothing of theirs is measured), and the alternating spawn loop (libc's `posix_spawn`).
 pub(super) const HELPERS: &[&str] = &["floor", "maxrss", "spawnloop"];

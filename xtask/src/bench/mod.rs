@@ -183,7 +183,7 @@ pub fn main(args: &[String]) -> Result<()> {
     let load_before = load_average();
 
     eprintln!("bench: building the packer (release)");
-    let packer = build_packer(&root)?;
+    let packer = crate::packer::build_release(&root)?;
     build_helpers(&root, &work)?;
     let floor = PathBuf::from("target/bench/bin/floor");
     if opts.only_multivers {

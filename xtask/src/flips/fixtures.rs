@@ -51,7 +51,8 @@ pub struct Bundle {
 
 pub fn prepare(root: &Path, work: &Path, kinds: &[Kind]) -> Result<Prepared> {
     std::fs::create_dir_all(work).with_context(|| format!("creating {}", work.display()))?;
-    let mgo_pack = build_packer(root)?;
+    eprintln!("flips: building the packer (release)");
+    let mgo_pack = crate::packer::build_release(root)?;
     let probes = build_probes(root, work)?;
     let mut bundles = Vec::new();
     for &kind in kinds {
@@ -78,27 +79,6 @@ pub fn prepare(root: &Path, work: &Path, kinds: &[Kind]) -> Result<Prepared> {
         });
     }
     Ok(Prepared { mgo_pack, bundles })
-}
-
-/// `cargo build --release -p mgo-pack`, a no-op when it is up to date. Always asked, not only
-/// when the binary is missing: a stale packer would embed, and so measure, an older launcher.
-fn build_packer(root: &Path) -> Result<PathBuf> {
-    eprintln!("flips: building the packer (release)");
-    let target = root.join("target");
-    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.current_dir(root)
-        .args([
-            "build",
-            "--quiet",
-            "--release",
-            "--locked",
-            "-p",
-            "mgo-pack",
-        ])
-        .arg("--target-dir")
-        .arg(&target);
-    run_ok(&mut cmd, "building mgo-pack")?;
-    Ok(target.join("release/mgo-pack"))
 }
 
 /// `gcc -static -O2 -march=x86-64[-vN]`, as the end-to-end tests build their static C probe.
