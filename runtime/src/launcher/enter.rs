@@ -14,11 +14,13 @@ const AT_PHNUM: usize = 5;
 const AT_BASE: usize = 7;
 const AT_ENTRY: usize = 9;
 
-/// What the way into the program needs besides the program: whether to randomise its heap as
-/// the kernel would, and what of the launcher is released on the way in: the kernel's mapping of
-/// the payload region and the launcher's own segments, as (address, length).
+/// What the way into the program needs besides the program: where the launcher's heap began (to
+/// tell whether the kernel randomises heaps), and what of the launcher is released on the way in:
+/// the kernel's mapping of the payload region and the launcher's own segments, as (address,
+/// length).
 pub struct Placement {
-    pub heap_randomised: bool,
+    /// Where the launcher's loaded segments end (its heap's start, unless randomised).
+    pub launcher_end: usize,
     pub region: (usize, usize),
     pub launcher: (usize, usize),
 }
@@ -97,7 +99,7 @@ pub fn enter(
             at = at.add(2);
         }
     }
-    process_view::describe(start, image, bias, start.page_size(), place.heap_randomised);
+    process_view::describe(start, image, bias, start.page_size(), place.launcher_end);
     ready();
     xfsz::release();
     let code = trampoline.page;

@@ -22,7 +22,7 @@ use crate::refusal::Refusal;
 use crate::report::{self, errno, level_name, SETTING};
 use crate::start::StartInfo;
 use crate::watchdog::Watchdog;
-use crate::{direct, process_view, xfsz};
+use crate::{direct, xfsz};
 
 /// Why the program could not be started.
 pub enum Failure {
@@ -72,7 +72,7 @@ pub fn run(start: &StartInfo) -> Result<i32, Failure> {
             .map_err(Failure::Extract);
     }
     let place = Placement {
-        heap_randomised: process_view::heap_randomised(headers.end(), page),
+        launcher_end: headers.end(),
         region: (
             bundle.arch.payload_vaddr() as usize,
             bundle.header.region_len as usize,

@@ -63,14 +63,16 @@ fn heap_start(image: &Image<'_>, bias: u64, page: u64, heap_randomised: bool) ->
 
 /// Whether the kernel randomised the launcher's own heap start, and so would have randomised the
 /// program's: the heap begins right after the highest segment (`launcher_end`) when it does not.
-pub fn heap_randomised(launcher_end: usize, page: u64) -> bool {
+fn heap_randomised(launcher_end: usize, page: u64) -> bool {
     let up = (launcher_end as u64 + page - 1) & !(page - 1);
     sys::current_brk() as u64 != up
 }
 
 /// Tells the kernel that the process image is `image` at `bias`, with the auxiliary vector as
 /// rewritten on the stack. Best effort: a refusal leaves the launcher's values.
-pub fn describe(start: &StartInfo, image: &Image<'_>, bias: u64, page: u64, heap_randomised: bool) {
+/// `launcher_end` is where the launcher's own segments end: its heap began there unless the
+/// kernel randomises heaps, which is asked only here, on the direct path, where it matters.
+pub fn describe(start: &StartInfo, image: &Image<'_>, bias: u64, page: u64, launcher_end: usize) {
     let mut code = (u64::MAX, 0u64);
     let mut data = (0u64, 0u64);
     for ph in image.loads() {
@@ -83,7 +85,7 @@ pub fn describe(start: &StartInfo, image: &Image<'_>, bias: u64, page: u64, heap
     if code.0 >= code.1 {
         return;
     }
-    let brk = heap_start(image, bias, page, heap_randomised);
+    let brk = heap_start(image, bias, page, heap_randomised(launcher_end, page));
     let (args, env) = strings_bounds(start);
     let auxv_len = auxv_len(start);
     let mut map = MmMap {
