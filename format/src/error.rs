@@ -21,6 +21,11 @@ pub enum FormatError {
     LauncherCorrupt,
 }
 
+/// What [`FormatError::LauncherCorrupt`] says: the launcher writes it from its own copies too
+/// (runtime/src/launcher/damaged.rs), as its report code and text are then suspect.
+pub const LAUNCHER_CORRUPT: &str =
+    "the launcher does not match its checksum (its code or program headers are damaged)";
+
 impl FormatError {
     pub const fn message(self) -> &'static str {
         match self {
@@ -40,9 +45,7 @@ impl FormatError {
             FormatError::UnknownEncoding => "a variant uses an unknown encoding",
             FormatError::BadDictionary => "a variant refers to a dictionary that is not a stored variant",
             FormatError::Empty => "bundle holds no variants",
-            FormatError::LauncherCorrupt => {
-                "the launcher does not match its checksum (its code or program headers are damaged)"
-            }
+            FormatError::LauncherCorrupt => LAUNCHER_CORRUPT,
         }
     }
 }

@@ -18,7 +18,7 @@ mod layout;
 pub mod level;
 
 pub use direct::{ENTRY_DIRECT, ENTRY_OWN_LOCATION};
-pub use error::FormatError;
+pub use error::{FormatError, LAUNCHER_CORRUPT};
 pub use hash::{content_hash, ContentHasher};
 pub use launcher::{launcher_hash, launcher_hash_of_file};
 pub use layout::{

@@ -54,8 +54,8 @@ impl From<Unchosen> for Failure {
 }
 
 /// Runs the launch. Returns the exit status for the cases that end without exec (extract).
-pub fn run(start: &StartInfo) -> Result<i32, Failure> {
-    let watchdog = Watchdog::arm();
+/// `watchdog` is armed until the launcher's own bytes have been checked.
+pub fn run(start: &StartInfo, watchdog: Watchdog) -> Result<i32, Failure> {
     let page = start.page_size();
     let headers = LoadedHeaders::read(start)?;
     let bundle = headers.bundle(page as usize)?;

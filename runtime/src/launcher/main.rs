@@ -18,6 +18,7 @@ mod sys;
 
 // 1. Find the bundle's bytes: where the kernel mapped them, checked (under a CPU-time limit
 //    until the launcher's own bytes are known good).
+mod damaged;
 mod own_image;
 mod watchdog;
 
@@ -58,15 +59,18 @@ mod launch;
 
 use launch::Failure;
 use start::StartInfo;
+use watchdog::Watchdog;
 
 /// Called by `_start` with the kernel's initial stack pointer.
 ///
 /// # Safety
 /// Only `_start` calls it, once, with the stack as the kernel laid it out.
 unsafe extern "C" fn entry(sp: *const usize) -> ! {
+    // First of all, before any loop that damaged code could turn endless.
+    let watchdog = Watchdog::arm();
     // SAFETY: `sp` is the kernel's initial stack pointer, as `_start` passes it.
     let start = unsafe { StartInfo::from_stack(sp) };
-    let failure: Failure = match launch::run(&start) {
+    let failure: Failure = match launch::run(&start, watchdog) {
         Ok(code) => sys::exit(code),
         Err(failure) => failure,
     };

@@ -73,7 +73,14 @@ pub fn exit(code: i32) -> ! {
     }
     // Only damaged code gets here; an illegal instruction ends the process where a panic could
     // come back (through the panic handler, which exits) for ever.
-    // SAFETY: the instruction raises SIGILL, which the kernel delivers with its default action.
+    trap()
+}
+
+/// Ends the process with SIGILL: where only damaged code can be, a signal says so where any
+/// status could be taken for a report.
+pub fn trap() -> ! {
+    // SAFETY: the instruction raises SIGILL; the launcher installs no handler for it, and it
+    // cannot be ignored or blocked when the kernel raises it for a fault.
     unsafe {
         #[cfg(target_arch = "x86_64")]
         core::arch::asm!("ud2", options(noreturn));

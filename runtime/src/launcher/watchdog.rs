@@ -7,13 +7,23 @@
 //! timer is deleted before anything is started. Where `timer_create` is refused, there is no
 //! watchdog.
 
+use core::sync::atomic::{AtomicBool, Ordering};
+
 use crate::sys;
+
+/// Set by the first arming. Damage that sends the launcher back to its start in a loop must not
+/// push the deadline on for ever: the timer is armed once per process.
+static ARMED: AtomicBool = AtomicBool::new(false);
 
 /// The timer, while armed.
 pub struct Watchdog(Option<i32>);
 
 impl Watchdog {
+    /// Called first thing in `entry`, before any code that could loop.
     pub fn arm() -> Watchdog {
+        if ARMED.swap(true, Ordering::Relaxed) {
+            return Watchdog(None);
+        }
         Watchdog(sys::cpu_deadline(1))
     }
 
