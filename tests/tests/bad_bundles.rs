@@ -830,28 +830,10 @@ fn flipped_bit_in_the_launcher_image_never_runs_the_wrong_thing() {
             .map(|(k, p)| (p, (k % 8) as u8))
             .collect();
         flips.extend(extra);
-        let next = AtomicUsize::new(0);
-        let results = Mutex::new(Vec::new());
-        std::thread::scope(|s| {
-            for _ in 0..4 {
-                s.spawn(|| loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&(p, bit)) = flips.get(i) else {
-                        break;
-                    };
-                    let mut damaged = bytes.clone();
-                    damaged[p] ^= 1 << bit;
-                    let path = dir.join(format!("case-{i}"));
-                    write_executable(&path, &damaged).unwrap();
-                    let outcome = launch_timed(&path, DEADLINE);
-                    std::fs::remove_file(&path).unwrap();
-                    results.lock().unwrap().push((p, bit, outcome));
-                });
-            }
-        });
+        let results = run_flipped(&bytes, &flips, &dir);
         let mut classes: BTreeMap<&str, usize> = BTreeMap::new();
         let mut wrong = Vec::new();
-        for (p, bit, outcome) in results.into_inner().unwrap() {
+        for (p, bit, outcome) in results {
             let class = match &outcome {
                 None => "hang",
                 Some(Outcome::Refused(BAD_BUNDLE, err))
@@ -860,10 +842,11 @@ fn flipped_bit_in_the_launcher_image_never_runs_the_wrong_thing() {
                 {
                     "refused by the launcher (122)"
                 }
-                // Damage in the code that runs before the check, or in the text of a message
-                // (a bit of "mgo:" itself, even).
-                Some(Outcome::Refused(120..=126, err)) if err.lines().count() == 1 => {
-                    "refused with another (or a damaged) line"
+                // Damage in a status the launcher exits with (an instruction's operand).
+                Some(Outcome::Refused(_, err))
+                    if err.lines().count() == 1 && err.starts_with("mgo: ") =>
+                {
+                    "refused with another line or status"
                 }
                 Some(Outcome::Signal(_)) => "killed before the launcher could check (signal)",
                 Some(Outcome::ExecFailed(_)) => "exec refused by the kernel",
@@ -897,6 +880,122 @@ fn flipped_bit_in_the_launcher_image_never_runs_the_wrong_thing() {
 }
 
 const DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Runs a copy of `bytes` with each of `flips` (byte, bit) applied, four at a time.
+fn run_flipped(
+    bytes: &[u8],
+    flips: &[(usize, u8)],
+    dir: &Path,
+) -> Vec<(usize, u8, Option<Outcome>)> {
+    let next = AtomicUsize::new(0);
+    let results = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&(p, bit)) = flips.get(i) else {
+                    break;
+                };
+                let mut damaged = bytes.to_vec();
+                damaged[p] ^= 1 << bit;
+                let path = dir.join(format!("case-{i}"));
+                write_executable(&path, &damaged).unwrap();
+                let outcome = launch_timed(&path, DEADLINE);
+                std::fs::remove_file(&path).unwrap();
+                results.lock().unwrap().push((p, bit, outcome));
+            });
+        }
+    });
+    results.into_inner().unwrap()
+}
+
+/// The line a launcher that fails its own check writes (runtime/src/launcher/damaged.rs).
+const LAUNCHER_DAMAGED: &str = "mgo: this bundle is damaged: the launcher does not match its checksum (its code or program headers are damaged)\n";
+
+/// The report of a damaged launcher is made by code and text that are themselves among the
+/// damaged bytes when the damage lies there. Every bit of its three copies of the line and of
+/// the code around the hash it checks them against (found by that hash, an immediate operand in
+/// its code) is flipped: each run ends with the line and status 122, another status with an
+/// `mgo:` line (a damaged operand), or a signal (a trap, a fault, the watchdog), never a hang
+/// or an exit without the line.
+#[test]
+fn a_damaged_report_of_a_damaged_launcher_is_never_silent() {
+    let probe = c_probe_static();
+    let bytes = compressed_bundle(probe, Compression::None);
+    let at = layout(&bytes);
+    let image = &bytes[..at.image_end];
+    let find = |needle: &[u8]| {
+        let hits: Vec<usize> = image
+            .windows(needle.len())
+            .enumerate()
+            .filter(|(_, w)| *w == needle)
+            .map(|(p, _)| p)
+            .collect();
+        assert_eq!(
+            hits.len(),
+            1,
+            "{:?} found {} times",
+            &needle[..8],
+            hits.len()
+        );
+        hits[0]
+    };
+    let fnv = LAUNCHER_DAMAGED
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+    let hash_at = find(&fnv.to_le_bytes());
+    let code = hash_at.saturating_sub(256)..(hash_at + 192).min(image.len());
+    let mut spans = Vec::from([code]);
+    for mask in [0x00u8, 0x5a, 0xa5] {
+        let copy: Vec<u8> = LAUNCHER_DAMAGED.bytes().map(|b| b ^ mask).collect();
+        let p = find(&copy);
+        spans.push(p..p + copy.len());
+    }
+    let flips: Vec<(usize, u8)> = spans
+        .into_iter()
+        .flatten()
+        .flat_map(|p| (0..8).map(move |bit| (p, bit)))
+        .collect();
+    let dir = scratch_dir("bad-flip-report");
+    let mut classes: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut wrong = Vec::new();
+    for (p, bit, outcome) in run_flipped(&bytes, &flips, &dir) {
+        let class = match &outcome {
+            Some(Outcome::Refused(BAD_BUNDLE, err)) if err == LAUNCHER_DAMAGED => "the line, 122",
+            // A damaged operand or jump: another status, or the launcher's panic line after
+            // the report.
+            Some(Outcome::Refused(_, err))
+                if err.starts_with(LAUNCHER_DAMAGED)
+                    && err.lines().all(|l| l.starts_with("mgo: ")) =>
+            {
+                "the line, another status or line"
+            }
+            Some(Outcome::Refused(_, err))
+                if err.lines().count() == 1 && err.starts_with("mgo: ") =>
+            {
+                "an mgo: line, another status"
+            }
+            Some(Outcome::Signal(_)) => "a signal",
+            Some(Outcome::Ran(_)) => "ran (a bit nothing reads)",
+            _ => "bad",
+        };
+        if class == "bad" {
+            wrong.push(format!("byte {p} bit {bit}: {outcome:?}"));
+        }
+        *classes.entry(class).or_default() += 1;
+    }
+    note(&format!(
+        "bad_bundles: {} flipped bits in the damaged launcher's report: {classes:?}",
+        flips.len()
+    ));
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    assert!(
+        classes.get("the line, 122").copied().unwrap_or(0) > flips.len() / 2,
+        "{classes:?}"
+    );
+}
 
 /// `verify` refuses a bundle whose launcher was damaged, naming the launcher, and the launcher
 /// refuses it with its own line.
