@@ -54,6 +54,15 @@ pub fn launcher_hash<'a>(
     Some(hasher.finish())
 }
 
+/// The launcher hash the packer also writes into the payload region's program header, as its
+/// `p_paddr` (a field Linux ignores for an executable, and that `strip` and `objcopy` keep):
+/// there the launcher can check itself before it reads a byte of the region, which a truncated
+/// bundle may not have. `None` where the field holds what a linker or an older packer put
+/// there (0, or the segment's address): the region header's copy is then the only one.
+pub fn launcher_hash_in_phdr(payload: &ProgramHeader) -> Option<u64> {
+    (payload.p_paddr != 0 && payload.p_paddr != payload.p_vaddr).then_some(payload.p_paddr)
+}
+
 /// `e_shoff` in an ELF64 header.
 const SECTION_TABLE_OFFSET: core::ops::Range<usize> = 40..48;
 /// `e_shentsize`, `e_shnum` and `e_shstrndx`.

@@ -233,6 +233,13 @@ pub fn build_bundle_with(
             arch: arch.name(),
             reason: e.message(),
         })?;
+    // A second copy of the hash, where the launcher reads it before the region (the payload
+    // program header is not hashed, so writing it keeps the hash).
+    let phdr = ProgramHeader {
+        p_paddr: launcher_hash,
+        ..phdr
+    };
+    out[slot..slot + phdr.to_bytes().len()].copy_from_slice(&phdr.to_bytes());
     let header = Header {
         version: FORMAT_VERSION,
         machine: arch.elf_machine(),

@@ -328,6 +328,20 @@ impl BundleFile {
                 FormatError::LauncherCorrupt.message()
             )));
         }
+        // The copy the launcher checks itself against first (in the payload program header).
+        let copy = mgo_format::elf::Elf::parse(&self.bytes)
+            .ok()
+            .and_then(|elf| {
+                elf.phdrs()
+                    .find(|ph| self.bundle().arch.is_payload_segment(ph))
+            })
+            .and_then(|ph| mgo_format::launcher_hash_in_phdr(&ph));
+        if let Some(copy) = copy.filter(|&copy| copy != recorded) {
+            return Err(damaged(format!(
+                "{}: the payload program header says {copy:016x}, the header {recorded:016x}",
+                FormatError::LauncherCorrupt.message()
+            )));
+        }
         Ok(())
     }
 }

@@ -111,6 +111,12 @@ pub const TABLE: &[Row] = &[
         cells: [Same, Same, Same],
     },
     Row {
+        test: "profiling_timer",
+        behaviour: "the profiling interval timer (`setitimer`)",
+        build: "the caller's",
+        cells: [Same, Same, Same],
+    },
+    Row {
         test: "exit_status_and_death_by_signal",
         behaviour: "exit status, death by a signal",
         build: "what the caller's `wait` sees",

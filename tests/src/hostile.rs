@@ -74,6 +74,27 @@ pub fn ignoring(cmd: &mut Command, signal: libc::c_int) -> &mut Command {
     unsafe { cmd.pre_exec(move || os_result(libc::signal(signal, libc::SIG_IGN) == libc::SIG_ERR)) }
 }
 
+/// Makes the child start with its profiling interval timer set (`interval` and first expiry, in
+/// seconds): interval timers survive exec.
+pub fn with_profiling_timer(cmd: &mut Command, interval: i64, value: i64) -> &mut Command {
+    // SAFETY: setitimer is async-signal-safe; the value lives on the child's stack.
+    unsafe {
+        cmd.pre_exec(move || {
+            let timer = libc::itimerval {
+                it_interval: libc::timeval {
+                    tv_sec: interval,
+                    tv_usec: 0,
+                },
+                it_value: libc::timeval {
+                    tv_sec: value,
+                    tv_usec: 0,
+                },
+            };
+            os_result(libc::setitimer(libc::ITIMER_PROF, &timer, std::ptr::null_mut()) != 0)
+        })
+    }
+}
+
 /// Makes the child start with `signals` blocked, a mask exec keeps.
 pub fn blocking<'a>(cmd: &'a mut Command, signals: &[libc::c_int]) -> &'a mut Command {
     let signals = signals.to_vec();

@@ -7,7 +7,7 @@
 //! and compared with the hash the packer recorded in the region's header.
 
 use mgo_format::elf::{ProgramHeader, PHDR_LEN};
-use mgo_format::{launcher_hash, Bundle, FormatError, Header, HEADER_LEN};
+use mgo_format::{launcher_hash, launcher_hash_in_phdr, Bundle, FormatError, Header, HEADER_LEN};
 use mgo_runtime::cpu::NATIVE;
 use rustix::io::Errno;
 
@@ -58,9 +58,10 @@ pub enum Unreadable {
     Damaged(FormatError),
 }
 
-/// The launcher's program headers, as loaded.
+/// The launcher's program headers, where the kernel loaded them. They are read in place, not
+/// copied: nothing before the self-check should call code (`memcpy`) that reports use too.
 pub struct LoadedHeaders {
-    phdrs: [ProgramHeader; MAX_PHDRS],
+    at: usize,
     count: usize,
 }
 
@@ -74,30 +75,36 @@ impl LoadedHeaders {
         if at == 0 || count > MAX_PHDRS {
             return Err(Unreadable::Damaged(FormatError::UnsupportedElf));
         }
-        let mut phdrs = [ProgramHeader::default(); MAX_PHDRS];
-        for (i, ph) in phdrs.iter_mut().enumerate().take(count) {
-            // SAFETY: the kernel points AT_PHDR at the program header table inside the launcher's
-            // first loaded segment (runtime/link/*.ld puts it there), AT_PHNUM entries of
-            // AT_PHENT (checked: PHDR_LEN) bytes, mapped readable for the process's life.
-            let bytes = unsafe { &*((at + i * PHDR_LEN) as *const [u8; PHDR_LEN]) };
-            *ph = ProgramHeader::parse(bytes);
-        }
-        Ok(LoadedHeaders { phdrs, count })
+        Ok(LoadedHeaders { at, count })
     }
 
     fn iter(&self) -> impl Iterator<Item = ProgramHeader> + Clone + '_ {
-        self.phdrs[..self.count].iter().copied()
+        (0..self.count).map(|i| {
+            // SAFETY: the kernel points AT_PHDR at the program header table inside the launcher's
+            // first loaded segment (runtime/link/*.ld puts it there), AT_PHNUM (checked: at most
+            // MAX_PHDRS) entries of AT_PHENT (checked: PHDR_LEN) bytes, mapped readable for the
+            // process's life.
+            ProgramHeader::parse(unsafe { &*((self.at + i * PHDR_LEN) as *const [u8; PHDR_LEN]) })
+        })
     }
 
     /// The payload region where the kernel mapped it, checked against the file's end and parsed,
-    /// after the launcher's own segments were checked against the hash its header records.
-    /// `page` is the kernel's page size.
+    /// after the launcher's own segments were checked against the hash the packer recorded:
+    /// first thing, against the copy in the payload program header, so that no byte of the
+    /// region is read (and no code that could be damaged runs) before the check; in a bundle
+    /// without that copy, against the region header's, once the region is known to be in the
+    /// file. A mismatch is reported by [`crate::damaged`], not through the usual report, whose
+    /// code and text are among the suspect bytes. `page` is the kernel's page size.
     pub fn bundle(&self, page: usize) -> Result<Bundle<'static>, Unreadable> {
         let damaged = Unreadable::Damaged;
         let ph = self
             .iter()
             .find(|ph| NATIVE.is_payload_segment(ph))
             .ok_or(damaged(FormatError::NoPayloadSegment))?;
+        let copy = launcher_hash_in_phdr(&ph);
+        if let Some(recorded) = copy {
+            self.check_self(recorded);
+        }
         let region = loaded(&ph).ok_or(damaged(FormatError::Truncated))?;
         if region.len() < HEADER_LEN {
             return Err(damaged(FormatError::Truncated));
@@ -106,12 +113,23 @@ impl LoadedHeaders {
         // page hashed below is too.
         ensure_in_file(region, page).map_err(|_| damaged(FormatError::Truncated))?;
         let recorded = Header::parse(region).map_err(damaged)?.launcher_hash;
-        // 0: a packer that did not record it; the index and content hashes still hold.
-        if recorded != 0 && launcher_hash(NATIVE, self.iter(), loaded) != Some(recorded) {
-            // Not through the usual report: its code and text are among the suspect bytes.
-            crate::damaged::launcher();
+        match copy {
+            // The two copies differ: one of them is damaged.
+            Some(copy) if copy != recorded => crate::damaged::launcher(),
+            Some(_) => {}
+            // 0: a packer that did not record it; the index and content hashes still hold.
+            None if recorded != 0 => self.check_self(recorded),
+            None => {}
         }
         Bundle::parse_region(NATIVE, region).map_err(damaged)
+    }
+
+    /// Returns if the launcher's loaded segments hash to `recorded`; otherwise says the
+    /// launcher is damaged and exits.
+    fn check_self(&self, recorded: u64) {
+        if launcher_hash(NATIVE, self.iter(), loaded) != Some(recorded) {
+            crate::damaged::launcher();
+        }
     }
 
     /// The launcher's own loaded segments (all but the payload region's), as one page-aligned

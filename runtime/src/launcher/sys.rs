@@ -19,6 +19,7 @@ mod nr {
     pub const TIMER_CREATE: usize = 222;
     pub const TIMER_SETTIME: usize = 223;
     pub const TIMER_DELETE: usize = 226;
+    pub const SETITIMER: usize = 38;
 }
 
 #[cfg(target_arch = "aarch64")]
@@ -35,6 +36,7 @@ mod nr {
     pub const TIMER_CREATE: usize = 107;
     pub const TIMER_SETTIME: usize = 110;
     pub const TIMER_DELETE: usize = 111;
+    pub const SETITIMER: usize = 103;
 }
 
 pub const AT_EMPTY_PATH: usize = 0x1000;
@@ -245,6 +247,32 @@ pub fn now() -> i64 {
     } else {
         0
     }
+}
+
+/// `struct itimerval`: the interval's seconds and microseconds, then the value's.
+pub type ItimerVal = [usize; 4];
+
+/// `setitimer(ITIMER_PROF, value)`: the process's profiling timer, which counts its CPU time and
+/// then raises SIGPROF (whose default action ends the process). Returns the previous setting,
+/// to be put back; all zeros (off) if the call is refused.
+pub fn set_profiling_timer(value: &ItimerVal) -> ItimerVal {
+    const ITIMER_PROF: usize = 2;
+    let mut old: ItimerVal = [0; 4];
+    // SAFETY: both pointers are to `struct itimerval`s, valid for the call.
+    let ret = unsafe {
+        syscall5(
+            nr::SETITIMER,
+            ITIMER_PROF,
+            value.as_ptr() as usize,
+            old.as_mut_ptr() as usize,
+            0,
+            0,
+        )
+    };
+    if ret < 0 {
+        return [0; 4];
+    }
+    old
 }
 
 /// A POSIX timer that sends SIGKILL once the process has used `seconds` of CPU; its id, or
