@@ -111,8 +111,8 @@ pub const TABLE: &[Row] = &[
         cells: [Same, Same, Same],
     },
     Row {
-        test: "profiling_timer",
-        behaviour: "the profiling interval timer (`setitimer`)",
+        test: "real_time_timer",
+        behaviour: "the real-time interval timer (`alarm`, `setitimer`)",
         build: "the caller's",
         cells: [Same, Same, Same],
     },

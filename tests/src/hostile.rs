@@ -74,9 +74,9 @@ pub fn ignoring(cmd: &mut Command, signal: libc::c_int) -> &mut Command {
     unsafe { cmd.pre_exec(move || os_result(libc::signal(signal, libc::SIG_IGN) == libc::SIG_ERR)) }
 }
 
-/// Makes the child start with its profiling interval timer set (`interval` and first expiry, in
+/// Makes the child start with its real-time interval timer set (`interval` and first expiry, in
 /// seconds): interval timers survive exec.
-pub fn with_profiling_timer(cmd: &mut Command, interval: i64, value: i64) -> &mut Command {
+pub fn with_real_timer(cmd: &mut Command, interval: i64, value: i64) -> &mut Command {
     // SAFETY: setitimer is async-signal-safe; the value lives on the child's stack.
     unsafe {
         cmd.pre_exec(move || {
@@ -90,7 +90,7 @@ pub fn with_profiling_timer(cmd: &mut Command, interval: i64, value: i64) -> &mu
                     tv_usec: 0,
                 },
             };
-            os_result(libc::setitimer(libc::ITIMER_PROF, &timer, std::ptr::null_mut()) != 0)
+            os_result(libc::setitimer(libc::ITIMER_REAL, &timer, std::ptr::null_mut()) != 0)
         })
     }
 }

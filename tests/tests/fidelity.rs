@@ -22,7 +22,7 @@ use mgo_tests::fixtures::{
 use mgo_tests::harness::{
     cache_home, oracle_level, run, scratch_dir, skipped, spawn, stderr, stdout, write_executable,
 };
-use mgo_tests::hostile::{blocking, ignoring, with_profiling_timer, with_rlimit};
+use mgo_tests::hostile::{blocking, ignoring, with_real_timer, with_rlimit};
 
 use LaunchPath::{Cache, Direct, Memfd};
 
@@ -138,17 +138,17 @@ fn ignored_and_blocked_signals() {
     );
 }
 
-/// The launcher's watchdog borrows the profiling timer until its self-check has passed: the
-/// caller's setting is put back before the program starts.
+/// The launcher's watchdog borrows the real-time interval timer (`alarm`) until its self-check
+/// has passed: the caller's setting, interval included, is put back before the program starts.
 #[test]
-fn profiling_timer() {
-    cprobe("profiling_timer").compare(
+fn real_time_timer() {
+    cprobe("real_time_timer").compare(
         |program| {
             let mut cmd = here(program);
             cmd.env("PROBE_ITIMER", "1");
-            with_profiling_timer(&mut cmd, 500, 700);
+            with_real_timer(&mut cmd, 500, 700);
             let report = parse_report(&stdout(&run(&mut cmd)));
-            Ok(report.get_i64_array("itimer_prof"))
+            Ok(report.get_i64_array("itimer_real"))
         },
         |_, _| false,
     );

@@ -20,6 +20,8 @@ mod nr {
     pub const TIMER_SETTIME: usize = 223;
     pub const TIMER_DELETE: usize = 226;
     pub const SETITIMER: usize = 38;
+    pub const GETITIMER: usize = 36;
+    pub const ALARM: usize = 37;
 }
 
 #[cfg(target_arch = "aarch64")]
@@ -252,27 +254,58 @@ pub fn now() -> i64 {
 /// `struct itimerval`: the interval's seconds and microseconds, then the value's.
 pub type ItimerVal = [usize; 4];
 
-/// `setitimer(ITIMER_PROF, value)`: the process's profiling timer, which counts its CPU time and
-/// then raises SIGPROF (whose default action ends the process). Returns the previous setting,
-/// to be put back; all zeros (off) if the call is refused.
-pub fn set_profiling_timer(value: &ItimerVal) -> ItimerVal {
-    const ITIMER_PROF: usize = 2;
+const ITIMER_REAL: usize = 0;
+
+/// Sets the real-time interval timer to raise SIGALRM (whose default action ends the process)
+/// in `seconds`, with as little before it as can be: on x86-64 `getitimer` then `alarm` (the
+/// one flip away from `setitimer`'s number is `pause`, which would block for ever before any
+/// timer is set), elsewhere one `setitimer`. Returns the previous setting, to be put back with
+/// [`set_real_timer`]; all zeros (off) where the kernel refuses.
+pub fn alarm(seconds: usize) -> ItimerVal {
     let mut old: ItimerVal = [0; 4];
-    // SAFETY: both pointers are to `struct itimerval`s, valid for the call.
-    let ret = unsafe {
-        syscall5(
-            nr::SETITIMER,
-            ITIMER_PROF,
-            value.as_ptr() as usize,
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `old` is a `struct itimerval`, valid for the call; alarm takes a number.
+    unsafe {
+        if syscall5(
+            nr::GETITIMER,
+            ITIMER_REAL,
             old.as_mut_ptr() as usize,
             0,
             0,
-        )
-    };
-    if ret < 0 {
-        return [0; 4];
+            0,
+        ) < 0
+        {
+            old = [0; 4];
+        }
+        syscall5(nr::ALARM, seconds, 0, 0, 0, 0);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let new: ItimerVal = [0, 0, seconds, 0];
+        // SAFETY: both pointers are to `struct itimerval`s, valid for the call.
+        let ret = unsafe {
+            syscall5(
+                nr::SETITIMER,
+                ITIMER_REAL,
+                new.as_ptr() as usize,
+                old.as_mut_ptr() as usize,
+                0,
+                0,
+            )
+        };
+        if ret < 0 {
+            old = [0; 4];
+        }
     }
     old
+}
+
+/// `setitimer(ITIMER_REAL, value)`: puts back what [`alarm`] returned.
+pub fn set_real_timer(value: &ItimerVal) {
+    // SAFETY: `value` is a `struct itimerval`; no old value is asked for.
+    unsafe {
+        syscall5(nr::SETITIMER, ITIMER_REAL, value.as_ptr() as usize, 0, 0, 0);
+    }
 }
 
 /// A POSIX timer that sends SIGKILL once the process has used `seconds` of CPU; its id, or

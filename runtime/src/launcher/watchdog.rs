@@ -1,13 +1,16 @@
-//! A limit on the CPU time the launcher may spend before its self-check has passed. Damage in the
-//! code that runs before the check (the hash function, the header parser) can make it loop; two
-//! timers on the process's CPU time end it after a second of CPU, a hundred thousand times what
-//! the check takes:
+//! A limit on the time the launcher may spend before its self-check has passed. Damage in the
+//! code that runs before the check (the hash function, the header parser) can make it loop, or
+//! turn a system call into one that waits for ever; two timers end it:
 //!
-//! - the profiling interval timer, set by one system call with nothing before it that damage
-//!   could turn into a loop; its SIGPROF ends the process unless the caller blocked or ignored
-//!   that signal. Interval timers survive an exec, so the caller's setting is put back;
-//! - a POSIX timer sending SIGKILL, which nothing can block; setting it up takes two calls and
-//!   some code, which the first timer covers. POSIX timers do not survive an exec.
+//! - the real-time interval timer (`alarm`), set first, with nothing before it that damage could
+//!   turn into a loop: its SIGALRM ends the process after ten seconds, spinning or blocked,
+//!   unless the caller blocked or ignored that signal. Ten seconds of wall-clock time is far
+//!   beyond what the check takes even on a loaded machine or under an emulator; a launcher
+//!   stopped (SIGSTOP, a debugger) for longer in those microseconds is ended too. Interval timers
+//!   survive an exec, so the caller's setting is put back;
+//! - a POSIX timer sending SIGKILL, which nothing can block, after a second of CPU time; setting
+//!   it up takes two calls and some code, which the first timer covers. POSIX timers do not
+//!   survive an exec.
 //!
 //! Once the check has passed, every byte of the launcher is the packed one and both go, before
 //! anything is started, so decoding a large program (for minutes, under an emulator) is never cut
@@ -23,7 +26,7 @@ static ARMED: AtomicBool = AtomicBool::new(false);
 
 /// The timers, while armed.
 pub struct Watchdog {
-    /// The caller's profiling timer, to be put back.
+    /// The caller's real-time interval timer, to be put back.
     caller: Option<sys::ItimerVal>,
     timer: Option<i32>,
 }
@@ -37,7 +40,7 @@ impl Watchdog {
                 timer: None,
             };
         }
-        let caller = sys::set_profiling_timer(&[0, 0, 1, 0]);
+        let caller = sys::alarm(10);
         Watchdog {
             caller: Some(caller),
             timer: sys::cpu_deadline(1),
@@ -49,7 +52,7 @@ impl Watchdog {
             sys::timer_delete(timer);
         }
         if let Some(caller) = self.caller {
-            sys::set_profiling_timer(&caller);
+            sys::set_real_timer(&caller);
         }
     }
 }
