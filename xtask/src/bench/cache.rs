@@ -366,14 +366,18 @@ pub(super) fn render(section: &Section, effort: Effort, alone: Option<&str>, s: 
         s,
         "The cache launch path (`--launch cache`, `MGODEBUG=cache`) writes the chosen variant, \
          decoded and hash-checked, to a file in the user's cache on the first start and execs \
-         that file at every later one. Its floor is one extra exec: `bench/execfloor.c` execs \
-         the build by its path and does nothing else, which is all a warm start has to do on top \
-         of a direct run. A first start is the memfd path's work with a file instead of a memfd \
-         (and a sync, so that a crash never leaves a name on missing blocks). Every row of a \
-         fixture and mode is one hyperfine invocation, {} runs per command ({} interleaved \
-         rounds of {}, after {} warm-up runs each); the cache's base is `{CACHE_HOME}` \
-         (`XDG_CACHE_HOME`), on the same file system as the bundles, and the first start's \
-         `--prepare` removes its `mgo-pack` directory before each run. Ratios divide medians.\n",
+         that file at every later one. A warm start's floor is one extra exec: \
+         `bench/execfloor.c` execs the build by its path and does nothing else, which is all a \
+         warm start must add to a direct run (the launcher adds CPU detection, the check of its \
+         own image and of the cache's directories and entry). A first start does the memfd \
+         path's work with a file instead of a memfd, and then waits for the file's blocks to \
+         reach the disk (`fdatasync`, so that a crash never leaves the entry's name on missing \
+         blocks): its CPU ratio leaves that wait out. Every row of a fixture and mode is one \
+         hyperfine invocation, {} runs per command ({} interleaved rounds of {}, after {} \
+         warm-up runs each); the cache's base is `{CACHE_HOME}` (`XDG_CACHE_HOME`), on the same \
+         file system as the bundles, and the first start's `--prepare` removes its `mgo-pack` \
+         directory before each run. Ratios divide medians; the CPU ratios divide hyperfine's \
+         mean user + system times.\n",
         effort.rounds * effort.runs,
         effort.rounds,
         effort.runs,
