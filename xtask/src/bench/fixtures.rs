@@ -119,9 +119,10 @@ impl Fixture {
     }
 }
 
-/// The small helpers in `bench/`: the memfd floor and the peak-memory reader (no libc, so that
-/// nothing of theirs is measured), and the alternating spawn loop (libc's `posix_spawn`).
-pub(super) const HELPERS: &[&str] = &["floor", "maxrss", "spawnloop"];
+/// The small helpers in `bench/`: the memfd floor, the peak-memory reader and the exec floor (no
+/// libc, so that nothing of theirs is measured), and the alternating spawn loop (libc's
+/// `posix_spawn`).
+pub(super) const HELPERS: &[&str] = &["floor", "maxrss", "spawnloop", "execfloor"];
 
 pub(super) fn helper_build(name: &str) -> Vec<String> {
     let freestanding: &[&str] = if name == "spawnloop" {
@@ -265,14 +266,31 @@ pub(super) fn pack(
     fixture: &Fixture,
     mode: &'static str,
 ) -> Result<Option<Packed>> {
+    pack_for(root, work, packer, fixture, mode, None)
+}
+
+/// [`pack`], with `--launch PATH` when `launch` is given: the bundle is then
+/// `NAME.MODE.PATH`, beside the default one.
+pub(super) fn pack_for(
+    root: &Path,
+    work: &Path,
+    packer: &Path,
+    fixture: &Fixture,
+    mode: &'static str,
+    launch: Option<&str>,
+) -> Result<Option<Packed>> {
     let dir = work.join("bundles");
     std::fs::create_dir_all(&dir)?;
-    let rel = PathBuf::from(format!("target/bench/bundles/{}.{mode}", fixture.spec.name));
+    let suffix = launch.map_or(String::new(), |path| format!(".{path}"));
+    let rel = PathBuf::from(format!(
+        "target/bench/bundles/{}.{mode}{suffix}",
+        fixture.spec.name
+    ));
     // Compressing cmd/go four times at level 19 takes minutes: a bundle is packed again only when
     // the packer or an input changed.
     let mut inputs = vec![root.join(packer)];
     inputs.extend(fixture.variants.iter().map(|v| root.join(v)));
-    let key = format!("{mode}\n{:016x}", hash_files(&inputs)?);
+    let key = format!("{mode}{suffix}\n{:016x}", hash_files(&inputs)?);
     let stamp = root.join(format!("{}.stamp", rel.display()));
     if std::fs::read_to_string(&stamp).is_ok_and(|s| s == key) {
         if let Ok(bytes) = std::fs::read(root.join(&rel)) {
@@ -285,6 +303,9 @@ pub(super) fn pack(
     let _ = std::fs::remove_file(&stamp);
     let mut cmd = Command::new(root.join(packer));
     cmd.current_dir(root).arg("-o").arg(&rel);
+    if let Some(path) = launch {
+        cmd.args(["--launch", path]);
+    }
     for (level, variant) in LEVELS.iter().zip(&fixture.variants) {
         cmd.arg(format!("{level}={}", variant.display()));
     }

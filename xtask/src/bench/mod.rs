@@ -14,10 +14,11 @@
 //!
 //! The modules, in the order a run uses them: [`fixtures`] builds and packs, [`timing`] times
 //! start-up (and the direct path's own cost), [`memory`] reads peak and per-instance memory,
-//! [`decode`] measures decode throughput, [`profile`] profiles the memfd path, [`multivers`]
-//! compares `mgo-pack cargo` with cargo-multivers on ripgrep, and [`report`] writes it all
-//! down; [`util`] holds what they share.
+//! [`decode`] measures decode throughput, [`profile`] profiles the memfd path, [`cache`] sets
+//! the cache launch path beside the others, [`multivers`] compares `mgo-pack cargo` with
+//! cargo-multivers on ripgrep, and [`report`] writes it all down; [`util`] holds what they share.
 
+mod cache;
 mod decode;
 mod fixtures;
 mod memory;
@@ -47,11 +48,13 @@ use timing::*;
 use util::*;
 
 const USAGE: &str = "usage: cargo xtask bench [--quick] [--nice N] [--fixtures NAME,...] \
-                     [--modes MODE,...] [--only multivers] [--out FILE]\n  fixtures: hello probe cmd-go cmd-go-cgo c-static c-dynamic\n  \
+                     [--modes MODE,...] [--only multivers|cache] [--out FILE]\n  fixtures: hello probe cmd-go cmd-go-cgo c-static c-dynamic\n  \
                      modes: stored g9 z19 Z19 z3 (compressed ones when the packer supports them; \
                      default stored g9 z19 Z19, with --quick stored z3)\n  \
                      the comparison with cargo-multivers runs unless --fixtures is given; \
-                     --only multivers runs it alone and replaces its section of the --out file";
+                     --only multivers runs it alone and replaces its section of the --out file; \
+                     --only cache does the same for the cache path's section (hello and cmd-go \
+                     unless --fixtures is given)";
 
 /// Levels in the order every variant array uses.
 const LEVELS: [&str; 4] = ["v1", "v2", "v3", "v4"];
@@ -109,6 +112,8 @@ struct Opts {
     modes: Option<Vec<String>>,
     /// `--only multivers`: measure that section alone and replace it in `out`.
     only_multivers: bool,
+    /// `--only cache`: the same for the cache path's section.
+    only_cache: bool,
     out: PathBuf,
 }
 
@@ -120,6 +125,7 @@ impl Opts {
             fixtures: None,
             modes: None,
             only_multivers: false,
+            only_cache: false,
             out: root.join("docs/BENCHMARKS.md"),
         };
         let mut it = args.iter();
@@ -145,7 +151,8 @@ impl Opts {
                 "--out" => opts.out = PathBuf::from(value("--out")?),
                 "--only" => match value("--only")?.as_str() {
                     "multivers" => opts.only_multivers = true,
-                    other => bail!("--only takes multivers, not `{other}`\n{USAGE}"),
+                    "cache" => opts.only_cache = true,
+                    other => bail!("--only takes multivers or cache, not `{other}`\n{USAGE}"),
                 },
                 _ => bail!("unknown argument `{arg}`\n{USAGE}"),
             }
@@ -189,71 +196,27 @@ pub fn main(args: &[String]) -> Result<()> {
     if opts.only_multivers {
         return only_multivers(&opts, &root, &work, &packer, effort, started);
     }
-
-    let defaults = if opts.quick {
-        QUICK_MODES
-    } else {
-        DEFAULT_MODES
-    };
-    let wanted_modes: Vec<&'static str> = MODES
-        .iter()
-        .copied()
-        .filter(|m| match &opts.modes {
-            Some(wanted) => wanted.iter().any(|x| x == m),
-            None => defaults.contains(m),
-        })
-        .collect();
-    let mut unsupported_modes = Vec::new();
-    let mut fixtures = Vec::new();
-    for spec in FIXTURES {
-        if opts
-            .fixtures
-            .as_ref()
-            .is_some_and(|w| !w.iter().any(|x| x == spec.name))
-        {
-            continue;
-        }
-        eprintln!("bench: fixture {}", spec.name);
-        let (variants, build_command) = build_fixture(&root, &work, spec)?;
-        let dynamic = has_interp(&root.join(&variants[0]))?;
-        let mut fixture = Fixture {
-            spec,
-            variants,
-            build_command,
-            dynamic,
-            chosen: 0,
-            bundles: Vec::new(),
-        };
-        for &mode in &wanted_modes {
-            match pack(&root, &work, &packer, &fixture, mode)? {
-                Some(packed) => fixture.bundles.push(packed),
-                None => {
-                    if !unsupported_modes.contains(&mode) {
-                        unsupported_modes.push(mode);
-                    }
-                }
-            }
-        }
-        let stored = fixture
-            .bundle("stored")
-            .or(fixture.bundles.first())
-            .context("no bundle was packed")?;
-        fixture.chosen = chosen_level(&root, &stored.path, spec.args)?;
-        // The entry facts recorded at pack time are for the level just learned.
-        for packed in &mut fixture.bundles {
-            fill_entry(&root, packed, fixture.chosen)?;
-        }
-        fixtures.push(fixture);
+    if opts.only_cache {
+        return only_cache(&opts, &root, &work, &packer, effort, started);
     }
-    if fixtures.is_empty() {
-        bail!("no fixture selected\n{USAGE}");
-    }
+    let (fixtures, unsupported_modes) = prepare_fixtures(&opts, &root, &work, &packer, None)?;
 
     let mut timings = Vec::new();
     for fixture in &fixtures {
         eprintln!("bench: timing {}", fixture.spec.name);
         timings.push(time_fixture(&root, &work, &floor, fixture, effort)?);
     }
+
+    let with_cache: Vec<&Fixture> = fixtures
+        .iter()
+        .filter(|f| cache::MEASURED.contains(&f.spec.name))
+        .collect();
+    let cache = if with_cache.is_empty() {
+        None
+    } else {
+        eprintln!("bench: the cache path");
+        Some(cache::measure(&root, &work, &packer, &with_cache, effort)?)
+    };
 
     eprintln!("bench: the direct path's own cost");
     let mut overhead = Vec::new();
@@ -304,6 +267,7 @@ pub fn main(args: &[String]) -> Result<()> {
         shmem: shmem.as_ref(),
         decode: &decode,
         profile: &profile,
+        cache: cache.as_ref(),
         multivers: multivers.as_ref(),
         unsupported_modes: &unsupported_modes,
         runtime_images: &runtime_images,
@@ -316,6 +280,74 @@ pub fn main(args: &[String]) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Builds and packs the fixtures asked for (`--fixtures`, else `default_fixtures`, else all) in
+/// the modes asked for, and learns the level each runs here. Returns them with the modes this
+/// packer does not honour.
+fn prepare_fixtures(
+    opts: &Opts,
+    root: &Path,
+    work: &Path,
+    packer: &Path,
+    default_fixtures: Option<&[String]>,
+) -> Result<(Vec<Fixture>, Vec<&'static str>)> {
+    let defaults = if opts.quick {
+        QUICK_MODES
+    } else {
+        DEFAULT_MODES
+    };
+    let wanted_modes: Vec<&'static str> = MODES
+        .iter()
+        .copied()
+        .filter(|m| match &opts.modes {
+            Some(wanted) => wanted.iter().any(|x| x == m),
+            None => defaults.contains(m),
+        })
+        .collect();
+    let mut unsupported_modes = Vec::new();
+    let mut fixtures = Vec::new();
+    for spec in FIXTURES {
+        let wanted = opts.fixtures.as_deref().or(default_fixtures);
+        if wanted.is_some_and(|w| !w.iter().any(|x| x == spec.name)) {
+            continue;
+        }
+        eprintln!("bench: fixture {}", spec.name);
+        let (variants, build_command) = build_fixture(root, work, spec)?;
+        let dynamic = has_interp(&root.join(&variants[0]))?;
+        let mut fixture = Fixture {
+            spec,
+            variants,
+            build_command,
+            dynamic,
+            chosen: 0,
+            bundles: Vec::new(),
+        };
+        for &mode in &wanted_modes {
+            match pack(root, work, packer, &fixture, mode)? {
+                Some(packed) => fixture.bundles.push(packed),
+                None => {
+                    if !unsupported_modes.contains(&mode) {
+                        unsupported_modes.push(mode);
+                    }
+                }
+            }
+        }
+        let stored = fixture
+            .bundle("stored")
+            .or(fixture.bundles.first())
+            .context("no bundle was packed")?;
+        fixture.chosen = chosen_level(root, &stored.path, spec.args)?;
+        // The entry facts recorded at pack time are for the level just learned.
+        for packed in &mut fixture.bundles {
+            fill_entry(root, packed, fixture.chosen)?;
+        }
+        fixtures.push(fixture);
+    }
+    if fixtures.is_empty() {
+        bail!("no fixture selected\n{USAGE}");
+    }
+    Ok((fixtures, unsupported_modes))
 }
 
 /// `--only multivers`: the comparison alone, its section replaced in the existing report.
@@ -339,6 +371,48 @@ fn only_multivers(
     write_report(&opts.out, &multivers::replace_section(&doc, &section))?;
     eprintln!(
         "bench: replaced the cargo-multivers section of {} in {:.0} s",
+        opts.out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// `--only cache`: the cache path's section alone (hello and cmd-go unless `--fixtures` says
+/// otherwise), replaced in the existing report.
+fn only_cache(
+    opts: &Opts,
+    root: &Path,
+    work: &Path,
+    packer: &Path,
+    effort: Effort,
+    started: Instant,
+) -> Result<()> {
+    let load_before = load_average();
+    let names = cache::default_fixtures();
+    let (fixtures, _) = prepare_fixtures(opts, root, work, packer, Some(&names))?;
+    let fixtures: Vec<&Fixture> = fixtures.iter().collect();
+    let mut section = cache::measure(root, work, packer, &fixtures, effort)?;
+    section.load = Some((load_before, load_average()));
+    let mut text = String::new();
+    let command = format!(
+        "cargo xtask bench --only cache{}{}{}{}",
+        if opts.quick { " --quick" } else { "" },
+        opts.nice.map_or(String::new(), |n| format!(" --nice {n}")),
+        opts.fixtures
+            .as_ref()
+            .map_or(String::new(), |f| format!(" --fixtures {}", f.join(","))),
+        opts.modes
+            .as_ref()
+            .map_or(String::new(), |m| format!(" --modes {}", m.join(","))),
+    );
+    cache::render(&section, effort, Some(&command), &mut text);
+    let doc = std::fs::read_to_string(&opts.out).unwrap_or_default();
+    write_report(
+        &opts.out,
+        &replace_section(&doc, cache::HEADING, &text, cache::BEFORE),
+    )?;
+    eprintln!(
+        "bench: replaced the cache path's section of {} in {:.0} s",
         opts.out.display(),
         started.elapsed().as_secs_f64()
     );

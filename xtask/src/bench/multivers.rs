@@ -340,19 +340,7 @@ pub(super) fn render(c: &Comparison, effort: Effort, alone: Option<&str>, s: &mu
 /// `doc` with its multivers section replaced by `section` (or `section` added before the exact
 /// commands, where the full report has it).
 pub(super) fn replace_section(doc: &str, section: &str) -> String {
-    let start = doc.find(&format!("{HEADING}\n"));
-    let end = |from: usize| {
-        doc[from + HEADING.len()..]
-            .find("\n## ")
-            .map_or(doc.len(), |i| from + HEADING.len() + i + 1)
-    };
-    match start {
-        Some(start) => format!("{}{section}{}", &doc[..start], &doc[end(start)..]),
-        None => match doc.find("## Exact commands\n") {
-            Some(at) => format!("{}{section}{}", &doc[..at], &doc[at..]),
-            None => format!("{doc}\n{section}"),
-        },
-    }
+    report::replace_section(doc, HEADING, section, &["## Exact commands\n"])
 }
 
 #[cfg(test)]

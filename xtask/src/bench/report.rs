@@ -90,6 +90,24 @@ pub(super) fn runtime_images(root: &Path) -> Result<Vec<(String, u64)>> {
     Ok(images)
 }
 
+/// `doc` with the section that starts with `heading` replaced by `section`, up to the next `## `
+/// heading; without one, `section` goes before the first heading of `before` that `doc` has, or
+/// at its end.
+pub(super) fn replace_section(doc: &str, heading: &str, section: &str, before: &[&str]) -> String {
+    let end = |from: usize| {
+        doc[from + heading.len()..]
+            .find("\n## ")
+            .map_or(doc.len(), |i| from + heading.len() + i + 1)
+    };
+    match doc.find(&format!("{heading}\n")) {
+        Some(start) => format!("{}{section}{}", &doc[..start], &doc[end(start)..]),
+        None => match before.iter().find_map(|b| doc.find(b)) {
+            Some(at) => format!("{}{section}{}", &doc[..at], &doc[at..]),
+            None => format!("{doc}\n{section}"),
+        },
+    }
+}
+
 // The report
 
 pub(super) struct Report<'a> {
@@ -105,6 +123,8 @@ pub(super) struct Report<'a> {
     pub(super) shmem: Option<&'a Vec<InstanceRow>>,
     pub(super) decode: &'a DecodeResult,
     pub(super) profile: &'a Profile,
+    /// The cache path beside the others (when its fixtures were measured).
+    pub(super) cache: Option<&'a cache::Section>,
     /// Against cargo-multivers (not in a partial run).
     pub(super) multivers: Option<&'a multivers::Comparison>,
     pub(super) unsupported_modes: &'a [&'static str],
@@ -161,6 +181,9 @@ impl Report<'_> {
         self.render_fixtures(&mut s);
         self.render_startup(&mut s);
         self.render_floor(&mut s);
+        if let Some(section) = self.cache {
+            cache::render(section, self.effort, None, &mut s);
+        }
         self.render_overhead(&mut s);
         self.render_sizes(&mut s);
         self.render_memory(&mut s);
