@@ -3,6 +3,8 @@
 //! and the wall clock. Each wrapper is one raw `syscall`/`svc` with the
 //! kernel's calling convention.
 
+use core::sync::atomic::AtomicBool;
+
 use rustix::io::Errno;
 
 #[cfg(target_arch = "x86_64")]
@@ -256,32 +258,58 @@ pub type ItimerVal = [usize; 4];
 
 const ITIMER_REAL: usize = 0;
 
+/// The real-time timer's delay: far beyond the microseconds the launcher's self-check takes, even
+/// on a loaded machine or under an emulator.
+pub const ALARM_SECONDS: usize = 10;
+
 /// Sets the real-time interval timer to raise SIGALRM (whose default action ends the process)
-/// in `seconds`, with as little before it as can be: on x86-64 `getitimer` then `alarm` (the
-/// one flip away from `setitimer`'s number is `pause`, which would block for ever before any
-/// timer is set), elsewhere one `setitimer`. Returns the previous setting, to be put back with
-/// [`set_real_timer`]; all zeros (off) where the kernel refuses.
-pub fn alarm(seconds: usize) -> ItimerVal {
+/// in [`ALARM_SECONDS`], unless `armed` says it was set already: a loop back into this code must
+/// not push the deadline on. Returns the previous setting, to be put back with
+/// [`set_real_timer`] (all zeros where the kernel refuses), or `None` if `armed` was set.
+///
+/// On x86-64 it is one block of assembly, the flag's exchange then `getitimer` and `alarm`,
+/// written so that no single flipped bit in it makes a jump backwards (which could re-run the
+/// `alarm` for ever): no `xor` (one bit from a conditional jump) and no `setitimer` (whose
+/// number is one bit from `pause`'s). Elsewhere, the flag then one `setitimer`.
+pub fn alarm_once(armed: &AtomicBool) -> Option<ItimerVal> {
     let mut old: ItimerVal = [0; 4];
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: `old` is a `struct itimerval`, valid for the call; alarm takes a number.
-    unsafe {
-        if syscall5(
-            nr::GETITIMER,
-            ITIMER_REAL,
-            old.as_mut_ptr() as usize,
-            0,
-            0,
-            0,
-        ) < 0
-        {
-            old = [0; 4];
+    {
+        let before: usize;
+        // SAFETY: `armed` is a valid byte; `old` is a `struct itimerval` the kernel may fill;
+        // the system calls clobber rax, rcx and r11, and rdi is set here.
+        unsafe {
+            core::arch::asm!(
+                "mov eax, 1",
+                "xchg al, byte ptr [{flag}]",
+                "movzx edx, al",
+                "test edx, edx",
+                "jnz 2f",
+                "mov eax, {getitimer}",
+                "mov edi, 0",
+                "syscall",
+                "mov eax, {alarm}",
+                "mov edi, {seconds}",
+                "syscall",
+                "2:",
+                flag = in(reg) armed.as_ptr(),
+                getitimer = const nr::GETITIMER,
+                alarm = const nr::ALARM,
+                seconds = const ALARM_SECONDS,
+                in("rsi") old.as_mut_ptr(),
+                out("rdx") before,
+                out("rax") _, out("rdi") _, out("rcx") _, out("r11") _,
+                options(nostack),
+            );
         }
-        syscall5(nr::ALARM, seconds, 0, 0, 0, 0);
+        (before == 0).then_some(old)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let new: ItimerVal = [0, 0, seconds, 0];
+        if armed.swap(true, core::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
+        let new: ItimerVal = [0, 0, ALARM_SECONDS, 0];
         // SAFETY: both pointers are to `struct itimerval`s, valid for the call.
         let ret = unsafe {
             syscall5(
@@ -293,11 +321,8 @@ pub fn alarm(seconds: usize) -> ItimerVal {
                 0,
             )
         };
-        if ret < 0 {
-            old = [0; 4];
-        }
+        Some(if ret < 0 { [0; 4] } else { old })
     }
-    old
 }
 
 /// `setitimer(ITIMER_REAL, value)`: puts back what [`alarm`] returned.

@@ -16,12 +16,12 @@
 //! anything is started, so decoding a large program (for minutes, under an emulator) is never cut
 //! short. Where the kernel refuses a timer, that one is not there.
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::AtomicBool;
 
 use crate::sys;
 
 /// Set by the first arming. Damage that sends the launcher back to its start in a loop must not
-/// push the deadline on for ever: the timer is armed once per process.
+/// push the deadline on for ever: the timers are armed once per process.
 static ARMED: AtomicBool = AtomicBool::new(false);
 
 /// The timers, while armed.
@@ -34,13 +34,12 @@ pub struct Watchdog {
 impl Watchdog {
     /// Called first thing in `entry`, before any code that could loop.
     pub fn arm() -> Watchdog {
-        if ARMED.swap(true, Ordering::Relaxed) {
+        let Some(caller) = sys::alarm_once(&ARMED) else {
             return Watchdog {
                 caller: None,
                 timer: None,
             };
-        }
-        let caller = sys::alarm(10);
+        };
         Watchdog {
             caller: Some(caller),
             timer: sys::cpu_deadline(1),
