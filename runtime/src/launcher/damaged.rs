@@ -2,18 +2,22 @@
 //! launcher's bytes, its usual report code and message text included, so this one report takes
 //! nothing from them: its line is kept three times, each copy under a different mask (so that
 //! the linker cannot fold them into one), and rebuilt byte by byte by majority, which one damaged
-//! bit cannot sway. The voted line is checked against its hash, computed at build time, by the
-//! very instructions that then write it from the same registers, so that damage in the vote, in
-//! the hash, or in what is passed to the write ends in an illegal instruction: a signal, never a
-//! silent exit or a line that does not say `mgo:`. So does a result no write gives (damaged code
-//! made some other call).
+//! bit cannot sway. One block of instructions then checks the voted line against its hash
+//! (computed at build time), writes it from the same registers and exits with 122, its status an
+//! immediate operand and the exit's call number computed from the write's result, so that only a
+//! write of the whole line is followed by an exit; anything else executes an illegal
+//! instruction. So damage in the vote, in the hash, in what is passed to the write, or in the
+//! call's number ends in a signal, never in a silent exit or a line that does not say `mgo:`.
+//! Illegal instructions follow the block, so that a jump it makes forward by a damaged
+//! displacement lands on one, not on code that exits; a jump backwards loops until the
+//! watchdog, still armed, ends the process. A launcher that finds itself damaged with a stderr
+//! that cannot take the line (closed, a full pipe) ends by SIGILL too: it has no way left to
+//! say so.
 
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+use crate::sys;
 use mgo_format::LAUNCHER_CORRUPT;
 use mgo_runtime::exit::BAD_BUNDLE;
-use rustix::fd::BorrowedFd;
-use rustix::io::Errno;
-
-use crate::sys;
 
 const PREFIX: &str = "mgo: this bundle is damaged: ";
 const LEN: usize = PREFIX.len() + LAUNCHER_CORRUPT.len() + 1;
@@ -63,131 +67,106 @@ pub fn launcher() -> ! {
             [0, 1, 2].map(|k| unsafe { core::ptr::read_volatile(&COPIES[k][i]) } ^ MASKS[k]);
         *byte = (a & b) | (a & c) | (b & c);
     }
-    let written = write_if_intact(&line);
-    // SAFETY: descriptor 2 is stderr or invalid; only its flags are asked for.
-    let stderr = unsafe { BorrowedFd::borrow_raw(2) };
-    match written {
-        LEN_ISIZE => sys::exit(BAD_BUNDLE),
-        // No stderr to report to: nothing more can be said.
-        EBADF if rustix::io::fcntl_getfd(stderr).is_err() => sys::exit(BAD_BUNDLE),
-        // A stderr that refuses: a full non-blocking pipe, a file at its size limit or on a full
-        // disk, a sealed memfd.
-        e if REFUSALS.iter().any(|r| -(r.raw_os_error() as isize) == e) => sys::exit(BAD_BUNDLE),
-        // Any other error (EBADF on a descriptor that exists, EINVAL, ENOSYS), or a count no
-        // write of these bytes returns: the call made was not this write.
-        _ => sys::trap(),
-    }
+    write_and_exit(&line)
 }
 
-const LEN_ISIZE: isize = LEN as isize;
-const EBADF: isize = -(Errno::BADF.raw_os_error() as isize);
-/// The errors a write of a short line to an open descriptor can meet.
-const REFUSALS: [Errno; 8] = [
-    Errno::AGAIN,
-    Errno::PIPE,
-    Errno::FBIG,
-    Errno::NOSPC,
-    Errno::DQUOT,
-    Errno::IO,
-    Errno::PERM,
-    Errno::INTR,
-];
-
-/// `write(2, line)` if the line's FNV-1a hash is [`LINE_HASH`], else SIGILL; returns what the
-/// system call returned. Hash and write use the same pointer and length registers.
 #[cfg(target_arch = "x86_64")]
-fn write_if_intact(line: &[u8; LEN]) -> isize {
-    let ret: isize;
-    // SAFETY: reads `LEN` bytes of `line`, then makes the write system call (which clobbers
-    // rcx and r11) on them, or executes ud2.
+fn write_and_exit(line: &[u8; LEN]) -> ! {
+    // SAFETY: reads `LEN` bytes of `line`, writes them to descriptor 2 and exits; it never
+    // returns (the trap after the exit ends the process if exit_group did).
     unsafe {
         core::arch::asm!(
             "mov r9, rsi",
             "lea r10, [rsi + rdx]",
             "2:",
-            "cmp r9, r10",
-            "je 3f",
             "movzx eax, byte ptr [r9]",
-            "xor {hash}, rax",
-            "imul {hash}, {prime}",
+            "xor r8, rax",
+            "imul r8, rcx",
             "inc r9",
-            "jmp 2b",
-            "3:",
-            "cmp {hash}, {expected}",
+            "cmp r9, r10",
+            "jne 2b",
+            "cmp r8, r11",
             "jne 4f",
             "mov eax, 1",
             "mov edi, 2",
             "syscall",
-            "jmp 5f",
+            // exit_group(122), its number the write's result plus 231 - LEN: any result but
+            // LEN makes some other call, which returns to the traps below.
+            "mov edi, {status}",
+            "lea eax, [rax + {exit_less_len}]",
+            "syscall",
             "4:",
+            ".rept 64",
             "ud2",
-            "5:",
-            hash = inout(reg) FNV_BASIS => _,
-            prime = in(reg) FNV_PRIME,
-            expected = in(reg) LINE_HASH,
+            ".endr",
+            status = const BAD_BUNDLE,
+            exit_less_len = const 231 - LEN,
+            // Fixed registers: the block changes them, and uses rax, rdi, r9 and r10 besides.
+            in("r8") FNV_BASIS,
+            in("rcx") FNV_PRIME,
+            in("r11") LINE_HASH,
             in("rsi") line.as_ptr(),
             in("rdx") LEN,
-            out("rax") ret,
-            out("rdi") _, out("r9") _, out("r10") _, out("rcx") _, out("r11") _,
-            options(nostack),
+            options(noreturn, nostack),
         );
     }
-    ret
 }
 
 #[cfg(target_arch = "aarch64")]
-fn write_if_intact(line: &[u8; LEN]) -> isize {
-    let ret: isize;
-    // SAFETY: reads `LEN` bytes of `line`, then makes the write system call on them, or
-    // executes udf.
+fn write_and_exit(line: &[u8; LEN]) -> ! {
+    // SAFETY: reads `LEN` bytes of `line`, writes them to descriptor 2 and exits; it never
+    // returns (the trap after the exit ends the process if exit_group did).
     unsafe {
         core::arch::asm!(
             "mov x11, x1",
             "add x9, x1, x2",
             "2:",
-            "cmp x11, x9",
-            "b.eq 3f",
             "ldrb w10, [x11], #1",
-            "eor {hash}, {hash}, x10",
-            "mul {hash}, {hash}, {prime}",
-            "b 2b",
-            "3:",
-            "cmp {hash}, {expected}",
+            "eor x3, x3, x10",
+            "mul x3, x3, x4",
+            "cmp x11, x9",
+            "b.ne 2b",
+            "cmp x3, x5",
             "b.ne 4f",
             "mov x8, #64",
             "mov x0, #2",
             "svc #0",
-            "b 5f",
+            // exit_group(122), its number the write's result less LEN - 94: any result but
+            // LEN makes some other call, which returns to the traps below.
+            "sub x8, x0, #{len_less_exit}",
+            "mov x0, #{status}",
+            "svc #0",
             "4:",
+            ".rept 32",
             "udf #0",
-            "5:",
-            hash = inout(reg) FNV_BASIS => _,
-            prime = in(reg) FNV_PRIME,
-            expected = in(reg) LINE_HASH,
+            ".endr",
+            status = const BAD_BUNDLE,
+            len_less_exit = const LEN - 94,
+            // Fixed registers: the block changes them, and uses x0, x8 and x9..x11 besides.
+            in("x3") FNV_BASIS,
+            in("x4") FNV_PRIME,
+            in("x5") LINE_HASH,
             in("x1") line.as_ptr(),
             in("x2") LEN,
-            out("x0") ret,
-            out("x8") _, out("x9") _, out("x10") _, out("x11") _,
-            options(nostack),
+            options(noreturn, nostack),
         );
     }
-    ret
 }
 
-/// Architectures without their own version: the same checks, though the compiler may pass the
-/// write other registers than it hashed.
+/// Architectures without their own version: the same steps, though the compiler may pass the
+/// write other registers than it hashed, and load the status from one.
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-fn write_if_intact(line: &[u8; LEN]) -> isize {
+fn write_and_exit(line: &[u8; LEN]) -> ! {
     let hash = line
         .iter()
         .fold(FNV_BASIS, |h, &b| (h ^ b as u64).wrapping_mul(FNV_PRIME));
     if hash != LINE_HASH {
         sys::trap();
     }
-    // SAFETY: descriptor 2 is stderr or invalid; a failed write is reported as its errno.
-    let stderr = unsafe { BorrowedFd::borrow_raw(2) };
-    match rustix::io::write(stderr, line) {
-        Ok(n) => n as isize,
-        Err(e) => -(e.raw_os_error() as isize),
+    // SAFETY: descriptor 2 is stderr or invalid; anything but the whole line written traps.
+    let stderr = unsafe { rustix::fd::BorrowedFd::borrow_raw(2) };
+    if rustix::io::write(stderr, line) != Ok(LEN) {
+        sys::trap();
     }
+    sys::exit(BAD_BUNDLE)
 }
