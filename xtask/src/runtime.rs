@@ -123,6 +123,7 @@ pub fn main(args: &[String]) -> Result<()> {
         let committed = root.join("runtime/image").join(format!("{name}.elf"));
         let bytes =
             std::fs::read(&built).with_context(|| format!("reading {}", built.display()))?;
+        zero_fill_outside_hashed_bytes(&bytes).with_context(|| format!("image {name}"))?;
         if check {
             let expected = std::fs::read(&committed).with_context(|| {
                 format!(
@@ -157,6 +158,41 @@ pub fn main(args: &[String]) -> Result<()> {
                 "runtime image {name}: {} bytes -> {}",
                 bytes.len(),
                 committed.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The launcher hashes the file bytes of its loaded segments, in memory, before it trusts them
+/// (runtime/src/launcher/own_image.rs). Memory the launcher writes must therefore lie outside
+/// them: a `.bss` (zero-filled, written at once) that a linker placed before a section with file
+/// bytes is inside them, and the launcher would call itself damaged as soon as it wrote there.
+fn zero_fill_outside_hashed_bytes(elf: &[u8]) -> Result<()> {
+    const SHT_NOBITS: u32 = 8;
+    const SHF_ALLOC: u64 = 2;
+    let u16_at = |at: usize| u16::from_le_bytes(elf[at..at + 2].try_into().unwrap()) as usize;
+    let u32_at = |at: usize| u32::from_le_bytes(elf[at..at + 4].try_into().unwrap());
+    let u64_at = |at: usize| u64::from_le_bytes(elf[at..at + 8].try_into().unwrap());
+    let parsed = mgo_format::elf::Elf::parse(elf)
+        .map_err(|e| anyhow::anyhow!("not an ELF file the packer reads: {e}"))?;
+    let (shoff, shentsize, shnum) = (u64_at(40) as usize, u16_at(58), u16_at(60));
+    for i in 0..shnum {
+        let sh = shoff + i * shentsize;
+        let (kind, flags, addr) = (u32_at(sh + 4), u64_at(sh + 8), u64_at(sh + 16));
+        if kind != SHT_NOBITS || flags & SHF_ALLOC == 0 {
+            continue;
+        }
+        let hashed = parsed.phdrs().find(|ph| {
+            ph.p_type == mgo_format::elf::PT_LOAD
+                && (ph.p_vaddr..ph.p_vaddr + ph.p_filesz).contains(&addr)
+        });
+        if let Some(ph) = hashed {
+            bail!(
+                "a zero-filled section at {addr:#x} lies inside the file bytes of the segment at \
+                 {:#x} (a section with file bytes follows it): put every such section before \
+                 .bss in the linker script",
+                ph.p_vaddr
             );
         }
     }
