@@ -8,7 +8,7 @@
 //! (`GOARM64=v8.2` builds exactly what `v8.2,lse` builds): a code for v8.1 or later always has the
 //! LSE bit, and its name always says `,lse`, as Go's own spelling of the setting does. Codes of
 //! the two architectures never collide (1..4 against 0x8_0000 and above), and a larger arm64 code
-//! is a preferred one: higher version first, then `lse`, then `crypto` (docs/ARM64.md).
+//! is a preferred one: higher version first, then `lse`, then `crypto` (docs/ARCHITECTURES.md, "arm64").
 
 use crate::Arch;
 

@@ -3,7 +3,7 @@
 //! Linux tells a program what its CPU can do through two words of the auxiliary vector,
 //! `AT_HWCAP` and `AT_HWCAP2`: one bit per feature the kernel has checked in the ID registers and
 //! enabled for user space. It does not report an architecture version, so each level is mapped to
-//! the features it requires (docs/ARM64.md gives the table and its sources):
+//! the features it requires (docs/ARCHITECTURES.md, "arm64", gives the table and its sources):
 //!
 //! - a version requires the features Arm makes mandatory by that version (or that GCC and LLVM
 //!   enable for `-march=armvX.Y-a`), counting only those user-space code can use outside the hint
