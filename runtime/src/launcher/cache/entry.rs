@@ -1,0 +1,160 @@
+//! One entry: whether what is under its name may run, and making it (written or decoded,
+//! hash-checked, and only then linked under its name).
+
+use core::ffi::CStr;
+
+use mgo_format::{Bundle, Encoding, Entry};
+use rustix::fd::OwnedFd;
+use rustix::fs::{AtFlags, FallocateFlags, Mode, OFlags};
+use rustix::io::Errno;
+
+use super::path::{Name, ENTRY_MODE, S_IFMT, S_IFREG};
+use super::why::{failed, Missed, Place, Unusable};
+use crate::decode::{self, Spoiled};
+use crate::sys;
+use crate::target::proc_fd_path;
+
+pub(super) enum Found {
+    Good,
+    /// Something under the entry's name that must not run.
+    Bad,
+    Missing,
+}
+
+/// Where an entry goes and what it must be: its name in its (private) variant directory, the
+/// variant it holds and the user it belongs to.
+pub(super) struct Slot<'a> {
+    pub(super) dir: &'a OwnedFd,
+    pub(super) name: &'a CStr,
+    pub(super) entry: &'a Entry,
+    pub(super) euid: u32,
+}
+
+impl Slot<'_> {
+    /// Whether the entry may run: a regular file (not a symbolic link) of the user's, mode 0500,
+    /// exactly the variant's length. Its contents were hash-checked when it was made.
+    pub(super) fn checked(&self) -> Result<Found, Unusable> {
+        match rustix::fs::statat(self.dir, self.name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => {
+                let mode = st.st_mode;
+                let good = mode & S_IFMT == S_IFREG
+                    && st.st_uid == self.euid
+                    && mode & 0o7777 == ENTRY_MODE
+                    && st.st_size as u64 == self.entry.original_len;
+                Ok(if good { Found::Good } else { Found::Bad })
+            }
+            Err(Errno::NOENT) => Ok(Found::Missing),
+            Err(e) => Err(Unusable::Failed(Place::Entry, "stat", e)),
+        }
+    }
+
+    /// Writes the entry and links it in under its name. Returns whether this launch made it
+    /// (`false`: another launcher linked a good one first, which is used instead).
+    pub(super) fn make(&self, bundle: &Bundle<'_>) -> Result<bool, Missed> {
+        let unnamed = rustix::fs::openat(
+            self.dir,
+            c".",
+            OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
+            Mode::RWXU,
+        );
+        // The unnamed file is linked through its /proc/self/fd link, from a second, read-only
+        // descriptor: exec refuses a file still open for writing anywhere (ETXTBSY), and another
+        // launcher may exec the entry the moment it has its name.
+        let mut link = [0u8; 32];
+        let (write, read) = match unnamed {
+            Ok(write) => match rustix::fs::open(
+                proc_fd_path(&mut link, &write),
+                OFlags::RDONLY | OFlags::CLOEXEC,
+                Mode::empty(),
+            ) {
+                Ok(read) => (write, read),
+                // No /proc: the file cannot be linked; a temporary name can.
+                Err(Errno::NOENT) => return self.make_by_name(bundle),
+                Err(e) => return Err(failed("reopen read-only", e)),
+            },
+            // File systems without O_TMPFILE.
+            Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL) => {
+                return self.make_by_name(bundle)
+            }
+            Err(e) => return Err(failed("create", e)),
+        };
+        self.fill(&write, bundle)?;
+        drop(write);
+        let mode = Mode::from_raw_mode(ENTRY_MODE);
+        rustix::fs::fchmod(&read, mode).map_err(|e| failed("fchmod", e))?;
+        let from = proc_fd_path(&mut link, &read);
+        let linked = rustix::fs::linkat(
+            rustix::fs::CWD,
+            from,
+            self.dir,
+            self.name,
+            AtFlags::SYMLINK_FOLLOW,
+        );
+        self.settle(linked)
+    }
+
+    /// The entry made under a temporary name in its (private) directory, for systems where an
+    /// unnamed file cannot be linked (no `/proc`, no `O_TMPFILE`). A launcher killed while it
+    /// writes leaves the temporary file behind, in the variant's directory, which goes with the
+    /// variant.
+    pub(super) fn make_by_name(&self, bundle: &Bundle<'_>) -> Result<bool, Missed> {
+        let mut random = [0u8; 8];
+        let _ = sys::getrandom(&mut random);
+        let mut temp = Name::empty();
+        temp.push(b".tmp-");
+        temp.hex(u64::from_ne_bytes(random));
+        let write = rustix::fs::openat(
+            self.dir,
+            temp.as_cstr(),
+            OFlags::CREATE | OFlags::EXCL | OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::RWXU,
+        )
+        .map_err(|e| failed("create", e))?;
+        let mode = Mode::from_raw_mode(ENTRY_MODE);
+        let result = self
+            .fill(&write, bundle)
+            .and_then(|()| rustix::fs::fchmod(&write, mode).map_err(|e| failed("fchmod", e)))
+            .and_then(|()| {
+                drop(write);
+                let (dir, temp) = (self.dir, temp.as_cstr());
+                let linked = rustix::fs::linkat(dir, temp, dir, self.name, AtFlags::empty());
+                self.settle(linked)
+            });
+        let _ = rustix::fs::unlinkat(self.dir, temp.as_cstr(), AtFlags::empty());
+        result
+    }
+
+    /// Reserves the entry's blocks, writes (or decodes) the variant into it, checking its hash,
+    /// and syncs it, so that a name given to it afterwards never shows missing blocks after a
+    /// crash.
+    pub(super) fn fill(&self, write: &OwnedFd, bundle: &Bundle<'_>) -> Result<(), Missed> {
+        let entry = self.entry;
+        match rustix::fs::fallocate(write, FallocateFlags::empty(), 0, entry.original_len) {
+            Ok(()) => {}
+            // A stored variant is written with write(2), which says ENOSPC; a compressed one is
+            // decoded through a shared mapping, where a full disk would be SIGBUS.
+            Err(Errno::OPNOTSUPP | Errno::NOSYS) if entry.encoding == Encoding::Stored => {}
+            Err(Errno::OPNOTSUPP | Errno::NOSYS) => return Err(Unusable::NoReserve.into()),
+            Err(e) => return Err(failed("fallocate", e)),
+        }
+        match decode::write_variant(write, bundle, entry) {
+            Ok(()) => {}
+            Err(Spoiled::Damaged(level)) => return Err(Missed::Damaged(level)),
+            Err(Spoiled::Copy(step, e)) => return Err(failed(step.name(), e)),
+        }
+        rustix::fs::fdatasync(write).map_err(|e| failed("fdatasync", e))
+    }
+
+    /// The outcome of linking a finished entry in: done, or (EEXIST) another launcher's entry,
+    /// used if it checks out (if not, this launch does without the cache).
+    pub(super) fn settle(&self, linked: Result<(), Errno>) -> Result<bool, Missed> {
+        match linked {
+            Ok(()) => Ok(true),
+            Err(Errno::EXIST) => match self.checked()? {
+                Found::Good => Ok(false),
+                _ => Err(Unusable::NotTrusted(Place::Entry).into()),
+            },
+            Err(e) => Err(failed("link", e)),
+        }
+    }
+}
