@@ -3,11 +3,13 @@
 
 use core::ffi::CStr;
 
-use mgo_format::{Bundle, Encoding, Entry};
+use mgo_format::{content_hash, Bundle, Encoding, Entry};
 use rustix::fd::OwnedFd;
 use rustix::fs::{AtFlags, FallocateFlags, Mode, OFlags};
 use rustix::io::Errno;
+use rustix::mm::{MapFlags, ProtFlags};
 
+use super::boot::{self, Boot};
 use super::path::{Name, ENTRY_MODE, S_IFMT, S_IFREG};
 use super::why::{failed, Missed, Place, Unusable};
 use crate::decode::{self, Spoiled};
@@ -15,7 +17,9 @@ use crate::sys;
 use crate::target::proc_fd_path;
 
 pub(super) enum Found {
-    Good,
+    /// A file that passes every check but its bytes', with its inode number (which the boot
+    /// record names).
+    Good(u64),
     /// Something under the entry's name that must not run.
     Bad,
     Missing,
@@ -32,7 +36,8 @@ pub(super) struct Slot<'a> {
 
 impl Slot<'_> {
     /// Whether the entry may run: a regular file (not a symbolic link) of the user's, mode 0500,
-    /// exactly the variant's length. Its contents were hash-checked when it was made.
+    /// exactly the variant's length. Its contents were hash-checked when it was made; whether
+    /// they must be hashed again (made in another boot, not synced) is the boot record's to say.
     pub(super) fn checked(&self) -> Result<Found, Unusable> {
         match rustix::fs::statat(self.dir, self.name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => {
@@ -41,7 +46,11 @@ impl Slot<'_> {
                     && st.st_uid == self.euid
                     && mode & 0o7777 == ENTRY_MODE
                     && st.st_size as u64 == self.entry.original_len;
-                Ok(if good { Found::Good } else { Found::Bad })
+                Ok(if good {
+                    Found::Good(st.st_ino)
+                } else {
+                    Found::Bad
+                })
             }
             Err(Errno::NOENT) => Ok(Found::Missing),
             Err(e) => Err(Unusable::Failed(Place::Entry, "stat", e)),
@@ -50,7 +59,7 @@ impl Slot<'_> {
 
     /// Writes the entry and links it in under its name. Returns whether this launch made it
     /// (`false`: another launcher linked a good one first, which is used instead).
-    pub(super) fn make(&self, bundle: &Bundle<'_>) -> Result<bool, Missed> {
+    pub(super) fn make(&self, bundle: &Bundle<'_>, boot: Option<&Boot>) -> Result<bool, Missed> {
         let unnamed = rustix::fs::openat(
             self.dir,
             c".",
@@ -69,16 +78,16 @@ impl Slot<'_> {
             ) {
                 Ok(read) => (write, read),
                 // No /proc: the file cannot be linked; a temporary name can.
-                Err(Errno::NOENT) => return self.make_by_name(bundle),
+                Err(Errno::NOENT) => return self.make_by_name(bundle, boot),
                 Err(e) => return Err(failed("reopen read-only", e)),
             },
             // File systems without O_TMPFILE.
             Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL) => {
-                return self.make_by_name(bundle)
+                return self.make_by_name(bundle, boot)
             }
             Err(e) => return Err(failed("create", e)),
         };
-        self.fill(&write, bundle)?;
+        self.fill(&write, bundle, boot)?;
         drop(write);
         let mode = Mode::from_raw_mode(ENTRY_MODE);
         rustix::fs::fchmod(&read, mode).map_err(|e| failed("fchmod", e))?;
@@ -97,7 +106,7 @@ impl Slot<'_> {
     /// unnamed file cannot be linked (no `/proc`, no `O_TMPFILE`). A launcher killed while it
     /// writes leaves the temporary file behind, in the variant's directory, which goes with the
     /// variant.
-    pub(super) fn make_by_name(&self, bundle: &Bundle<'_>) -> Result<bool, Missed> {
+    fn make_by_name(&self, bundle: &Bundle<'_>, boot: Option<&Boot>) -> Result<bool, Missed> {
         let mut random = [0u8; 8];
         let _ = sys::getrandom(&mut random);
         let mut temp = Name::empty();
@@ -112,7 +121,7 @@ impl Slot<'_> {
         .map_err(|e| failed("create", e))?;
         let mode = Mode::from_raw_mode(ENTRY_MODE);
         let result = self
-            .fill(&write, bundle)
+            .fill(&write, bundle, boot)
             .and_then(|()| rustix::fs::fchmod(&write, mode).map_err(|e| failed("fchmod", e)))
             .and_then(|()| {
                 drop(write);
@@ -125,9 +134,15 @@ impl Slot<'_> {
     }
 
     /// Reserves the entry's blocks, writes (or decodes) the variant into it, checking its hash,
-    /// and syncs it, so that a name given to it afterwards never shows missing blocks after a
-    /// crash.
-    pub(super) fn fill(&self, write: &OwnedFd, bundle: &Bundle<'_>) -> Result<(), Missed> {
+    /// and makes sure that a name given to it afterwards never runs missing blocks after a
+    /// crash: by recording this boot on the variant's directory (a later boot hashes the entry
+    /// before it runs it, `boot.rs`), or where no record can be written, by syncing it.
+    fn fill(
+        &self,
+        write: &OwnedFd,
+        bundle: &Bundle<'_>,
+        boot: Option<&Boot>,
+    ) -> Result<(), Missed> {
         let entry = self.entry;
         match rustix::fs::fallocate(write, FallocateFlags::empty(), 0, entry.original_len) {
             Ok(()) => {}
@@ -142,19 +157,87 @@ impl Slot<'_> {
             Err(Spoiled::Damaged(level)) => return Err(Missed::Damaged(level)),
             Err(Spoiled::Copy(step, e)) => return Err(failed(step.name(), e)),
         }
-        rustix::fs::fdatasync(write).map_err(|e| failed("fdatasync", e))
+        let ino = rustix::fs::fstat(write)
+            .map_err(|e| failed("fstat", e))?
+            .st_ino;
+        if let Some(boot) = boot {
+            if boot::write(self.dir, ino, Some(boot)).is_ok() {
+                return Ok(());
+            }
+        }
+        rustix::fs::fdatasync(write).map_err(|e| failed("fdatasync", e))?;
+        // Without it, later starts hash the entry once per boot (or at every start where no
+        // record can be written at all); it stays safe either way.
+        let _ = boot::write(self.dir, ino, None);
+        Ok(())
+    }
+
+    /// The entry found under the name (inode `ino`) that no record vouches for, hashed in full
+    /// against the variant's hash. Whether it matched; if it did, the record now vouches for it
+    /// (this boot; without a boot identity, synced first).
+    pub(super) fn verify(&self, ino: u64, boot: Option<&Boot>) -> Result<bool, Unusable> {
+        let fd = rustix::fs::openat(
+            self.dir,
+            self.name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Unusable::Failed(Place::Entry, "open", e))?;
+        let st = rustix::fs::fstat(&fd).map_err(|e| Unusable::Failed(Place::Entry, "fstat", e))?;
+        // Replaced since it was checked (by another launcher remaking it): not the file hashed
+        // here, so it is checked again from the start.
+        if st.st_ino != ino || st.st_mode & S_IFMT != S_IFREG {
+            return Ok(false);
+        }
+        let hash = mapped_hash(&fd, self.entry.original_len)
+            .map_err(|e| Unusable::Failed(Place::Entry, "mmap", e))?;
+        if hash != self.entry.content_hash {
+            return Ok(false);
+        }
+        if boot.is_none() && rustix::fs::fdatasync(&fd).is_err() {
+            return Ok(true);
+        }
+        let _ = boot::write(self.dir, ino, boot);
+        Ok(true)
     }
 
     /// The outcome of linking a finished entry in: done, or (EEXIST) another launcher's entry,
     /// used if it checks out (if not, this launch does without the cache).
-    pub(super) fn settle(&self, linked: Result<(), Errno>) -> Result<bool, Missed> {
+    fn settle(&self, linked: Result<(), Errno>) -> Result<bool, Missed> {
         match linked {
             Ok(()) => Ok(true),
             Err(Errno::EXIST) => match self.checked()? {
-                Found::Good => Ok(false),
+                Found::Good(_) => Ok(false),
                 _ => Err(Unusable::NotTrusted(Place::Entry).into()),
             },
             Err(e) => Err(failed("link", e)),
         }
     }
+}
+
+/// The content hash of the first `len` bytes of `fd`, read through a private read-only mapping.
+fn mapped_hash(fd: &OwnedFd, len: u64) -> Result<u64, Errno> {
+    let len = usize::try_from(len).map_err(|_| Errno::FBIG)?;
+    if len == 0 {
+        return Ok(content_hash(&[]));
+    }
+    // SAFETY: a new private read-only mapping of the file, placed by the kernel: it aliases no
+    // memory of the launcher's, and it is unmapped below, after its last use.
+    let ptr = unsafe {
+        rustix::mm::mmap(
+            core::ptr::null_mut(),
+            len,
+            ProtFlags::READ,
+            MapFlags::PRIVATE,
+            fd,
+            0,
+        )?
+    };
+    // SAFETY: the mapping is `len` bytes long and readable. The file is the user's, mode 0500, in
+    // the user's private directory: only the user could shorten it meanwhile, which makes this a
+    // SIGBUS, not a wrong answer.
+    let hash = content_hash(unsafe { core::slice::from_raw_parts(ptr.cast::<u8>(), len) });
+    // SAFETY: the mapping made above, no longer used.
+    let _ = unsafe { rustix::mm::munmap(ptr, len) };
+    Ok(hash)
 }

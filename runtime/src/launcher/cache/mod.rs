@@ -17,10 +17,13 @@
 //!   and the cache's own (`mgo-pack` and below) belong to the user with mode 0700. So nobody
 //!   else can change what the path names between the check and the exec.
 //! - An entry is run only if it is a regular file of the user's with mode 0500 and exactly the
-//!   variant's length; anything else under its name is removed and the entry made again.
-//! - An entry is made as an unnamed file (`O_TMPFILE`), filled and hash-checked, synced, closed
-//!   for writing and made 0500, and only then linked under its name: a name never shows an
-//!   incomplete entry, whatever interrupts the launcher (without `/proc` or `O_TMPFILE`, a file
+//!   variant's length; anything else under its name is removed and the entry made again. An
+//!   entry written in an earlier boot and never synced is hashed in full once before it runs in
+//!   this one (`boot.rs`); if it does not match, it is removed and made again.
+//! - An entry is made as an unnamed file (`O_TMPFILE`), filled and hash-checked, recorded as
+//!   written in this boot (or, where no record can be written, synced), closed for writing and
+//!   made 0500, and only then linked under its name: a name never shows an incomplete entry,
+//!   whatever interrupts the launcher (without `/proc` or `O_TMPFILE`, a file
 //!   under a temporary name in the private directory, linked to its name the same way). Two
 //!   launchers making the same entry at once both succeed: the second link fails with EEXIST,
 //!   and the second launcher checks and runs the first one's entry.
@@ -30,6 +33,7 @@
 //! directories no entry of this bundle names) are removed; when an entry is made or a last use
 //! refreshed, so is every bundle directory unused for [`UNUSED_FOR`].
 
+mod boot;
 mod bounds;
 mod entry;
 mod path;
@@ -47,6 +51,7 @@ use crate::own_image::{own_path, PATH_MAX};
 use crate::report::{level_name, SETTING};
 use crate::start::StartInfo;
 use crate::sys;
+use boot::{Boot, Vouched};
 use bounds::{remove, remove_other_builds, remove_unused, touch};
 use entry::{Found, Slot};
 use path::{Name, Path, BUNDLE_LINK, CACHE_DIR, TOUCH_EVERY};
@@ -54,11 +59,25 @@ use walk::{base_dir, private_dir};
 use why::Place;
 pub use why::{Missed, Unusable};
 
+/// How the entry was had.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum How {
+    /// Found, and trusted as it is (made in this boot, or synced).
+    Found,
+    /// Found, written in an earlier boot, and hashed in full: it matched.
+    Verified,
+    /// Made by this launch (or by another launcher at the same moment, whose entry is used).
+    Made,
+    /// Found, written in an earlier boot, hashed: it did not match, so it was removed and made
+    /// again.
+    Remade,
+}
+
 /// A checked entry, ready to be exec'd by its path.
 pub struct Ready {
     path: Path,
-    /// Made by this launch (else found, made by an earlier one or by another launcher at once).
-    pub made: bool,
+    /// How this launch came by it.
+    pub how: How,
     /// The variant's directory and the entry's name in it, to remove an entry the kernel would
     /// not execute.
     dir: OwnedFd,
@@ -128,15 +147,26 @@ pub fn entry(start: &StartInfo, bundle: &Bundle<'_>, entry: &Entry) -> Result<Re
         entry,
         euid,
     };
-    let made = match slot.checked()? {
-        Found::Good => false,
+    let boot = Boot::current();
+    let how = match slot.checked()? {
+        Found::Good(ino) => match boot::read(&variant_dir.fd, ino, boot.as_ref()) {
+            Vouched::Yes => How::Found,
+            Vouched::No if slot.verify(ino, boot.as_ref())? => How::Verified,
+            Vouched::No => {
+                remove(variant_dir.fd.as_fd(), slot.name, 1);
+                slot.make(bundle, boot.as_ref())?;
+                How::Remade
+            }
+        },
         found => {
             if let Found::Bad = found {
                 remove(variant_dir.fd.as_fd(), slot.name, 1);
             }
-            slot.make(bundle)?
+            slot.make(bundle, boot.as_ref())?;
+            How::Made
         }
     };
+    let made = matches!(how, How::Made | How::Remade);
 
     let now = sys::now();
     let touched = now - bundle_dir.stat.st_mtime >= TOUCH_EVERY && touch(&bundle_dir.fd);
@@ -148,7 +178,7 @@ pub fn entry(start: &StartInfo, bundle: &Bundle<'_>, entry: &Entry) -> Result<Re
     }
     Ok(Ready {
         path,
-        made,
+        how,
         dir: variant_dir.fd,
         name: file_name,
     })
