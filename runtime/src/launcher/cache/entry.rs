@@ -99,7 +99,7 @@ impl Slot<'_> {
             self.name,
             AtFlags::SYMLINK_FOLLOW,
         );
-        self.settle(linked)
+        self.settle(linked, boot)
     }
 
     /// The entry made under a temporary name in its (private) directory, for systems where an
@@ -127,7 +127,7 @@ impl Slot<'_> {
                 drop(write);
                 let (dir, temp) = (self.dir, temp.as_cstr());
                 let linked = rustix::fs::linkat(dir, temp, dir, self.name, AtFlags::empty());
-                self.settle(linked)
+                self.settle(linked, boot)
             });
         let _ = rustix::fs::unlinkat(self.dir, temp.as_cstr(), AtFlags::empty());
         result
@@ -172,6 +172,22 @@ impl Slot<'_> {
         Ok(())
     }
 
+    /// Removes the entry if it is still the file with inode `ino`: when many launchers find the
+    /// same damaged entry at once, one that is slower to hash it does not remove the good entry
+    /// another has made meanwhile (that one is then found by `link`'s `EEXIST`, and used).
+    /// Fails if it is still there: then it must not be taken for another launcher's entry when
+    /// this launch's link finds the name taken.
+    pub(super) fn remove_if(&self, ino: u64) -> Result<(), Unusable> {
+        match rustix::fs::statat(self.dir, self.name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) if st.st_ino == ino => {
+                rustix::fs::unlinkat(self.dir, self.name, AtFlags::empty())
+                    .map_err(|e| Unusable::Failed(Place::Entry, "unlink", e))
+            }
+            Ok(_) | Err(Errno::NOENT) => Ok(()),
+            Err(e) => Err(Unusable::Failed(Place::Entry, "stat", e)),
+        }
+    }
+
     /// The entry found under the name (inode `ino`) that no record vouches for, hashed in full
     /// against the variant's hash. Whether it matched; if it did, the record now vouches for it
     /// (this boot; without a boot identity, synced first).
@@ -203,11 +219,19 @@ impl Slot<'_> {
 
     /// The outcome of linking a finished entry in: done, or (EEXIST) another launcher's entry,
     /// used if it checks out (if not, this launch does without the cache).
-    fn settle(&self, linked: Result<(), Errno>) -> Result<bool, Missed> {
+    fn settle(&self, linked: Result<(), Errno>, boot: Option<&Boot>) -> Result<bool, Missed> {
         match linked {
             Ok(()) => Ok(true),
             Err(Errno::EXIST) => match self.checked()? {
-                Found::Good(_) => Ok(false),
+                Found::Good(theirs) => {
+                    // The record now names this launch's file, which lost the race: it is set
+                    // again for the winner's, linked while this launch was making its own, so
+                    // in this boot and complete (or synced, where no boot can be known).
+                    if boot.is_some() {
+                        let _ = boot::write(self.dir, theirs, boot);
+                    }
+                    Ok(false)
+                }
                 _ => Err(Unusable::NotTrusted(Place::Entry).into()),
             },
             Err(e) => Err(failed("link", e)),

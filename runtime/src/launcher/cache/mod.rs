@@ -153,7 +153,7 @@ pub fn entry(start: &StartInfo, bundle: &Bundle<'_>, entry: &Entry) -> Result<Re
             Vouched::Yes => How::Found,
             Vouched::No if slot.verify(ino, boot.as_ref())? => How::Verified,
             Vouched::No => {
-                remove(variant_dir.fd.as_fd(), slot.name, 1);
+                slot.remove_if(ino)?;
                 slot.make(bundle, boot.as_ref())?;
                 How::Remade
             }
