@@ -1078,3 +1078,52 @@ fn without_a_boot_record_the_entry_is_synced_before_it_is_linked() {
         "the ramfs was not private to the test"
     );
 }
+
+/// 200 starts at once in a later boot, all finding the same damaged entry: none runs it, each
+/// runs the build (from the cache, or, for a launch whose fresh entry another removed in the
+/// instant between its check and its exec, from the memfd), and one good entry is left, recorded
+/// as this boot's.
+#[test]
+fn concurrent_starts_after_a_reboot_never_run_a_damaged_entry() {
+    const LAUNCHES: usize = 200;
+    let (dir, home) = scratch("cache-boot-concurrent");
+    let bundle = cache_bundle(&dir.join("prog"), c_probe_static(), Compression::None);
+    let (level, build) = best(c_probe_static());
+    let entry = cache_entry(&home, &bundle, &level);
+    logged(&mut cached(&bundle, &home), "first start");
+    let len = std::fs::metadata(build).unwrap().len();
+    damage_in_place(&entry, &tampered_script(len));
+    vouch(&entry, OTHER_BOOT);
+    let children: Vec<_> = (0..LAUNCHES)
+        .map(|i| {
+            spawn(
+                cached(&bundle, &home)
+                    .arg(format!("launch-{i}"))
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped()),
+            )
+        })
+        .collect();
+    let mut from_cache = 0;
+    for (i, child) in children.into_iter().enumerate() {
+        let out = child.wait_with_output().unwrap();
+        assert!(!stdout(&out).contains("TAMPERED"), "launch {i} ran it");
+        let report = ok_report(&out, &format!("launch {i}"));
+        assert_eq!(report.get_str("level").unwrap(), level, "launch {i}");
+        let exe = exe(&report);
+        if exe == entry.to_str().unwrap() {
+            from_cache += 1;
+        } else {
+            assert!(exe.starts_with("/memfd:"), "launch {i}: {exe}");
+        }
+    }
+    assert!(from_cache > 0, "no launch ran from the cache");
+    assert_good_entry(&entry, build);
+    assert_eq!(names(entry.parent().unwrap()), ["prog"]);
+    // Found as it is; or hashed once more, if the record was last set for an entry that lost
+    // a race to the one that stands.
+    let (_, line) = logged(&mut cached(&bundle, &home), "after");
+    assert!(line == found(&entry) || line == verified(&entry), "{line}");
+    let (_, line) = logged(&mut cached(&bundle, &home), "after that");
+    assert_eq!(line, found(&entry));
+}
