@@ -1,6 +1,6 @@
 //! The launcher's per-user cache of programs (bundles packed with `--launch cache`, or run with
 //! `MGODEBUG=cache`): where it is, what it holds, and removing it. The launcher writes it
-//! (`runtime/src/launcher/cache.rs`); docs/ARCHITECTURE.md ("The cache") describes its layout:
+//! (`runtime/src/launcher/cache/`); docs/ARCHITECTURE.md ("The cache") describes its layout:
 //!
 //! ```text
 //! $XDG_CACHE_HOME/mgo-pack/<key>/<content hash> GOAMD64=vN/<program>

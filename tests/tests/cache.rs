@@ -12,6 +12,9 @@
 //! need something this machine cannot give (a mount namespace, root, set-user-ID programs) print
 //! `SKIPPED: <test>: <reason>` and return.
 
+use std::ffi::CString;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -253,6 +256,89 @@ fn compressed_bundles_decode_once() {
     }
 }
 
+/// The extended attribute on a variant's directory that says when its entry is trusted.
+const RECORD: &str = "user.mgo-pack.entry";
+/// A boot that is not this one.
+const OTHER_BOOT: &str = "00000000-0000-4000-8000-000000000000";
+
+/// This boot's identity, as the kernel gives it.
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .unwrap()
+        .trim_end()
+        .to_string()
+}
+
+fn inode(path: &Path) -> u64 {
+    std::fs::symlink_metadata(path).unwrap().ino()
+}
+
+/// The boot record on `dir`, if it has one.
+fn record(dir: &Path) -> Option<String> {
+    let path = CString::new(dir.as_os_str().as_bytes()).unwrap();
+    let name = CString::new(RECORD).unwrap();
+    let mut buf = [0u8; 256];
+    // SAFETY: NUL-terminated strings and a buffer of the length given.
+    let len = unsafe {
+        libc::lgetxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    (len >= 0).then(|| String::from_utf8_lossy(&buf[..len as usize]).into_owned())
+}
+
+/// Sets the boot record on `dir` to `value`.
+fn set_record(dir: &Path, value: &str) {
+    let path = CString::new(dir.as_os_str().as_bytes()).unwrap();
+    let name = CString::new(RECORD).unwrap();
+    // SAFETY: NUL-terminated strings and a value of the length given.
+    let rc = unsafe {
+        libc::lsetxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    assert_eq!(
+        rc,
+        0,
+        "setxattr {}: {}",
+        dir.display(),
+        std::io::Error::last_os_error()
+    );
+}
+
+/// The record that says `entry`, as it is now (its inode), was written or checked in `boot`.
+fn vouching(entry: &Path, boot: &str) -> String {
+    format!("{:016x}:{boot}", inode(entry))
+}
+
+/// Sets the record on `entry`'s directory to vouch for it in `boot`.
+fn vouch(entry: &Path, boot: &str) {
+    set_record(entry.parent().unwrap(), &vouching(entry, boot));
+}
+
+/// Overwrites `entry` with `bytes` in place (same inode, same length), as a crash that lost its
+/// blocks or a damaged disk leaves it: its mode, owner and length still pass every check.
+fn damage_in_place(entry: &Path, bytes: &[u8]) {
+    let before = std::fs::symlink_metadata(entry).unwrap();
+    assert_eq!(before.len(), bytes.len() as u64);
+    std::fs::set_permissions(entry, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(entry)
+        .unwrap()
+        .write_all(bytes)
+        .unwrap();
+    std::fs::set_permissions(entry, std::fs::Permissions::from_mode(0o500)).unwrap();
+    assert_eq!(inode(entry), before.ino());
+}
+
 /// A shell script of exactly `len` bytes that says TAMPERED if it is ever run.
 fn tampered_script(len: u64) -> Vec<u8> {
     let mut script = b"#!/bin/sh\necho TAMPERED\nexit 0\n".to_vec();
@@ -324,8 +410,10 @@ fn tampered_entries_are_never_run_and_are_replaced() {
         assert_good_entry(&entry, build);
     }
 
-    // The control: alike to a good entry in every checked respect, it runs.
+    // The control: alike to a good entry in every checked respect, the boot record on its
+    // directory included (this boot, this inode), it runs.
     put(&script, 0o500);
+    vouch(&entry, &boot_id());
     let out = run(&mut cached(&bundle, &home));
     assert!(stdout(&out).contains("TAMPERED"), "{}", stdout(&out));
 
@@ -746,4 +834,296 @@ fn entries_unused_for_30_days_are_removed() {
     assert_eq!(mtime(&key(1)), hour_ago);
     assert!(key(4).exists());
     assert_eq!(names(&home.join("mgo-pack")).len(), 3);
+}
+
+fn verified(entry: &Path) -> String {
+    format!(
+        "[mgo] launcher: launch path cache (verified {})",
+        entry.display()
+    )
+}
+
+const REMADE: &str = "[mgo] launcher: the cached program was written in an earlier boot and does \
+                      not match its checksum; removed and made again";
+
+/// An entry made without waiting for the disk and then cut short by a crash keeps its name,
+/// mode, owner and length, over other bytes (zeros, or whatever the blocks held). Its record
+/// names the boot it was written in; in a later boot it is hashed before it runs, found
+/// damaged, never run, removed and made again, and the program runs from the new entry, which
+/// is then recorded as this boot's. Both stand-ins pass every check but the hash: a script that
+/// would say TAMPERED, and zeros (which the kernel would refuse to exec).
+#[test]
+fn an_entry_from_another_boot_with_damaged_bytes_is_remade() {
+    let (dir, home) = scratch("cache-boot-damaged");
+    let (level, build) = best(c_probe_dynamic());
+    let len = std::fs::metadata(build).unwrap().len();
+    for (what, compression) in [
+        ("stored", Compression::None),
+        ("zstd", Compression::Zstd(1)),
+    ] {
+        let bundle = cache_bundle(&dir.join(what), c_probe_dynamic(), compression);
+        let entry = cache_entry(&home, &bundle, &level);
+        let variant_dir = entry.parent().unwrap();
+        let (_, line) = logged(&mut cached(&bundle, &home), "first start");
+        assert_eq!(line, made(&entry), "{what}");
+        // The first start recorded this boot for this inode.
+        assert_eq!(
+            record(variant_dir),
+            Some(vouching(&entry, &boot_id())),
+            "{what}"
+        );
+        for (damage, bytes) in [
+            ("a script", tampered_script(len)),
+            ("zeros", vec![0u8; len as usize]),
+        ] {
+            damage_in_place(&entry, &bytes);
+            vouch(&entry, OTHER_BOOT);
+            let out = run(cached(&bundle, &home).env("MGODEBUG", "log"));
+            let case = format!("{what}, {damage}");
+            assert!(!stdout(&out).contains("TAMPERED"), "{case}: it ran");
+            let report = ok_report(&out, &case);
+            assert!(
+                stderr(&out).lines().any(|l| l == REMADE),
+                "{case}: {}",
+                stderr(&out)
+            );
+            assert_eq!(path_line(&out), made(&entry), "{case}");
+            assert_eq!(exe(&report), entry.to_str().unwrap(), "{case}");
+            assert_eq!(report.get_str("level").unwrap(), level, "{case}");
+            assert_good_entry(&entry, build);
+            assert_eq!(
+                record(variant_dir),
+                Some(vouching(&entry, &boot_id())),
+                "{case}"
+            );
+        }
+    }
+}
+
+/// An entry whose record names another boot (or another inode, or is missing: nothing says when
+/// it was written) but whose bytes are intact is hashed once, run as it is (the same file, never
+/// rewritten), and recorded as this boot's: the next start runs it without hashing. A record that
+/// says the entry was synced before it was linked is trusted in every boot.
+#[test]
+fn an_entry_from_another_boot_is_hashed_once_then_marked_current() {
+    let (dir, home) = scratch("cache-boot-intact");
+    let bundle = cache_bundle(&dir.join("prog"), c_probe_dynamic(), Compression::None);
+    let (level, build) = best(c_probe_dynamic());
+    let entry = cache_entry(&home, &bundle, &level);
+    let variant_dir = entry.parent().unwrap();
+    logged(&mut cached(&bundle, &home), "first start");
+    let made_as = identity(&entry);
+    let current = vouching(&entry, &boot_id());
+    assert_eq!(record(variant_dir), Some(current.clone()));
+
+    let unrecorded = |dir: &Path| {
+        let path = CString::new(dir.as_os_str().as_bytes()).unwrap();
+        let name = CString::new(RECORD).unwrap();
+        // SAFETY: NUL-terminated strings.
+        assert_eq!(
+            unsafe { libc::lremovexattr(path.as_ptr(), name.as_ptr()) },
+            0
+        );
+    };
+    let other_inode = format!("{:016x}:{}", inode(&entry) + 1, boot_id());
+    let cases: [(&str, &dyn Fn()); 4] = [
+        ("another boot", &|| vouch(&entry, OTHER_BOOT)),
+        ("another inode", &|| set_record(variant_dir, &other_inode)),
+        ("no record", &|| unrecorded(variant_dir)),
+        ("a record it cannot read", &|| {
+            set_record(variant_dir, "v2 something else")
+        }),
+    ];
+    for (what, set) in cases {
+        set();
+        let (report, line) = logged(&mut cached(&bundle, &home), what);
+        assert_eq!(line, verified(&entry), "{what}");
+        assert_eq!(exe(&report), entry.to_str().unwrap(), "{what}");
+        assert_eq!(record(variant_dir), Some(current.clone()), "{what}");
+        let (_, line) = logged(&mut cached(&bundle, &home), what);
+        assert_eq!(line, found(&entry), "{what}: hashed again");
+    }
+    assert_eq!(identity(&entry), made_as, "the entry was rewritten");
+    assert_good_entry(&entry, build);
+
+    vouch(&entry, "synced");
+    let (_, line) = logged(&mut cached(&bundle, &home), "synced");
+    assert_eq!(line, found(&entry));
+    assert_eq!(record(variant_dir), Some(vouching(&entry, "synced")));
+}
+
+/// `command` in a mount namespace of its own with a ramfs (a file system without user extended
+/// attributes) mounted over `over`.
+fn with_ramfs<'a>(cmd: &'a mut Command, over: &Path) -> &'a mut Command {
+    use std::os::unix::process::CommandExt;
+    let target = CString::new(over.as_os_str().as_bytes()).unwrap();
+    let setup = move || {
+        let check = |failed: bool| {
+            if failed {
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok(())
+            }
+        };
+        let none = std::ptr::null();
+        // SAFETY: unshare and mount with C strings that live in this closure.
+        unsafe {
+            check(libc::unshare(libc::CLONE_NEWNS) != 0)?;
+            let private = libc::MS_REC | libc::MS_PRIVATE;
+            check(libc::mount(none, c"/".as_ptr(), none, private, none.cast()) != 0)?;
+            let fs = c"ramfs".as_ptr();
+            check(libc::mount(fs, target.as_ptr(), fs, 0, none.cast()) != 0)?;
+        }
+        Ok(())
+    };
+    // SAFETY: the closure makes system calls only; its string was allocated before the fork.
+    unsafe { cmd.pre_exec(setup) }
+}
+
+/// Where the record cannot be kept, the first start waits for the disk as it always did: the
+/// entry is synced before it is linked. Shown by refusing `fdatasync` (seccomp, EIO): where the
+/// record is kept, the entry is made all the same (no sync is needed); where `fsetxattr` is
+/// refused, or the file system has no user extended attributes (ramfs, in a mount namespace),
+/// the refused sync sends the launch to the memfd and leaves no entry. With the sync allowed, an
+/// entry made there runs at every later start, trusted without a hash (it was synced).
+#[test]
+fn without_a_boot_record_the_entry_is_synced_before_it_is_linked() {
+    let test = "without_a_boot_record_the_entry_is_synced_before_it_is_linked";
+    let (dir, home) = scratch("cache-no-record");
+    let bundle = cache_bundle(&dir.join("prog"), c_probe_static(), Compression::None);
+    let (level, build) = best(c_probe_static());
+    let seccomp = |home: &Path, rules: &[&str]| {
+        let mut cmd = command(Path::new(SECCOMP_RUN));
+        cmd.args(rules)
+            .arg("--")
+            .arg(&bundle)
+            .env("XDG_CACHE_HOME", home)
+            .env("MGODEBUG", "log");
+        cmd
+    };
+    let entry = cache_entry(&home, &bundle, &level);
+    let out = run(&mut seccomp(&home, &["fdatasync=EIO"]));
+    let report = ok_report(&out, "fdatasync refused");
+    assert_eq!(path_line(&out), made(&entry));
+    assert_eq!(exe(&report), entry.to_str().unwrap());
+    assert_good_entry(&entry, build);
+    assert_eq!(
+        record(entry.parent().unwrap()),
+        Some(vouching(&entry, &boot_id()))
+    );
+
+    std::fs::remove_dir_all(home.join("mgo-pack")).unwrap();
+    let out = run(&mut seccomp(
+        &home,
+        &["fsetxattr=EOPNOTSUPP", "fdatasync=EIO"],
+    ));
+    let report = ok_report(&out, "fsetxattr and fdatasync refused");
+    assert!(exe(&report).starts_with("/memfd:"), "{}", exe(&report));
+    assert_eq!(
+        path_line(&out),
+        memfd_because("the cached program: fdatasync: EIO")
+    );
+    assert!(!entry.exists());
+    // Synced, but with no record at all: the next start cannot tell, and hashes it once.
+    let (_, line) = logged(
+        &mut seccomp(&home, &["fsetxattr=EPERM"]),
+        "fsetxattr refused",
+    );
+    assert_eq!(line, made(&entry));
+    assert_eq!(record(entry.parent().unwrap()), None);
+    let (_, line) = logged(&mut cached(&bundle, &home), "after");
+    assert_eq!(line, verified(&entry));
+
+    if !can_mount_privately(test) {
+        return;
+    }
+    let ram = dir.join("ram");
+    std::fs::create_dir(&ram).unwrap();
+    let mut cmd = seccomp(&ram, &["fdatasync=EIO"]);
+    let out = run(with_ramfs(&mut cmd, &ram));
+    let report = ok_report(&out, "ramfs, fdatasync refused");
+    assert!(exe(&report).starts_with("/memfd:"), "{}", exe(&report));
+    assert_eq!(
+        path_line(&out),
+        memfd_because("the cached program: fdatasync: EIO")
+    );
+    let ram_entry = cache_entry(&ram, &bundle, &level);
+    let mut cmd = command(Path::new("/bin/sh"));
+    cmd.args([
+        "-c",
+        "\"$1\" >/dev/null && \"$1\" >/dev/null && cmp \"$2\" \"$3\" && echo SAME",
+        "sh",
+    ])
+    .arg(&bundle)
+    .arg(&ram_entry)
+    .arg(build)
+    .env("XDG_CACHE_HOME", &ram)
+    .env("MGODEBUG", "log");
+    let out = run(with_ramfs(&mut cmd, &ram));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).lines().last(),
+        Some("SAME"),
+        "{}",
+        stdout(&out)
+    );
+    let err = stderr(&out);
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("[mgo] launcher: launch path"))
+        .collect();
+    assert_eq!(lines, [made(&ram_entry), found(&ram_entry)], "{err}");
+    assert!(
+        names(&ram).is_empty(),
+        "the ramfs was not private to the test"
+    );
+}
+
+/// 200 starts at once in a later boot, all finding the same damaged entry: none runs it, each
+/// runs the build (from the cache, or, for a launch whose fresh entry another removed in the
+/// instant between its check and its exec, from the memfd), and one good entry is left, recorded
+/// as this boot's.
+#[test]
+fn concurrent_starts_after_a_reboot_never_run_a_damaged_entry() {
+    const LAUNCHES: usize = 200;
+    let (dir, home) = scratch("cache-boot-concurrent");
+    let bundle = cache_bundle(&dir.join("prog"), c_probe_static(), Compression::None);
+    let (level, build) = best(c_probe_static());
+    let entry = cache_entry(&home, &bundle, &level);
+    logged(&mut cached(&bundle, &home), "first start");
+    let len = std::fs::metadata(build).unwrap().len();
+    damage_in_place(&entry, &tampered_script(len));
+    vouch(&entry, OTHER_BOOT);
+    let children: Vec<_> = (0..LAUNCHES)
+        .map(|i| {
+            spawn(
+                cached(&bundle, &home)
+                    .arg(format!("launch-{i}"))
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped()),
+            )
+        })
+        .collect();
+    let mut from_cache = 0;
+    for (i, child) in children.into_iter().enumerate() {
+        let out = child.wait_with_output().unwrap();
+        assert!(!stdout(&out).contains("TAMPERED"), "launch {i} ran it");
+        let report = ok_report(&out, &format!("launch {i}"));
+        assert_eq!(report.get_str("level").unwrap(), level, "launch {i}");
+        let exe = exe(&report);
+        if exe == entry.to_str().unwrap() {
+            from_cache += 1;
+        } else {
+            assert!(exe.starts_with("/memfd:"), "launch {i}: {exe}");
+        }
+    }
+    assert!(from_cache > 0, "no launch ran from the cache");
+    assert_good_entry(&entry, build);
+    assert_eq!(names(entry.parent().unwrap()), ["prog"]);
+    // Found as it is; or hashed once more, if the record was last set for an entry that lost
+    // a race to the one that stands.
+    let (_, line) = logged(&mut cached(&bundle, &home), "after");
+    assert!(line == found(&entry) || line == verified(&entry), "{line}");
+    let (_, line) = logged(&mut cached(&bundle, &home), "after that");
+    assert_eq!(line, found(&entry));
 }

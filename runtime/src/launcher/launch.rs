@@ -12,7 +12,7 @@ use mgo_runtime::exit;
 use mgo_runtime::message::Line;
 use mgo_runtime::switches::LaunchPath;
 
-use crate::cache::{self, Missed, Unusable};
+use crate::cache::{self, How, Missed, Unusable};
 use crate::choose::{self, Unchosen};
 use crate::decode::{self, Spoiled};
 use crate::enter::Placement;
@@ -154,9 +154,19 @@ enum Path<'a> {
 }
 
 impl Path<'_> {
-    /// `[mgo] launcher: launch path direct`, `... cache (made /path)`, `... memfd (cannot use the
-    /// cache: ...)`.
+    /// `[mgo] launcher: launch path direct`, `... cache (made /path)` (or `verified`: hashed
+    /// because it was written in an earlier boot), `... memfd (cannot use the cache: ...)`.
     fn log(&self) {
+        if let Path::Cache(ready) = self {
+            if ready.how == How::Remade {
+                report::log(|line| {
+                    line.str(
+                        "the cached program was written in an earlier boot and does not match \
+                         its checksum; removed and made again",
+                    );
+                });
+            }
+        }
         report::log(|line| {
             line.str("launch path ");
             match self {
@@ -164,10 +174,10 @@ impl Path<'_> {
                     line.str("direct");
                 }
                 Path::Cache(ready) => {
-                    line.str(if ready.made {
-                        "cache (made "
-                    } else {
-                        "cache ("
+                    line.str(match ready.how {
+                        How::Found => "cache (",
+                        How::Verified => "cache (verified ",
+                        How::Made | How::Remade => "cache (made ",
                     })
                     .push(ready.path().to_bytes())
                     .str(")");

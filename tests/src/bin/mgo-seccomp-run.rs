@@ -30,9 +30,11 @@ use std::process::ExitCode;
 const SYSCALLS: &[(&str, u32)] = &[
     ("open", 2),
     ("execve", 59),
+    ("fdatasync", 75),
     ("ftruncate", 77),
     ("mkdir", 83),
     ("fchmod", 91),
+    ("fsetxattr", 190),
     ("openat", 257),
     ("mkdirat", 258),
     ("linkat", 265),

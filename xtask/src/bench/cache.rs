@@ -370,9 +370,12 @@ pub(super) fn render(section: &Section, effort: Effort, alone: Option<&str>, s: 
          `bench/execfloor.c` execs the build by its path and does nothing else, which is all a \
          warm start must add to a direct run (the launcher adds CPU detection, the check of its \
          own image and of the cache's directories and entry). A first start does the memfd \
-         path's work with a file instead of a memfd, and then waits for the file's blocks to \
-         reach the disk (`fdatasync`, so that a crash never leaves the entry's name on missing \
-         blocks): its CPU ratio leaves that wait out. Every row of a fixture and mode is one \
+         path's work with a file instead of a memfd, and records on the variant's directory the \
+         boot it was written in (an extended attribute) instead of waiting for the file's blocks \
+         to reach the disk: a start in a later boot hashes the entry once before it runs it, so a \
+         crash never runs missing blocks (docs/ARCHITECTURE.md, \"The cache\"). Only where the \
+         file system keeps no extended attributes does it still wait for the disk (`fdatasync`). \
+         The CPU ratio leaves out any wait for the disk. Every row of a fixture and mode is one \
          hyperfine invocation, {} runs per command ({} interleaved rounds of {}, after {} \
          warm-up runs each); the cache's base is `{CACHE_HOME}` (`XDG_CACHE_HOME`), on the same \
          file system as the bundles, and the first start's `--prepare` removes its `mgo-pack` \

@@ -1,0 +1,185 @@
+//! The cache launch path's file: the chosen variant written once, decoded and hash-checked, as a
+//! real executable in the user's cache directory, then exec'd by its path at this start and every
+//! later one. `/proc/PID/exe` is then a real file holding exactly the build's bytes, named after
+//! the program, with the level in its path:
+//!
+//! ```text
+//! $XDG_CACHE_HOME/mgo-pack/<key>/<content hash> GOAMD64=vN/<the bundle's file name>
+//! ```
+//!
+//! (`~/.cache` without `XDG_CACHE_HOME`), where `<key>` is the XXH3-64 of the bundle's absolute
+//! path and `<content hash>` the variant's, both as 16 hex digits.
+//!
+//! What the launcher trusts, and how (docs/ARCHITECTURE.md, "The cache"):
+//! - The path that is exec'd is walked first, one directory at a time from `/`, without following
+//!   symbolic links, each opened relative to its parent's descriptor and checked: every directory
+//!   above the cache belongs to root or the user and is writable by nobody else (unless sticky),
+//!   and the cache's own (`mgo-pack` and below) belong to the user with mode 0700. So nobody
+//!   else can change what the path names between the check and the exec.
+//! - An entry is run only if it is a regular file of the user's with mode 0500 and exactly the
+//!   variant's length; anything else under its name is removed and the entry made again. An
+//!   entry written in an earlier boot and never synced is hashed in full once before it runs in
+//!   this one (`boot.rs`); if it does not match, it is removed and made again.
+//! - An entry is made as an unnamed file (`O_TMPFILE`), filled and hash-checked, recorded as
+//!   written in this boot (or, where no record can be written, synced), closed for writing and
+//!   made 0500, and only then linked under its name: a name never shows an incomplete entry,
+//!   whatever interrupts the launcher (without `/proc` or `O_TMPFILE`, a file
+//!   under a temporary name in the private directory, linked to its name the same way). Two
+//!   launchers making the same entry at once both succeed: the second link fails with EEXIST,
+//!   and the second launcher checks and runs the first one's entry.
+//!
+//! Bounds: the bundle's directory (`<key>`) records its last use in its modification time,
+//! refreshed at most once a day. When an entry is made, the bundle's other builds (content
+//! directories no entry of this bundle names) are removed; when an entry is made or a last use
+//! refreshed, so is every bundle directory unused for [`UNUSED_FOR`].
+
+mod boot;
+mod bounds;
+mod entry;
+mod path;
+mod walk;
+mod why;
+
+use core::ffi::CStr;
+
+use mgo_format::{content_hash, Bundle, Entry};
+use rustix::fd::{AsFd, OwnedFd};
+use rustix::fs::AtFlags;
+use rustix::io::Errno;
+
+use crate::own_image::{own_path, PATH_MAX};
+use crate::report::{level_name, SETTING};
+use crate::start::StartInfo;
+use crate::sys;
+use boot::{Boot, Vouched};
+use bounds::{remove, remove_other_builds, remove_unused, touch};
+use entry::{Found, Slot};
+use path::{Name, Path, BUNDLE_LINK, CACHE_DIR, TOUCH_EVERY};
+use walk::{base_dir, private_dir};
+use why::Place;
+pub use why::{Missed, Unusable};
+
+/// How the entry was had.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum How {
+    /// Found, and trusted as it is (made in this boot, or synced).
+    Found,
+    /// Found, written in an earlier boot, and hashed in full: it matched.
+    Verified,
+    /// Made by this launch (or by another launcher at the same moment, whose entry is used).
+    Made,
+    /// Found, written in an earlier boot, hashed: it did not match, so it was removed and made
+    /// again.
+    Remade,
+}
+
+/// A checked entry, ready to be exec'd by its path.
+pub struct Ready {
+    path: Path,
+    /// How this launch came by it.
+    pub how: How,
+    /// The variant's directory and the entry's name in it, to remove an entry the kernel would
+    /// not execute.
+    dir: OwnedFd,
+    name: Name,
+}
+
+impl Ready {
+    /// The entry's absolute path.
+    pub fn path(&self) -> &CStr {
+        self.path.as_cstr()
+    }
+
+    /// After the kernel refused to exec the entry: one that is not an executable at all (its
+    /// blocks lost in a crash, say) is removed, so that the next start makes it again.
+    pub fn refused(&self, e: Errno) {
+        if e == Errno::NOEXEC {
+            let _ = rustix::fs::unlinkat(&self.dir, self.name.as_cstr(), AtFlags::empty());
+        }
+    }
+}
+
+/// Finds the entry for `entry` of `bundle`, or makes it, checked either way. In secure-execution
+/// mode the caller must not get here (the environment would choose where the program comes from).
+pub fn entry(start: &StartInfo, bundle: &Bundle<'_>, entry: &Entry) -> Result<Ready, Missed> {
+    let mut own = [0u8; PATH_MAX];
+    let own = own_path(start, &mut own).ok_or(Unusable::NoBundlePath)?;
+    if own.bytes.first() != Some(&b'/') {
+        return Err(Unusable::NoBundlePath.into());
+    }
+    if own.resolved && own.bytes.ends_with(b" (deleted)") {
+        return Err(Unusable::BundleGone.into());
+    }
+    let file_name = own.bytes.rsplit(|&b| b == b'/').next().unwrap_or(b"");
+    let file_name = Name::new(file_name).ok_or(Unusable::NoBundlePath)?;
+    let mut key = Name::empty();
+    key.hex(content_hash(own.bytes));
+    let mut variant = Name::empty();
+    variant.hex(entry.content_hash);
+    variant.push(b" ");
+    variant.push(SETTING.as_bytes());
+    variant.push(level_name(entry.level).as_bytes());
+
+    let euid = rustix::process::geteuid().as_raw();
+    let (base, mut path) = base_dir(start, euid)?;
+    for part in [CACHE_DIR, key.as_cstr(), variant.as_cstr()] {
+        path.push(part.to_bytes())?;
+    }
+    path.push(file_name.as_cstr().to_bytes())?;
+    let cache = private_dir(base.as_fd(), CACHE_DIR, Place::Cache, euid)?;
+    let bundle_dir = private_dir(cache.fd.as_fd(), key.as_cstr(), Place::Bundle, euid)?;
+    if bundle_dir.created {
+        let mut link = Path::root();
+        if link.push(own.bytes).is_ok() {
+            let _ = rustix::fs::symlinkat(link.as_cstr(), &bundle_dir.fd, BUNDLE_LINK);
+        }
+    }
+    let variant_dir = private_dir(
+        bundle_dir.fd.as_fd(),
+        variant.as_cstr(),
+        Place::Variant,
+        euid,
+    )?;
+
+    let slot = Slot {
+        dir: &variant_dir.fd,
+        name: file_name.as_cstr(),
+        entry,
+        euid,
+    };
+    let boot = Boot::current();
+    let how = match slot.checked()? {
+        Found::Good(ino) => match boot::read(&variant_dir.fd, ino, boot.as_ref()) {
+            Vouched::Yes => How::Found,
+            Vouched::No if slot.verify(ino, boot.as_ref())? => How::Verified,
+            Vouched::No => {
+                slot.remove_if(ino)?;
+                slot.make(bundle, boot.as_ref())?;
+                How::Remade
+            }
+        },
+        found => {
+            if let Found::Bad = found {
+                remove(variant_dir.fd.as_fd(), slot.name, 1);
+            }
+            slot.make(bundle, boot.as_ref())?;
+            How::Made
+        }
+    };
+    let made = matches!(how, How::Made | How::Remade);
+
+    let now = sys::now();
+    let touched = now - bundle_dir.stat.st_mtime >= TOUCH_EVERY && touch(&bundle_dir.fd);
+    if made {
+        remove_other_builds(bundle_dir.fd.as_fd(), bundle);
+    }
+    if made || touched {
+        remove_unused(cache.fd.as_fd(), key.as_cstr(), now);
+    }
+    Ok(Ready {
+        path,
+        how,
+        dir: variant_dir.fd,
+        name: file_name,
+    })
+}

@@ -1,0 +1,206 @@
+//! Reaching the cache's directories: the base found from the environment, walked from `/`
+//! without following symbolic links and checked at every step, and the cache's own directories
+//! opened (or made) private.
+
+use core::ffi::CStr;
+
+use rustix::fd::{BorrowedFd, OwnedFd};
+use rustix::fs::{Mode, OFlags, Stat, StatVfsMountFlags};
+use rustix::io::Errno;
+
+use super::bounds::remove;
+use super::path::{Name, Path};
+use super::path::{PRIVATE_DIR, S_IFDIR, S_IFMT, S_ISGID, S_ISVTX};
+use super::why::{Place, Unusable};
+use crate::own_image::PATH_MAX;
+use crate::start::StartInfo;
+use crate::target::proc_fd_path;
+
+/// The base directory (`$XDG_CACHE_HOME`, else `$HOME/.cache`; a relative or empty setting is
+/// unset, as the XDG specification says), created with mode 0700 if it is missing (its parent
+/// must exist), and opened at the end of a checked walk from `/`. Returns it with the path that
+/// was walked (without symbolic links, when `/proc` says what they lead to).
+pub(super) fn base_dir(start: &StartInfo, euid: u32) -> Result<(OwnedFd, Path), Unusable> {
+    let var = |name: &[u8]| {
+        start
+            .env()
+            .find_map(|e| e.strip_prefix(name)?.strip_prefix(b"="))
+            .filter(|value| value.first() == Some(&b'/'))
+    };
+    let mut literal = Path::root();
+    match (var(b"XDG_CACHE_HOME"), var(b"HOME")) {
+        (Some(xdg), _) => literal.push(xdg)?,
+        (None, Some(home)) => {
+            literal.push(home)?;
+            literal.push(b".cache")?;
+        }
+        (None, None) => return Err(Unusable::NoBase),
+    }
+    let (walked, create) = resolve(&literal)?;
+    let base = walk(&walked, create, euid)?;
+    // Before anything is made there: nothing could run from it. (Not knowing is no reason to
+    // give up: exec will tell.)
+    match rustix::fs::fstatvfs(&base) {
+        Ok(st) if st.f_flag.contains(StatVfsMountFlags::NOEXEC) => Err(Unusable::Noexec),
+        _ => Ok((base, walked)),
+    }
+}
+
+/// The base's path without symbolic links, as `/proc/self/fd` names the directory it leads to
+/// (or its parent, when it is still to be made: then `true`). Without `/proc`, the path as given,
+/// which the walk then takes only if it has no symbolic link.
+pub(super) fn resolve(literal: &Path) -> Result<(Path, bool), Unusable> {
+    let open = |path: &CStr| {
+        rustix::fs::open(
+            path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+    };
+    let failed = |e| Unusable::Failed(Place::Base, "open", e);
+    let (fd, missing) = match open(literal.as_cstr()) {
+        Ok(fd) => (fd, None),
+        Err(Errno::NOENT) => {
+            let (parent, last) = literal.split_last().ok_or(failed(Errno::NOENT))?;
+            (open(parent.as_cstr()).map_err(failed)?, Some(last))
+        }
+        Err(e) => return Err(failed(e)),
+    };
+    let mut link = [0u8; 32];
+    let mut resolved = Path::root();
+    let read = rustix::fs::readlinkat_raw(
+        rustix::fs::CWD,
+        proc_fd_path(&mut link, &fd),
+        &mut resolved.buf[..],
+    );
+    match read {
+        Ok(len) if len > 0 && len < PATH_MAX && resolved.buf[0] == b'/' => {
+            // `/` itself is the empty path.
+            resolved.cut(if len == 1 { 0 } else { len });
+        }
+        // No /proc.
+        _ => return Ok((*literal, missing.is_some())),
+    }
+    if let Some(last) = &missing {
+        resolved.push(last.as_cstr().to_bytes())?;
+    }
+    Ok((resolved, missing.is_some()))
+}
+
+/// Opens `path` one directory at a time from `/`, never following a symbolic link, and checks
+/// each: a directory of root's or the user's that nobody else may write to (or that is sticky, as
+/// `/tmp` is: there nobody may rename what is not theirs). `create`: the last one may be made.
+pub(super) fn walk(path: &Path, create: bool, euid: u32) -> Result<OwnedFd, Unusable> {
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let mut dir = rustix::fs::open(c"/", flags, Mode::empty())
+        .map_err(|e| Unusable::Failed(Place::Above, "open /", e))?;
+    trusted(&dir, Place::Above, euid)?;
+    let mut parts = path.parts().peekable();
+    while let Some(part) = parts.next() {
+        let place = match parts.peek() {
+            Some(_) => Place::Above,
+            None => Place::Base,
+        };
+        if part == b"." || part == b".." {
+            return Err(Unusable::NotDirectory(place));
+        }
+        let name = Name::new(part).ok_or(Unusable::TooLong)?;
+        let mut opened = rustix::fs::openat(&dir, name.as_cstr(), flags, Mode::empty());
+        if matches!(place, Place::Base) && create && matches!(opened, Err(Errno::NOENT)) {
+            match rustix::fs::mkdirat(&dir, name.as_cstr(), Mode::from_raw_mode(PRIVATE_DIR)) {
+                Ok(()) | Err(Errno::EXIST) => {}
+                Err(e) => return Err(Unusable::Failed(place, "mkdir", e)),
+            }
+            opened = rustix::fs::openat(&dir, name.as_cstr(), flags, Mode::empty());
+        }
+        dir = match opened {
+            Ok(fd) => fd,
+            Err(Errno::NOTDIR | Errno::LOOP) => return Err(Unusable::NotDirectory(place)),
+            Err(e) => return Err(Unusable::Failed(place, "open", e)),
+        };
+        trusted(&dir, place, euid)?;
+    }
+    Ok(dir)
+}
+
+pub(super) fn trusted(dir: &OwnedFd, place: Place, euid: u32) -> Result<(), Unusable> {
+    let st = rustix::fs::fstat(dir).map_err(|e| Unusable::Failed(place, "fstat", e))?;
+    let mode = st.st_mode;
+    if mode & S_IFMT != S_IFDIR {
+        return Err(Unusable::NotDirectory(place));
+    }
+    let owner = st.st_uid == 0 || st.st_uid == euid;
+    if !owner || (mode & 0o022 != 0 && mode & S_ISVTX == 0) {
+        return Err(Unusable::NotTrusted(place));
+    }
+    Ok(())
+}
+
+/// One of the cache's own directories, opened (for reading, to list it) and checked.
+pub(super) struct Private {
+    pub(super) fd: OwnedFd,
+    pub(super) stat: Stat,
+    pub(super) created: bool,
+}
+
+/// Opens (or makes) `name` in `parent` as a directory of the user's with mode 0700. One that is
+/// not (a file, a symbolic link, another owner, other modes) is removed and made again, except
+/// the cache directory itself, which the user may have set up otherwise: it is left alone and the
+/// cache not used.
+pub(super) fn private_dir(
+    parent: BorrowedFd<'_>,
+    name: &CStr,
+    place: Place,
+    euid: u32,
+) -> Result<Private, Unusable> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let replaceable = !matches!(place, Place::Cache);
+    let mut created = false;
+    // At most: found wrong and removed, made, opened.
+    for _ in 0..3 {
+        let bad = match rustix::fs::openat(parent, name, flags, Mode::empty()) {
+            Ok(fd) => {
+                let stat =
+                    rustix::fs::fstat(&fd).map_err(|e| Unusable::Failed(place, "fstat", e))?;
+                let mode = stat.st_mode;
+                let mine = mode & S_IFMT == S_IFDIR && stat.st_uid == euid;
+                // The set-group-ID bit, inherited from a parent that has it, only gives new
+                // files the directory's group, which has no access here.
+                let mode = mode & !S_ISGID;
+                if mine && mode & 0o7777 == PRIVATE_DIR {
+                    return Ok(Private { fd, stat, created });
+                }
+                // Made by this user under an odd umask that took some of the user's own bits.
+                if mine
+                    && mode & 0o7077 == 0
+                    && rustix::fs::fchmod(&fd, Mode::from_raw_mode(PRIVATE_DIR)).is_ok()
+                {
+                    return Ok(Private { fd, stat, created });
+                }
+                if !replaceable {
+                    return Err(if stat.st_uid == euid {
+                        Unusable::NotPrivate
+                    } else {
+                        Unusable::NotTrusted(place)
+                    });
+                }
+                true
+            }
+            Err(Errno::NOENT) => {
+                match rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(PRIVATE_DIR)) {
+                    Ok(()) => created = true,
+                    Err(Errno::EXIST) => {}
+                    Err(e) => return Err(Unusable::Failed(place, "mkdir", e)),
+                }
+                false
+            }
+            Err(Errno::NOTDIR | Errno::LOOP) if replaceable => true,
+            Err(Errno::NOTDIR | Errno::LOOP) => return Err(Unusable::NotDirectory(place)),
+            Err(e) => return Err(Unusable::Failed(place, "open", e)),
+        };
+        if bad {
+            remove(parent, name, 2);
+        }
+    }
+    Err(Unusable::NotTrusted(place))
+}
