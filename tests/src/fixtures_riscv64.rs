@@ -103,7 +103,9 @@ impl Qemu {
         static CELL: OnceLock<Option<String>> = OnceLock::new();
         CELL.get_or_init(|| {
             if find_in_path(QEMU).is_none() {
-                return Some(format!("{QEMU} is not installed (Debian package qemu-user)"));
+                return Some(format!(
+                    "{QEMU} is not installed (Debian package qemu-user)"
+                ));
             }
             let probe = &probes()[0].path;
             let out = Command::new("unshare")

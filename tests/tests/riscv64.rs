@@ -14,7 +14,7 @@ use mgo_format::{Arch, Bundle};
 use mgo_pack::{BundleOptions, Compression, Launch};
 use mgo_tests::fixtures::go_probe;
 use mgo_tests::fixtures_arm64::c_probe_arm64;
-use mgo_tests::fixtures_riscv64::{probes, Qemu, RvBuild, PROFILES};
+use mgo_tests::fixtures_riscv64::{probes, probes_dynamic, Qemu, RvBuild, PROFILES};
 use mgo_tests::harness::{pack_with, scratch_dir, stderr, stdout, write_executable};
 
 /// Every model tested: named CPUs, QEMU's profile CPUs, and `rv64` (the generic CPU: RVA22's
@@ -110,7 +110,8 @@ fn the_riscv64_launcher_runs_under_qemu() {
     )
     .unwrap();
     // rv64 without the bit-manipulation extensions is RVA20: the launcher itself needs no more.
-    let out = run(&mut Qemu::new("rv64,zba=false,zbb=false,zbs=false").command_without_binfmt(&bare));
+    let out =
+        run(&mut Qemu::new("rv64,zba=false,zbb=false,zbs=false").command_without_binfmt(&bare));
     assert_eq!(out.status.code(), Some(122), "{}", stderr(&out));
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -207,13 +208,14 @@ fn every_model_runs_the_profile_the_oracle_chooses() {
                 assert_eq!(chosen.as_deref(), Some(expected), "{model}: {err}");
                 assert!(stdout(&out).contains("arg=x y\n"), "{model}");
                 assert!(
-                    err.lines().any(|l| l
-                        == format!("[mgo] launcher: CPU supports GORISCV64={expected}")),
+                    err.lines()
+                        .any(|l| l == format!("[mgo] launcher: CPU supports GORISCV64={expected}")),
                     "{model}: {err}"
                 );
                 assert!(
-                    err.lines().any(|l| l
-                        == format!("[mgo] launcher: starting variant GORISCV64={expected}")),
+                    err.lines()
+                        .any(|l| l
+                            == format!("[mgo] launcher: starting variant GORISCV64={expected}")),
                     "{model}: {err}"
                 );
             }
@@ -233,8 +235,16 @@ fn every_model_runs_the_profile_the_oracle_chooses() {
             oracle.unwrap_or("none"),
             chosen.as_deref().unwrap_or("none")
         ));
-        assert_eq!(chosen.as_deref(), Some(*expected), "{model}: {}", stderr(&out));
-        assert!(oracle.is_some_and(|o| level(o) > level(expected)), "{model}: {oracle:?}");
+        assert_eq!(
+            chosen.as_deref(),
+            Some(*expected),
+            "{model}: {}",
+            stderr(&out)
+        );
+        assert!(
+            oracle.is_some_and(|o| level(o) > level(expected)),
+            "{model}: {oracle:?}"
+        );
     }
     println!("model | oracle | chosen\n{table}");
 }
@@ -265,8 +275,10 @@ fn goriscv64_forces_a_profile_and_bad_values_are_refused() {
         );
         if !forced.is_empty() {
             assert!(
-                stderr(&out).lines().any(|l| l
-                    == format!("[mgo] launcher: GORISCV64={forced} set in the environment")),
+                stderr(&out)
+                    .lines()
+                    .any(|l| l
+                        == format!("[mgo] launcher: GORISCV64={forced} set in the environment")),
                 "{}",
                 stderr(&out)
             );
@@ -344,7 +356,11 @@ fn every_compression_mode_extracts_verifies_and_runs() {
         );
         extracts_every_probe(&path, &mode.to_string());
         let verification = mgo_pack::verify(&path).unwrap();
-        assert!(verification.is_ok(), "{mode}: {:?}", verification.first_error());
+        assert!(
+            verification.is_ok(),
+            "{mode}: {:?}",
+            verification.first_error()
+        );
         if can_exec("compressed riscv64 bundles run") {
             let qemu = Qemu::new("rva22u64");
             let out = run(qemu.command(&path).arg("x y"));
@@ -365,4 +381,51 @@ fn exit_statuses_and_signals_pass_through() {
     assert_eq!(out.status.code(), Some(42), "{}", stderr(&out));
     let out = run(qemu.command(&path).env("PROBE_SIGNAL", "TERM"));
     assert_eq!(out.status.signal(), Some(15), "{}", stderr(&out));
+}
+
+/// The direct path: the launcher maps the variant from the bundle (decodes it, when compressed)
+/// and jumps to it, or to its dynamic loader: no exec, so QEMU alone runs the whole launch.
+#[test]
+fn direct_launch_path_runs_static_and_dynamic_programs() {
+    for (what, builds) in [("static", probes()), ("dynamic", probes_dynamic())] {
+        for mode in [
+            Compression::None,
+            Compression::Zstd(19),
+            Compression::Gzip(9),
+        ] {
+            let options = BundleOptions::default()
+                .with_launch(Launch::Direct)
+                .with_compression(mode);
+            let path = bundle_with(
+                &format!("rv-direct-{what}-{}", mode.to_string().replace(':', "")),
+                builds,
+                &options,
+            );
+            for (model, expected) in [
+                ("rva23u64", "rva23u64"),
+                ("rva22u64", "rva22u64"),
+                ("sifive-u54", "rva20u64"),
+            ] {
+                let qemu = Qemu::new(model);
+                let out = run(qemu
+                    .command_without_binfmt(&path)
+                    .arg("x y")
+                    .env("MGODEBUG", "log")
+                    .env("PROBE_EXIT", "7"));
+                let err = stderr(&out);
+                assert_eq!(out.status.code(), Some(7), "{what} {mode} {model}: {err}");
+                assert!(
+                    err.lines()
+                        .any(|l| l == "[mgo] launcher: launch path direct"),
+                    "{what} {mode} {model}: {err}"
+                );
+                assert_eq!(reported_level(&out).as_deref(), Some(expected));
+                assert!(stdout(&out).contains("arg=x y\n"));
+            }
+            let out = run(Qemu::new("max")
+                .command_without_binfmt(&path)
+                .env("PROBE_SIGNAL", "TERM"));
+            assert_eq!(out.status.signal(), Some(15), "{what} {mode}");
+        }
+    }
 }
