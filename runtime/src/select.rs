@@ -188,4 +188,27 @@ mod tests {
         assert_eq!(A53.level(), codes(&["v8.0,crypto"])[0]);
         assert!(A76.fits(v8_2) && !A53.fits(v8_2));
     }
+
+    #[test]
+    fn riscv64_profiles_and_the_hwcap_caveat() {
+        use crate::cpu::riscv64::requirements;
+        let probed = |level| {
+            Riscv64Limit(Extensions {
+                bits: requirements(level).unwrap(),
+                hwcap_only: false,
+            })
+        };
+        let packed = [20, 22, 23];
+        assert_eq!(best_fit(packed.into_iter(), &probed(22)), Some(1));
+        assert_eq!(
+            best_fit(packed.into_iter(), &Riscv64Limit::forced(23)),
+            Some(2)
+        );
+        assert_eq!(best_fit([22, 23].into_iter(), &probed(20)), None);
+        assert_eq!(probed(23).caveat(), None);
+        let hwcap = Riscv64Limit(Extensions::from_hwcap(0x20_112d));
+        assert_eq!(hwcap.level(), 20);
+        assert!(hwcap.caveat().unwrap().contains("at most rva20u64"));
+        assert_eq!(Riscv64Limit::forced(21).level(), 0);
+    }
 }
