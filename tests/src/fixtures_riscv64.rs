@@ -187,3 +187,21 @@ fn find_in_path(tool: &str) -> Option<PathBuf> {
         .map(|dir| dir.join(tool))
         .find(|p| p.is_file())
 }
+
+/// `tests/fixtures/goprobe` for `GOARCH=riscv64` (static, CGO off). Go 1.19 knows no
+/// `GORISCV64`, so whatever the builder sets, this is an rva20u64 build that records no profile.
+pub fn go_probe_riscv64() -> &'static Path {
+    static CELL: OnceLock<PathBuf> = OnceLock::new();
+    CELL.get_or_init(|| {
+        let src = workspace_root().join("tests/fixtures/goprobe");
+        let build = crate::fixtures::go_build(["-trimpath", "-buildvcs=false", "."])
+            .current_dir(&src)
+            .levels([20]);
+        let outputs = crate::fixtures::build_cached(
+            "goprobe-riscv64",
+            &build,
+            &[src.join("main.go"), src.join("go.mod")],
+        );
+        outputs.into_iter().next().expect("one output")
+    })
+}

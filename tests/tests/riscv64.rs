@@ -12,9 +12,11 @@ use std::process::Output;
 
 use mgo_format::{Arch, Bundle};
 use mgo_pack::{BundleOptions, Compression, Launch};
-use mgo_tests::fixtures::go_probe;
+use mgo_tests::fixtures::{go_probe, parse_report};
 use mgo_tests::fixtures_arm64::c_probe_arm64;
-use mgo_tests::fixtures_riscv64::{probes, probes_dynamic, Qemu, RvBuild, PROFILES};
+use mgo_tests::fixtures_riscv64::{
+    go_probe_riscv64, probes, probes_dynamic, Qemu, RvBuild, PROFILES,
+};
 use mgo_tests::harness::{pack_with, scratch_dir, stderr, stdout, write_executable};
 
 /// Every model tested: named CPUs, QEMU's profile CPUs, and `rv64` (the generic CPU: RVA22's
@@ -427,5 +429,56 @@ fn direct_launch_path_runs_static_and_dynamic_programs() {
                 .env("PROBE_SIGNAL", "TERM"));
             assert_eq!(out.status.signal(), Some(15), "{what} {mode}");
         }
+    }
+}
+
+/// A real Go program: Go 1.19's riscv64 build (rva20u64 code that records no `GORISCV64`, so
+/// the packer needs its profile named) packed as rva20u64 and rva22u64, run on the memfd and
+/// the direct path.
+#[test]
+fn a_go_program_runs_on_both_paths() {
+    let go = go_probe_riscv64();
+    let declared = mgo_pack::declared_level(&std::fs::read(go).unwrap());
+    assert_eq!(declared.level, None, "Go 1.19 records no GORISCV64");
+    assert!(declared.to_string().contains("GORISCV64"), "{declared}");
+    assert!(matches!(
+        mgo_pack::Variant::read(go, None),
+        Err(mgo_pack::PackError::LevelUnknown { .. })
+    ));
+    let variants = [(level("rva20u64"), go), (level("rva22u64"), go)];
+    let direct = pack_with(
+        &scratch_dir("rv-go-direct").join("probe"),
+        &variants,
+        Launch::Direct,
+    );
+    let qemu = Qemu::new("rva22u64");
+    let out = run(qemu
+        .command_without_binfmt(&direct)
+        .arg("x y")
+        .env("MGODEBUG", "log")
+        .env("PROBE_EXIT", "42"));
+    assert_eq!(out.status.code(), Some(42), "{}", stderr(&out));
+    let report = parse_report(&stdout(&out));
+    assert_eq!(
+        report.get_str_array("argv").unwrap(),
+        [direct.to_str().unwrap(), "x y"]
+    );
+    assert!(stderr(&out)
+        .lines()
+        .any(|l| l == "[mgo] launcher: starting variant GORISCV64=rva22u64"));
+    let out = run(qemu
+        .command_without_binfmt(&direct)
+        .env("PROBE_SIGNAL", "TERM"));
+    assert_eq!(out.status.signal(), Some(15));
+    if can_exec("a Go program on the memfd path") {
+        let memfd = pack_with(
+            &scratch_dir("rv-go-memfd").join("probe"),
+            &variants,
+            Launch::Memfd,
+        );
+        let out = run(Qemu::new("sifive-u54").command(&memfd).arg("z"));
+        let report = parse_report(&stdout(&out));
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_eq!(report.get_str_array("argv").unwrap()[1], "z");
     }
 }
