@@ -28,6 +28,7 @@ fn main() {
     let cc = match arch.as_str() {
         "x86_64" => "gcc",
         "aarch64" => "aarch64-linux-gnu-gcc",
+        "riscv64" => "riscv64-linux-gnu-gcc",
         other => panic!("no C compiler known for the {other} launcher"),
     };
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
@@ -99,6 +100,17 @@ fn common_flags(arch: &str, src: &Path, mapped: &str, opt: &str) -> Vec<String> 
                 "-march=armv8-a",
                 "-mbranch-protection=none",
                 "-mno-outline-atomics",
+            ]
+            .map(String::from),
+        ),
+        // RV64GC, as the Rust side; medany so that the code, linked above 4 GiB, reaches its
+        // data PC-relative; no linker relaxation against gp, which the launcher never sets.
+        "riscv64" => flags.extend(
+            [
+                "-march=rv64gc",
+                "-mabi=lp64d",
+                "-mcmodel=medany",
+                "-mno-relax",
             ]
             .map(String::from),
         ),

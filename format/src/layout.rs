@@ -17,6 +17,7 @@ const MAX_VARIANTS: u16 = 256;
 pub enum Arch {
     X86_64,
     Aarch64,
+    Riscv64,
 }
 
 impl Arch {
@@ -24,6 +25,7 @@ impl Arch {
         match machine {
             elf::EM_X86_64 => Some(Arch::X86_64),
             elf::EM_AARCH64 => Some(Arch::Aarch64),
+            elf::EM_RISCV => Some(Arch::Riscv64),
             _ => None,
         }
     }
@@ -32,6 +34,7 @@ impl Arch {
         match self {
             Arch::X86_64 => elf::EM_X86_64,
             Arch::Aarch64 => elf::EM_AARCH64,
+            Arch::Riscv64 => elf::EM_RISCV,
         }
     }
 
@@ -39,6 +42,7 @@ impl Arch {
         match self {
             Arch::X86_64 => "x86_64",
             Arch::Aarch64 => "aarch64",
+            Arch::Riscv64 => "riscv64",
         }
     }
 
@@ -48,13 +52,16 @@ impl Arch {
         match self {
             Arch::X86_64 => 0x1000,
             Arch::Aarch64 => 0x10000,
+            // riscv64 Linux has only 4 KiB base pages.
+            Arch::Riscv64 => 0x1000,
         }
     }
 
     /// Virtual address at which the kernel maps the payload region: 48 MiB above the launcher
     /// (linked at 0x1000000000), both clear of where programs usually live (0x400000, PIE bases,
     /// Go's heap hints from 0xc000000000, the mmap area) and below 2^39 so that 39-bit arm64
-    /// kernels map them too. Close to the launcher on purpose: qemu-user reserves the whole span
+    /// kernels map them too (and riscv64's Sv39, whose user half is 2^38 = 256 GiB: the payload
+    /// region ends far below it, 0x1003000000 being 64 GiB). Close to the launcher on purpose: qemu-user reserves the whole span
     /// between an executable's lowest and highest segment (64 GiB cost it 400 MB per start). Not
     /// 0x1001000000: a single flipped bit of that `p_vaddr` (bit 24) lands on the launcher's own text,
     /// and the kernel would map the payload over it and kill the process before the launcher runs;

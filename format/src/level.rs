@@ -9,6 +9,10 @@
 //! LSE bit, and its name always says `,lse`, as Go's own spelling of the setting does. Codes of
 //! the two architectures never collide (1..4 against 0x8_0000 and above), and a larger arm64 code
 //! is a preferred one: higher version first, then `lse`, then `crypto` (docs/ARCHITECTURES.md, "arm64").
+//!
+//! riscv64: `GORISCV64=rva20u64`, `rva22u64`, `rva23u64` (Go 1.23; rva23u64 from Go 1.25) as the
+//! profile's year, 20, 22 or 23, the number Go's own `internal/buildcfg` keeps for it. The
+//! profiles are totally ordered, each including the ones before it (docs/ARCHITECTURES.md, "riscv64").
 
 use crate::Arch;
 
@@ -21,6 +25,30 @@ pub const AARCH64_LSE: u32 = 2;
 pub const AARCH64_CRYPTO: u32 = 1;
 /// The longest arm64 level name, `v9.5,lse,crypto`.
 pub const AARCH64_NAME_MAX: usize = 15;
+
+/// The riscv64 level codes, in order: each profile includes the ones before it.
+pub const RISCV64_LEVELS: [u32; 3] = [20, 22, 23];
+
+/// `"rva20u64"`.. for a riscv64 level code, `"rva?"` for anything else.
+pub const fn riscv64_name(level: u32) -> &'static str {
+    match level {
+        20 => "rva20u64",
+        22 => "rva22u64",
+        23 => "rva23u64",
+        _ => "rva?",
+    }
+}
+
+/// Parses `rva20u64`, `rva22u64`, `rva23u64` as `GORISCV64` spells them. Go's newer
+/// `,extension` suffixes are not levels mgo-pack knows, so they are refused.
+pub fn parse_riscv64(text: &[u8]) -> Option<u32> {
+    match text {
+        b"rva20u64" => Some(20),
+        b"rva22u64" => Some(22),
+        b"rva23u64" => Some(23),
+        _ => None,
+    }
+}
 
 /// `"v1"`..`"v4"` for an x86-64 level code, `"v?"` for anything else.
 pub const fn x86_64_name(level: u32) -> &'static str {
@@ -191,6 +219,7 @@ pub fn name(arch: Arch, level: u32) -> LevelName {
             let len = write_aarch64_name(level, &mut bytes) as u8;
             LevelName::Formatted { bytes, len }
         }
+        Arch::Riscv64 => LevelName::Static(riscv64_name(level)),
     }
 }
 
@@ -199,6 +228,7 @@ pub fn parse(arch: Arch, text: &[u8]) -> Option<u32> {
     match arch {
         Arch::X86_64 => parse_x86_64(text),
         Arch::Aarch64 => parse_aarch64(text),
+        Arch::Riscv64 => parse_riscv64(text),
     }
 }
 
@@ -207,6 +237,7 @@ pub fn is_valid(arch: Arch, level: u32) -> bool {
     match arch {
         Arch::X86_64 => (X86_64_MIN..=X86_64_MAX).contains(&level),
         Arch::Aarch64 => Aarch64Level::from_code(level).is_some(),
+        Arch::Riscv64 => RISCV64_LEVELS.contains(&level),
     }
 }
 
@@ -216,6 +247,7 @@ pub const fn variable(arch: Arch) -> &'static str {
     match arch {
         Arch::X86_64 => "GOAMD64",
         Arch::Aarch64 => "GOARM64",
+        Arch::Riscv64 => "GORISCV64",
     }
 }
 
@@ -350,5 +382,30 @@ mod tests {
         assert_eq!(parse(Arch::Aarch64, b"v4"), None);
         assert_eq!(variable(Arch::Aarch64), "GOARM64");
         assert!(is_valid(Arch::X86_64, 1) && !is_valid(Arch::X86_64, 5));
+    }
+
+    #[test]
+    fn riscv64_levels_round_trip_and_strangers_are_refused() {
+        for code in RISCV64_LEVELS {
+            let text = name(Arch::Riscv64, code);
+            assert_eq!(parse(Arch::Riscv64, text.as_bytes()), Some(code));
+            assert!(is_valid(Arch::Riscv64, code));
+        }
+        for bad in [
+            &b"rva21u64"[..],
+            b"RVA20U64",
+            b"rva22u64,zacas",
+            b"rva23s64",
+            b"rv64gc",
+            b"",
+            b"v1",
+        ] {
+            assert_eq!(parse_riscv64(bad), None, "{:?}", core::str::from_utf8(bad));
+        }
+        for code in [0, 1, 4, 21, 24, 0x8_0000] {
+            assert!(!is_valid(Arch::Riscv64, code), "{code}");
+        }
+        assert_eq!(variable(Arch::Riscv64), "GORISCV64");
+        assert_eq!(riscv64_name(21), "rva?");
     }
 }

@@ -181,6 +181,8 @@ static X86_64_ZSTD: &[u8] = include_bytes!("../../runtime/image/x86_64-zstd.elf"
 static X86_64_GZIP: &[u8] = include_bytes!("../../runtime/image/x86_64-gzip.elf");
 static AARCH64_ZSTD: &[u8] = include_bytes!("../../runtime/image/aarch64-zstd.elf");
 static AARCH64_GZIP: &[u8] = include_bytes!("../../runtime/image/aarch64-gzip.elf");
+static RISCV64_ZSTD: &[u8] = include_bytes!("../../runtime/image/riscv64-zstd.elf");
+static RISCV64_GZIP: &[u8] = include_bytes!("../../runtime/image/riscv64-gzip.elf");
 
 /// The launcher image a bundle with `compression` needs: the plain one carries no decoder (the
 /// smallest, 20 KiB), each codec image carries one (docs/COMPRESSION.md lists their sizes).
@@ -191,6 +193,8 @@ pub(crate) fn runtime_image(arch: Arch, compression: Compression) -> Option<&'st
         (Arch::X86_64, Some(Codec::Gzip)) => Some(X86_64_GZIP),
         (Arch::Aarch64, Some(Codec::Zstd)) => Some(AARCH64_ZSTD),
         (Arch::Aarch64, Some(Codec::Gzip)) => Some(AARCH64_GZIP),
+        (Arch::Riscv64, Some(Codec::Zstd)) => Some(RISCV64_ZSTD),
+        (Arch::Riscv64, Some(Codec::Gzip)) => Some(RISCV64_GZIP),
     }
 }
 

@@ -15,7 +15,7 @@
 
 use std::fmt;
 
-use goblin::elf::header::{EM_AARCH64, EM_X86_64};
+use goblin::elf::header::{EM_AARCH64, EM_RISCV, EM_X86_64};
 use goblin::elf::program_header::{PT_LOAD, PT_NOTE};
 use goblin::elf::Elf;
 
@@ -156,6 +156,7 @@ fn go_build_info(elf: &Elf, program: &[u8], machine: u16) -> Option<Declared> {
     let variable = match machine {
         EM_X86_64 => "GOAMD64",
         EM_AARCH64 => "GOARM64",
+        EM_RISCV => "GORISCV64",
         _ => return None,
     };
     let by_section = elf
@@ -219,6 +220,7 @@ fn parse_setting(machine: u16, value: &[u8]) -> Option<u32> {
     match machine {
         EM_X86_64 => mgo_format::level::parse_x86_64(value),
         EM_AARCH64 => mgo_format::level::parse_aarch64(value),
+        EM_RISCV => mgo_format::level::parse_riscv64(value),
         _ => None,
     }
 }
@@ -359,6 +361,9 @@ mod tests {
         assert_eq!(parse_setting(EM_AARCH64, b"v3"), None);
         assert_eq!(default_level(EM_X86_64), Some(1));
         assert_eq!(default_level(EM_AARCH64), None);
+        assert_eq!(parse_setting(EM_RISCV, b"rva22u64"), Some(22));
+        assert_eq!(parse_setting(EM_RISCV, b"v8.2,lse"), None);
+        assert_eq!(default_level(EM_RISCV), None);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use goblin::elf::header::{EM_AARCH64, EM_X86_64, ET_CORE, ET_DYN, ET_EXEC, ET_REL};
+use goblin::elf::header::{EM_AARCH64, EM_RISCV, EM_X86_64, ET_CORE, ET_DYN, ET_EXEC, ET_REL};
 use goblin::elf::program_header::PT_INTERP;
 use mgo_format::Arch;
 
@@ -189,6 +189,7 @@ fn check_executable(path: &Path, bytes: &[u8]) -> Result<Arch, PackError> {
     let arch = match elf.header.e_machine {
         EM_X86_64 => Some(Arch::X86_64),
         EM_AARCH64 => Some(Arch::Aarch64),
+        EM_RISCV => Some(Arch::Riscv64),
         _ => None,
     };
     let Some(arch) = arch.filter(|_| elf.is_64 && elf.little_endian) else {
@@ -267,6 +268,7 @@ pub fn parse_level(text: &str) -> Result<u32, PackError> {
     let bytes = text.as_bytes();
     mgo_format::level::parse_x86_64(bytes)
         .or_else(|| mgo_format::level::parse_aarch64(bytes))
+        .or_else(|| mgo_format::level::parse_riscv64(bytes))
         .ok_or_else(|| PackError::BadLevel(text.to_string()))
 }
 
@@ -294,10 +296,13 @@ pub fn level_name(level: u32) -> &'static str {
         }
         names
     });
-    names
-        .iter()
-        .find(|&&(code, _)| code == level)
-        .map_or_else(|| mgo_format::level::x86_64_name(level), |&(_, n)| n)
+    names.iter().find(|&&(code, _)| code == level).map_or_else(
+        || match mgo_format::level::riscv64_name(level) {
+            "rva?" => mgo_format::level::x86_64_name(level),
+            riscv => riscv,
+        },
+        |&(_, n)| n,
+    )
 }
 
 /// `x86-64` or `arm64`, as messages name an architecture.
@@ -305,6 +310,7 @@ pub(crate) fn arch_name(arch: Arch) -> &'static str {
     match arch {
         Arch::X86_64 => "x86-64",
         Arch::Aarch64 => "arm64",
+        Arch::Riscv64 => "riscv64",
     }
 }
 

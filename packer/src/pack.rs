@@ -86,13 +86,12 @@ impl Input {
     }
 }
 
-/// `v7=x` is a mistyped level, not a file called `v7=x`; so is `v8.1,lse=x` (arm64's spelling).
-/// A path such as `./v3=x` or `build/v3=x` stays a path.
+/// `v7=x` is a mistyped level, not a file called `v7=x`; so is `v8.1,lse=x` (arm64's spelling)
+/// and `rva21u64=x` (riscv64's). A path such as `./v3=x` or `build/v3=x` stays a path.
 fn looks_like_level(text: &[u8]) -> bool {
-    text.first() == Some(&b'v')
-        && text.get(1).is_some_and(u8::is_ascii_digit)
-        && text.len() <= 16
-        && !text.contains(&b'/')
+    let versioned = text.first() == Some(&b'v') && text.get(1).is_some_and(u8::is_ascii_digit);
+    let profile = text.starts_with(b"rva") && text.get(3).is_some_and(u8::is_ascii_digit);
+    (versioned || profile) && text.len() <= 16 && !text.contains(&b'/')
 }
 
 /// Settings that change how a pack is done.
@@ -453,6 +452,19 @@ mod tests {
         assert_eq!(
             Input::parse_args(&["vendor=x"]).unwrap()[0].path,
             Path::new("vendor=x")
+        );
+        // riscv64's profiles, and a mistyped one.
+        assert_eq!(
+            Input::parse_args(&["rva22u64=x"]).unwrap()[0].level,
+            LevelSpec::Given(22)
+        );
+        assert!(matches!(
+            Input::parse_args(&["rva21u64=x"]),
+            Err(PackError::BadLevel(_))
+        ));
+        assert_eq!(
+            Input::parse_args(&["rvalue=x"]).unwrap()[0].path,
+            Path::new("rvalue=x")
         );
         // A path that merely contains `=` is a path.
         assert_eq!(

@@ -1,6 +1,7 @@
 //! Which packed variant runs for a given CPU level.
 
 use crate::cpu::aarch64::{self, Hwcaps};
+use crate::cpu::riscv64::{self, Extensions};
 
 /// Index of the highest level not above `cap`; the first of equal levels wins. `None` when every
 /// packed level is above `cap`.
@@ -17,6 +18,10 @@ pub trait Limit: Sized {
     fn fits(&self, level: u32) -> bool;
     /// The most preferred level that fits, which messages name as the CPU's level (0: none).
     fn level(&self) -> u32;
+    /// What `MGODEBUG=log` should add to the CPU's level: why it may be lower than the CPU's.
+    fn caveat(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// x86-64: the highest level that may run. Levels are totally ordered: each includes the ones
@@ -58,6 +63,36 @@ impl Limit for Aarch64Limit {
 
     fn level(&self) -> u32 {
         aarch64::best_level(self.0)
+    }
+}
+
+/// riscv64: the extensions a variant may require. The profiles are totally ordered, but a CPU
+/// is known by its extensions, so a level fits when it requires nothing the CPU lacks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Riscv64Limit(pub Extensions);
+
+impl Limit for Riscv64Limit {
+    /// As if the CPU had just what `level` requires: exactly the profiles up to `level`.
+    fn forced(level: u32) -> Self {
+        Riscv64Limit(Extensions {
+            bits: riscv64::requirements(level).unwrap_or(0),
+            hwcap_only: false,
+        })
+    }
+
+    fn fits(&self, level: u32) -> bool {
+        riscv64::satisfies(self.0, level)
+    }
+
+    fn level(&self) -> u32 {
+        riscv64::best_level(self.0)
+    }
+
+    fn caveat(&self) -> Option<&'static str> {
+        self.0.hwcap_only.then_some(
+            " (no riscv_hwprobe system call: AT_HWCAP cannot show Zba, Zbb or Zbs, so at most \
+             rva20u64)",
+        )
     }
 }
 
@@ -152,5 +187,28 @@ mod tests {
         assert_eq!(Aarch64Limit::forced(v8_2).level(), v8_2);
         assert_eq!(A53.level(), codes(&["v8.0,crypto"])[0]);
         assert!(A76.fits(v8_2) && !A53.fits(v8_2));
+    }
+
+    #[test]
+    fn riscv64_profiles_and_the_hwcap_caveat() {
+        use crate::cpu::riscv64::requirements;
+        let probed = |level| {
+            Riscv64Limit(Extensions {
+                bits: requirements(level).unwrap(),
+                hwcap_only: false,
+            })
+        };
+        let packed = [20, 22, 23];
+        assert_eq!(best_fit(packed.into_iter(), &probed(22)), Some(1));
+        assert_eq!(
+            best_fit(packed.into_iter(), &Riscv64Limit::forced(23)),
+            Some(2)
+        );
+        assert_eq!(best_fit([22, 23].into_iter(), &probed(20)), None);
+        assert_eq!(probed(23).caveat(), None);
+        let hwcap = Riscv64Limit(Extensions::from_hwcap(0x20_112d));
+        assert_eq!(hwcap.level(), 20);
+        assert!(hwcap.caveat().unwrap().contains("at most rva20u64"));
+        assert_eq!(Riscv64Limit::forced(21).level(), 0);
     }
 }

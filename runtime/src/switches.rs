@@ -161,6 +161,22 @@ mod tests {
     }
 
     #[test]
+    fn riscv64_reads_goriscv64_only() {
+        let parse_rv =
+            |env: &[&str]| Switches::from_env_for(Arch::Riscv64, env.iter().map(|s| s.as_bytes()));
+        let s = parse_rv(&["GOAMD64=v3", "GOARM64=v8.1", "GORISCV64=rva22u64"]).unwrap();
+        assert_eq!(s.forced_level, Some(22));
+        assert_eq!(parse_rv(&["GORISCV64="]).unwrap().forced_level, None);
+        for bad in [
+            "GORISCV64=rva21u64",
+            "GORISCV64=rva23u64,zacas",
+            "GORISCV64=v1",
+        ] {
+            assert_eq!(parse_rv(&[bad]), Err(BadOverride), "{bad}");
+        }
+    }
+
+    #[test]
     fn refuses_unknown_level() {
         assert_eq!(parse(&["GOAMD64=v5"]), Err(BadOverride));
         assert_eq!(parse(&["GOAMD64=3"]), Err(BadOverride));

@@ -5,5 +5,6 @@ pub mod checks;
 pub mod fidelity;
 pub mod fixtures;
 pub mod fixtures_arm64;
+pub mod fixtures_riscv64;
 pub mod harness;
 pub mod hostile;

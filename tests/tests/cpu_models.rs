@@ -270,12 +270,13 @@ struct Row {
     memfd: Option<Ran>,
 }
 
-/// `qemu-x86_64 -cpu help`'s model names.
+/// `qemu-x86_64 -cpu help`'s model names: QEMU 7.2 prints `x86 NAME ...` lines, later QEMU an
+/// `Available CPUs:` heading and indented `NAME ...` lines.
 fn listed_models(qemu: &Path) -> Vec<String> {
     let out = command(qemu).args(["-cpu", "help"]).output().unwrap();
     stdout(&out)
         .lines()
-        .filter_map(|line| line.strip_prefix("x86 "))
+        .filter_map(|line| line.strip_prefix("x86 ").or_else(|| line.strip_prefix(' ')))
         .filter_map(|rest| rest.split_whitespace().next())
         .map(str::to_string)
         .collect()

@@ -30,6 +30,8 @@ fn every_listed_package_is_installed() {
     for needed in [
         "gcc-aarch64-linux-gnu",
         "libc6-dev-arm64-cross",
+        "gcc-riscv64-linux-gnu",
+        "libc6-dev-riscv64-cross",
         "golang-go",
         "qemu-user",
         "cmake",

@@ -66,6 +66,32 @@ const IMAGES: &[Image] = &[
             "-Clink-arg=-zcommon-page-size=65536",
         ],
     },
+    Image {
+        arch: "riscv64",
+        // rustup serves no standard library for riscv64gc-unknown-linux-musl with this toolchain;
+        // the launcher uses no C library either way, and rust-lld links it without one.
+        target: "riscv64gc-unknown-linux-gnu",
+        linker_script: "runtime/link/riscv64.ld",
+        rustflags: &[
+            // RV64GC (rva20u64), the target's baseline, so that the launcher runs on every CPU it
+            // may be asked to judge.
+            "-Ctarget-cpu=generic-rv64",
+            // The medany code model (the target's default) addresses everything PC-relative, so
+            // static code works at the launcher's address above 4 GiB.
+            "-Crelocation-model=static",
+            "-Clinker=rust-lld",
+            "-Clinker-flavor=ld.lld",
+            "-Clink-self-contained=no",
+            "-Clink-arg=-static",
+            "-Clink-arg=--build-id=none",
+            "-Clink-arg=-znorelro",
+            // Linker relaxation rewrites instruction sequences after layout; off, the image
+            // depends on the code alone.
+            "-Clink-arg=--no-relax",
+            "-Clink-arg=-zmax-page-size=4096",
+            "-Clink-arg=-zcommon-page-size=4096",
+        ],
+    },
 ];
 
 /// The decoder sets: each architecture's plain launcher (stored variants only) and, where listed,
@@ -84,19 +110,19 @@ const CODECS: &[Codec] = &[
     Codec {
         suffix: "",
         features: "launcher",
-        arches: &["x86_64", "aarch64"],
+        arches: &["x86_64", "aarch64", "riscv64"],
         sources: &[],
     },
     Codec {
         suffix: "-zstd",
         features: "launcher,zstd",
-        arches: &["x86_64", "aarch64"],
+        arches: &["x86_64", "aarch64", "riscv64"],
         sources: &[("MGO_ZSTD_SRC", "zstd-sys", "zstd/lib")],
     },
     Codec {
         suffix: "-gzip",
         features: "launcher,deflate",
-        arches: &["x86_64", "aarch64"],
+        arches: &["x86_64", "aarch64", "riscv64"],
         sources: &[("MGO_LIBDEFLATE_SRC", "libdeflate-sys", "libdeflate")],
     },
 ];

@@ -366,9 +366,24 @@ pub fn gcc_march(level: u32) -> String {
         let crypto = if a.crypto { "+crypto" } else { "+nocrypto" };
         return format!("{version}{lse}{crypto}");
     }
+    if let Some(march) = riscv64_march(level) {
+        return march.to_string();
+    }
     match level {
         1 => "x86-64".to_string(),
         n => format!("x86-64-v{n}"),
+    }
+}
+
+/// gcc's `-march` for a riscv64 profile: the extensions Go assumes of it (docs/ARCHITECTURES.md,
+/// "riscv64") that gcc 12, Debian 12's, knows: not Zfa and Zicond, so an rva23u64 build uses
+/// fewer extensions than the profile allows, never more.
+fn riscv64_march(level: u32) -> Option<&'static str> {
+    match level {
+        20 => Some("rv64gc"),
+        22 => Some("rv64gc_zba_zbb_zbs"),
+        23 => Some("rv64gcv_zba_zbb_zbs"),
+        _ => None,
     }
 }
 
@@ -401,6 +416,13 @@ pub fn rustc_flag(level: u32) -> String {
             features.push("+neon");
         }
         return format!("-Ctarget-feature={}", features.join(","));
+    }
+    // riscv64: the extensions Go assumes of each profile, all known to rustc.
+    match level {
+        20 => return "-Ctarget-cpu=generic-rv64".to_string(),
+        22 => return "-Ctarget-feature=+zba,+zbb,+zbs".to_string(),
+        23 => return "-Ctarget-feature=+zba,+zbb,+zbs,+v,+zfa,+zicond".to_string(),
+        _ => {}
     }
     format!("-Ctarget-cpu={}", gcc_march(level))
 }
@@ -448,6 +470,18 @@ mod tests {
 
     fn code(name: &str) -> u32 {
         crate::parse_level(name).unwrap()
+    }
+
+    #[test]
+    fn riscv64_march_and_rustc_flags() {
+        assert_eq!(gcc_march(code("rva20u64")), "rv64gc");
+        assert_eq!(gcc_march(code("rva22u64")), "rv64gc_zba_zbb_zbs");
+        assert_eq!(gcc_march(code("rva23u64")), "rv64gcv_zba_zbb_zbs");
+        assert_eq!(rustc_flag(code("rva20u64")), "-Ctarget-cpu=generic-rv64");
+        assert_eq!(
+            rustc_flag(code("rva22u64")),
+            "-Ctarget-feature=+zba,+zbb,+zbs"
+        );
     }
 
     #[test]

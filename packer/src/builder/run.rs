@@ -152,9 +152,13 @@ fn job(build: &LevelBuild, level: u32, out: &Path) -> Job {
         Recipe::Go { args } => {
             let mut cmd = Command::new("go");
             cmd.arg("build").arg("-o").arg(out).args(args);
-            let variable = if arm64 { "GOARM64" } else { "GOAMD64" };
-            cmd.env(variable, name)
-                .env("GOARCH", if arm64 { "arm64" } else { "amd64" });
+            let riscv64 = mgo_format::level::is_valid(mgo_format::Arch::Riscv64, level);
+            let (variable, goarch) = match (arm64, riscv64) {
+                (true, _) => ("GOARM64", "arm64"),
+                (_, true) => ("GORISCV64", "riscv64"),
+                _ => ("GOAMD64", "amd64"),
+            };
+            cmd.env(variable, name).env("GOARCH", goarch);
             (cmd, format!("{variable}={name}"))
         }
         Recipe::Cargo(cargo) => {

@@ -18,6 +18,16 @@ pub const PIE_RANDOM_BITS: u32 = 18;
 #[cfg(target_arch = "aarch64")]
 pub const BRK_RANGE: u64 = 0x4000_0000;
 
+// riscv64 (Linux `arch/riscv`): ELF_ET_DYN_BASE is two thirds of the default mmap window
+// (2^47 with Sv48 and above, 2^38 with Sv39; the lower one, so that the base fits every
+// kernel), mmap_rnd_bits 18 by default, and the generic 1 GiB heap range of 64-bit kernels.
+#[cfg(target_arch = "riscv64")]
+pub const ELF_ET_DYN_BASE: u64 = (1 << 38) / 3 * 2;
+#[cfg(target_arch = "riscv64")]
+pub const PIE_RANDOM_BITS: u32 = 18;
+#[cfg(target_arch = "riscv64")]
+pub const BRK_RANGE: u64 = 0x4000_0000;
+
 /// A random number from the kernel, or `None` where none can be had (a sandbox refusing
 /// `getrandom`): then nothing is moved at random, as with randomisation off.
 pub fn random() -> Option<u64> {

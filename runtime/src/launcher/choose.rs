@@ -16,6 +16,8 @@ pub struct Choice {
     pub switches: Switches,
     /// The CPU's level (or the forced one), for the log.
     pub limit: u32,
+    /// Why the CPU's level may be below what it can run (riscv64 without `riscv_hwprobe`).
+    pub caveat: Option<&'static str>,
 }
 
 /// Why no variant can be chosen.
@@ -58,6 +60,7 @@ pub fn variant(start: &StartInfo, bundle: &Bundle<'_>) -> Result<Choice, Unchose
         entry,
         switches,
         limit: limit.level(),
+        caveat: limit.caveat(),
     })
 }
 
@@ -76,8 +79,12 @@ impl Choice {
                 match NATIVE {
                     Arch::X86_64 => why.str("CPU supports x86-64-"),
                     Arch::Aarch64 => why.str("CPU supports GOARM64="),
+                    Arch::Riscv64 => why.str("CPU supports GORISCV64="),
                 };
                 why.push(level_name(self.limit).as_bytes());
+                if let Some(caveat) = self.caveat {
+                    why.str(caveat);
+                }
             }
         });
         report::log(|line| {

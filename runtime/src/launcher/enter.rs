@@ -202,6 +202,35 @@ core::arch::global_asm!(
     ".popsection",
 );
 
+// riscv64: munmap is 215 (the generic table); a0, which the psABI gives a program as the
+// function to register with atexit, is cleared with every other argument register, ra and fp.
+#[cfg(target_arch = "riscv64")]
+core::arch::global_asm!(
+    ".pushsection .rodata.mgo_trampoline, \"a\"",
+    ".globl mgo_trampoline_start",
+    ".globl mgo_trampoline_end",
+    ".balign 4",
+    "mgo_trampoline_start:",
+    "li a7, 215",
+    "ecall",
+    "mv a0, a2",
+    "mv a1, a3",
+    "li a7, 215",
+    "ecall",
+    "mv sp, a4",
+    "li a0, 0",
+    "li a1, 0",
+    "li a2, 0",
+    "li a3, 0",
+    "li a4, 0",
+    "li a7, 0",
+    "li ra, 0",
+    "li fp, 0",
+    "jr a5",
+    "mgo_trampoline_end:",
+    ".popsection",
+);
+
 /// Makes freshly written instructions visible to instruction fetch: nothing to do on x86-64.
 #[cfg(target_arch = "x86_64")]
 unsafe fn sync_instructions(_: *mut u8, _: usize) {}
@@ -230,5 +259,24 @@ unsafe fn sync_instructions(at: *mut u8, len: usize) {
             line += LINE;
         }
         core::arch::asm!("dsb ish", "isb");
+    }
+}
+
+/// Asks the kernel to make the copied code visible to instruction fetch on every hart
+/// (`riscv_flush_icache`, flags 0): a local `fence.i` would not cover a thread that moves to
+/// another hart before it jumps.
+///
+/// # Safety
+/// `at..at + len` is mapped memory.
+#[cfg(target_arch = "riscv64")]
+unsafe fn sync_instructions(at: *mut u8, len: usize) {
+    const RISCV_FLUSH_ICACHE: usize = 259;
+    // SAFETY: the system call only orders instruction fetch after earlier stores; it returns in
+    // a0 and preserves every other register. Its result is not needed: it cannot fail for a
+    // mapped range and flags 0.
+    unsafe {
+        core::arch::asm!("ecall", in("a7") RISCV_FLUSH_ICACHE,
+            inlateout("a0") at as usize => _, in("a1") at as usize + len, in("a2") 0usize,
+            options(nostack));
     }
 }

@@ -243,6 +243,7 @@ impl Failure {
                         "GOARM64 must be v8.0 to v8.9 or v9.0 to v9.5, optionally followed by \
                          ,lse and ,crypto (or unset)"
                     }
+                    Arch::Riscv64 => "GORISCV64 must be rva20u64, rva22u64 or rva23u64 (or unset)",
                 });
             }
             Failure::Unchosen(Unchosen::NoVariant { lowest, cpu }) => no_variant(line, lowest, cpu),
@@ -296,6 +297,17 @@ fn no_variant(line: &mut Line, lowest: u32, cpu: u32) {
                 .push(level_name(lowest).as_bytes())
                 .str(" or better, but this CPU supports GOARM64=")
                 .push(level_name(cpu).as_bytes());
+        }
+        Arch::Riscv64 => {
+            line.str("this program needs a riscv64 CPU with GORISCV64=")
+                .str(level::riscv64_name(lowest))
+                .str(" or better, but ");
+            match cpu {
+                0 => line.str("this CPU has none of the RVA profiles"),
+                _ => line
+                    .str("this CPU supports GORISCV64=")
+                    .str(level::riscv64_name(cpu)),
+            };
         }
     }
 }

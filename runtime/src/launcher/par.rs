@@ -191,7 +191,11 @@ extern "C" fn helper_main(arg: *mut c_void) {
     helper.done.store(true, Ordering::Release);
 }
 
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[cfg(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    target_arch = "riscv64"
+))]
 fn spawn(stack_top: *mut u8, helper: &Helper<'_>) -> bool {
     const CLONE_VM: usize = 0x100;
     const CLONE_FS: usize = 0x200;
@@ -222,12 +226,20 @@ fn spawn(stack_top: *mut u8, helper: &Helper<'_>) -> bool {
     ret > 0
 }
 
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+#[cfg(not(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    target_arch = "riscv64"
+)))]
 fn spawn(_stack_top: *mut u8, _helper: &Helper<'_>) -> bool {
     false
 }
 
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[cfg(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    target_arch = "riscv64"
+))]
 extern "C" {
     /// `clone(flags, stack, NULL, child_tid, 0)`; the child calls `func(arg)` on the new stack
     /// and exits its thread. Returns the child's tid, or a negative errno, in the parent.
@@ -301,6 +313,41 @@ core::arch::global_asm!(
     "mov x8, #93",
     "svc #0",
     "brk #0",
+    "2:",
+    "ret",
+    ".size mgo_clone, . - mgo_clone",
+    ".popsection",
+);
+
+// The same on riscv64: clone is system call 220 with arm64's argument order; the child starts
+// on the new stack with a0 = 0, and `exit` is 93.
+#[cfg(target_arch = "riscv64")]
+core::arch::global_asm!(
+    ".pushsection .text.mgo_clone,\"ax\",@progbits",
+    ".globl mgo_clone",
+    ".hidden mgo_clone",
+    ".type mgo_clone,@function",
+    "mgo_clone:",
+    "andi a1, a1, -16",
+    "addi a1, a1, -16",
+    "sd a3, 0(a1)",
+    "sd a4, 8(a1)",
+    "mv a4, a2",
+    "li a2, 0",
+    "li a3, 0",
+    "li a7, 220",
+    "ecall",
+    "bnez a0, 2f",
+    "li fp, 0",
+    "li ra, 0",
+    "ld a5, 0(sp)",
+    "ld a0, 8(sp)",
+    "addi sp, sp, 16",
+    "jalr a5",
+    "li a0, 0",
+    "li a7, 93",
+    "ecall",
+    "unimp",
     "2:",
     "ret",
     ".size mgo_clone, . - mgo_clone",

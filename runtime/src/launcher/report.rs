@@ -17,6 +17,7 @@ pub fn level_name(level: u32) -> LevelName {
 pub const SETTING: &str = match NATIVE {
     Arch::X86_64 => "GOAMD64=",
     Arch::Aarch64 => "GOARM64=",
+    Arch::Riscv64 => "GORISCV64=",
 };
 
 /// `EACCES`, or `errno N` for a value without a name.

@@ -30,6 +30,21 @@ core::arch::global_asm!(
     entry = sym crate::entry,
 );
 
+// riscv64: `ra` cleared so that nothing returns past the entry, `fp` (s0) cleared as the end of
+// the frame chain.
+#[cfg(target_arch = "riscv64")]
+core::arch::global_asm!(
+    ".globl _start",
+    "_start:",
+    "li fp, 0",
+    "li ra, 0",
+    "mv a0, sp",
+    "andi sp, sp, -16",
+    "call {entry}",
+    "unimp",
+    entry = sym crate::entry,
+);
+
 pub const AT_NULL: usize = 0;
 pub const AT_PAGESZ: usize = 6;
 pub const AT_SECURE: usize = 23;

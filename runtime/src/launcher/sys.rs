@@ -43,6 +43,24 @@ mod nr {
     pub const SETITIMER: usize = 103;
 }
 
+// riscv64 uses the generic system call table, as arm64 does.
+#[cfg(target_arch = "riscv64")]
+mod nr {
+    pub const EXECVE: usize = 221;
+    pub const EXIT_GROUP: usize = 94;
+    pub const EXECVEAT: usize = 281;
+    pub const RT_SIGACTION: usize = 134;
+    pub const BRK: usize = 214;
+    pub const PRCTL: usize = 167;
+    pub const GETRANDOM: usize = 278;
+    pub const PERSONALITY: usize = 92;
+    pub const CLOCK_GETTIME: usize = 113;
+    pub const TIMER_CREATE: usize = 107;
+    pub const TIMER_SETTIME: usize = 110;
+    pub const TIMER_DELETE: usize = 111;
+    pub const SETITIMER: usize = 103;
+}
+
 pub const AT_EMPTY_PATH: usize = 0x1000;
 
 /// # Safety
@@ -72,6 +90,19 @@ unsafe fn syscall5(nr: usize, a: usize, b: usize, c: usize, d: usize, e: usize) 
     ret
 }
 
+/// # Safety
+/// The arguments must be valid for system call `nr`.
+#[cfg(target_arch = "riscv64")]
+unsafe fn syscall5(nr: usize, a: usize, b: usize, c: usize, d: usize, e: usize) -> isize {
+    let ret: isize;
+    // SAFETY: the kernel returns in a0 and preserves every other register.
+    unsafe {
+        core::arch::asm!("ecall", in("a7") nr, inlateout("a0") a as isize => ret, in("a1") b,
+            in("a2") c, in("a3") d, in("a4") e, options(nostack));
+    }
+    ret
+}
+
 pub fn exit(code: i32) -> ! {
     // SAFETY: exit_group takes a status and never returns.
     unsafe {
@@ -92,6 +123,8 @@ pub fn trap() -> ! {
         core::arch::asm!("ud2", options(noreturn));
         #[cfg(target_arch = "aarch64")]
         core::arch::asm!("udf #0", options(noreturn));
+        #[cfg(target_arch = "riscv64")]
+        core::arch::asm!("unimp", options(noreturn));
     }
 }
 
@@ -148,7 +181,9 @@ fn result(ret: isize) -> Result<usize, Errno> {
     }
 }
 
-/// The kernel's `struct sigaction` for `rt_sigaction` (the same layout on both architectures).
+/// The kernel's `struct sigaction` for `rt_sigaction` (the same layout on x86-64 and arm64;
+/// riscv64's has no `restorer`, so there the kernel reads the mask from `restorer`, 0 as well,
+/// and writes the old mask there).
 #[repr(C)]
 struct KernelSigaction {
     handler: usize,

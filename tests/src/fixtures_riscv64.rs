@@ -1,0 +1,207 @@
+//! riscv64 programs for the end-to-end tests, and a way to run them on this x86-64 host.
+//!
+//! Go 1.19 cannot build `GORISCV64` profiles, so the probe is C: `tests/fixtures/rvprobe.c`,
+//! built with Debian's cross gcc 12 once per profile, with that profile's `-march` and told
+//! which it is (`-DPROBE_LEVEL`). Each build first executes instructions of every extension its
+//! profile needs (see the source), so it dies of SIGILL on a CPU without one: running each build
+//! directly under a QEMU model is the oracle for that model.
+//!
+//! Running bundles: `qemu-riscv64 -cpu MODEL` runs the launcher; its exec of the chosen variant
+//! goes to the host kernel, which hands riscv64 executables back to QEMU through a private
+//! binfmt_misc (flags `P` and `O`), as `fixtures_arm64` does for arm64.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use crate::fixtures::target_dir;
+use crate::fixtures::workspace_root;
+
+/// The emulator (Debian package `qemu-user`, from bookworm-backports: QEMU 8.2 added
+/// `riscv_hwprobe`).
+pub const QEMU: &str = "qemu-riscv64";
+/// Debian's cross compiler (package `gcc-riscv64-linux-gnu`).
+pub const CROSS_CC: &str = "riscv64-linux-gnu-gcc";
+/// Where Debian's riscv64 C library lives, for dynamically linked programs.
+pub const SYSROOT: &str = "/usr/riscv64-linux-gnu";
+
+/// The profiles, with the `-march` gcc 12 takes for what each needs (Zfa and Zicond, which it
+/// does not know, are used through raw encodings in the probe).
+pub const PROFILES: &[(&str, &str)] = &[
+    ("rva20u64", "rv64gc"),
+    ("rva22u64", "rv64gc_zba_zbb_zbs"),
+    ("rva23u64", "rv64gcv_zba_zbb_zbs"),
+];
+
+/// A built probe: its profile and path.
+#[derive(Clone, Debug)]
+pub struct RvBuild {
+    pub level: &'static str,
+    pub path: PathBuf,
+}
+
+fn build(name: &str, extra: &[&str]) -> Vec<RvBuild> {
+    let dir = target_dir().join("fixtures-riscv64");
+    std::fs::create_dir_all(&dir).expect("creating the fixture directory");
+    let source = workspace_root().join("tests/fixtures/rvprobe.c");
+    PROFILES
+        .iter()
+        .map(|&(level, march)| {
+            let out = dir.join(format!("{name}-{level}"));
+            let status = Command::new(CROSS_CC)
+                .args(["-O2", &format!("-march={march}"), "-mabi=lp64d"])
+                .arg(format!("-DPROBE_LEVEL={}", &level[3..5]))
+                .args(extra)
+                .arg("-o")
+                .arg(&out)
+                .arg(&source)
+                .status()
+                .unwrap_or_else(|e| panic!("running {CROSS_CC}: {e}"));
+            assert!(status.success(), "{CROSS_CC} failed for {level}");
+            RvBuild { level, path: out }
+        })
+        .collect()
+}
+
+/// The probe, static, one build per profile.
+pub fn probes() -> &'static [RvBuild] {
+    static CELL: OnceLock<Vec<RvBuild>> = OnceLock::new();
+    CELL.get_or_init(|| build("rvprobe-static", &["-static"]))
+}
+
+/// The probe, dynamically linked against Debian's riscv64 C library.
+pub fn probes_dynamic() -> &'static [RvBuild] {
+    static CELL: OnceLock<Vec<RvBuild>> = OnceLock::new();
+    CELL.get_or_init(|| build("rvprobe-dynamic", &[]))
+}
+
+/// Registers QEMU for riscv64 ELF executables (`EM_RISCV`, `ET_EXEC` or `ET_DYN`) in the
+/// namespace's own binfmt_misc, then runs the command given after the script.
+const SANDBOX_SCRIPT: &str = r#"set -e
+mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+printf ':mgo-riscv64:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xf3\x00:\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff:%s:PO' "$QEMU_PATH" >/proc/sys/fs/binfmt_misc/register
+unset QEMU_PATH
+exec "$@"
+"#;
+
+/// `qemu-riscv64 -cpu MODEL`, in a sandbox that can exec riscv64 programs or without one.
+#[derive(Clone, Debug)]
+pub struct Qemu {
+    model: String,
+}
+
+impl Qemu {
+    pub fn new(model: &str) -> Qemu {
+        Qemu {
+            model: model.to_string(),
+        }
+    }
+
+    /// Why riscv64 bundles cannot run here, if they cannot: no QEMU, a QEMU without
+    /// `riscv_hwprobe`, or no private binfmt_misc (user namespaces and Linux 6.7 are needed).
+    pub fn unavailable() -> Option<&'static str> {
+        static CELL: OnceLock<Option<String>> = OnceLock::new();
+        CELL.get_or_init(|| {
+            if find_in_path(QEMU).is_none() {
+                return Some(format!(
+                    "{QEMU} is not installed (Debian package qemu-user)"
+                ));
+            }
+            let probe = &probes()[0].path;
+            let out = Command::new("unshare")
+                .args(["--user", "--map-root-user", "--mount", "sh", "-c"])
+                .arg(SANDBOX_SCRIPT)
+                .arg("sh")
+                .arg(probe)
+                .env("QEMU_PATH", qemu_path())
+                .env("QEMU_CPU", "max")
+                .output();
+            match out {
+                Ok(out) if out.status.success() => None,
+                Ok(out) => Some(format!(
+                    "cannot register {QEMU} in a private binfmt_misc (user namespaces and Linux \
+                     6.7 or later are needed): {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )),
+                Err(e) => Some(format!("cannot run unshare (util-linux): {e}")),
+            }
+        })
+        .as_deref()
+    }
+
+    /// `qemu-riscv64 -cpu MODEL PROGRAM` in the sandbox, with a clean environment holding only
+    /// `PATH`, `QEMU_CPU` and `QEMU_LD_PREFIX` (for dynamically linked programs).
+    pub fn command(&self, program: &Path) -> Command {
+        let mut cmd = Command::new("unshare");
+        cmd.args(["--user", "--map-root-user", "--mount", "sh", "-c"])
+            .arg(SANDBOX_SCRIPT)
+            .arg("sh")
+            .arg(qemu_path())
+            .args(["-cpu", &self.model])
+            .arg(program)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("QEMU_PATH", qemu_path())
+            .env("QEMU_CPU", &self.model)
+            .env("QEMU_LD_PREFIX", SYSROOT)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// `qemu-riscv64 -cpu MODEL PROGRAM` without the sandbox: anything the program execs fails.
+    pub fn command_without_binfmt(&self, program: &Path) -> Command {
+        let mut cmd = Command::new(QEMU);
+        cmd.args(["-cpu", &self.model])
+            .arg(program)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("QEMU_LD_PREFIX", SYSROOT)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Whether `program` exits 0 on this model (a probe dies by SIGILL when it does not).
+    pub fn runs(&self, program: &Path) -> bool {
+        self.command_without_binfmt(program)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+
+    /// The oracle: the highest profile whose build starts on this model, if any does.
+    pub fn oracle(&self, builds: &[RvBuild]) -> Option<&'static str> {
+        builds
+            .iter()
+            .filter(|b| self.runs(&b.path))
+            .map(|b| b.level)
+            .next_back()
+    }
+}
+
+fn qemu_path() -> PathBuf {
+    find_in_path(QEMU).unwrap_or_else(|| PathBuf::from(QEMU))
+}
+
+fn find_in_path(tool: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(tool))
+        .find(|p| p.is_file())
+}
+
+/// `tests/fixtures/goprobe` for `GOARCH=riscv64` (static, CGO off). Go 1.19 knows no
+/// `GORISCV64`, so whatever the builder sets, this is an rva20u64 build that records no profile.
+pub fn go_probe_riscv64() -> &'static Path {
+    static CELL: OnceLock<PathBuf> = OnceLock::new();
+    CELL.get_or_init(|| {
+        let src = workspace_root().join("tests/fixtures/goprobe");
+        let build = crate::fixtures::go_build(["-trimpath", "-buildvcs=false", "."])
+            .current_dir(&src)
+            .levels([20]);
+        let outputs = crate::fixtures::build_cached(
+            "goprobe-riscv64",
+            &build,
+            &[src.join("main.go"), src.join("go.mod")],
+        );
+        outputs.into_iter().next().expect("one output")
+    })
+}
