@@ -12,7 +12,7 @@
 //! program header (`strip` and `objcopy` move the region in the file; the header and index
 //! hashes check what it maps).
 
-use crate::elf::{u64_at, Elf, ProgramHeader, EHDR_LEN, PHDR_LEN, PT_LOAD};
+use crate::elf::{Elf, ProgramHeader, PHDR_MAX, PT_LOAD};
 use crate::{Arch, ContentHasher, FormatError};
 
 /// Hashes the launcher's segments: for each program header in `phdrs` that is a launcher
@@ -23,21 +23,24 @@ pub fn launcher_hash<'a>(
     phdrs: impl Iterator<Item = ProgramHeader> + Clone,
     mut bytes_of: impl FnMut(&ProgramHeader) -> Option<&'a [u8]>,
 ) -> Option<u64> {
+    let class = arch.class();
+    let phdr_len = class.phdr_len();
     let payload = phdrs.clone().position(|ph| arch.is_payload_segment(&ph));
     let mut hasher = ContentHasher::new();
     for ph in phdrs.filter(|ph| ph.p_type == PT_LOAD && !arch.is_payload_segment(ph)) {
         let bytes = bytes_of(&ph)?;
-        if ph.p_offset != 0 || bytes.len() < EHDR_LEN {
+        if ph.p_offset != 0 || bytes.len() < class.ehdr_len() {
             hasher.update(bytes);
             continue;
         }
         // The segment that starts the file: the ELF header and (where it holds them) the program
-        // headers, with what tools rewrite masked.
-        let phoff = usize::try_from(u64_at(bytes, 32)).ok()?;
+        // headers, with what tools rewrite masked: the section table's offset (`e_shoff`) and
+        // shape (`e_shentsize`, `e_shnum`, `e_shstrndx`), and the payload's program header.
+        let phoff = usize::try_from(class.word_at(bytes, class.phoff_field().start)).ok()?;
         let masked = [
-            Some(SECTION_TABLE_OFFSET),
-            Some(SECTION_TABLE_SHAPE),
-            payload.map(|i| phoff + i * PHDR_LEN..phoff + (i + 1) * PHDR_LEN),
+            Some(class.shoff_field()),
+            Some(class.section_shape_field()),
+            payload.map(|i| phoff + i * phdr_len..phoff + (i + 1) * phdr_len),
         ];
         let mut at = 0;
         for range in masked.into_iter().flatten() {
@@ -63,12 +66,8 @@ pub fn launcher_hash_in_phdr(payload: &ProgramHeader) -> Option<u64> {
     (payload.p_paddr != 0 && payload.p_paddr != payload.p_vaddr).then_some(payload.p_paddr)
 }
 
-/// `e_shoff` in an ELF64 header.
-const SECTION_TABLE_OFFSET: core::ops::Range<usize> = 40..48;
-/// `e_shentsize`, `e_shnum` and `e_shstrndx`.
-const SECTION_TABLE_SHAPE: core::ops::Range<usize> = 58..64;
 /// Stands in for masked bytes (a program header is the longest).
-const ZEROS: [u8; PHDR_LEN] = [0; PHDR_LEN];
+const ZEROS: [u8; PHDR_MAX] = [0; PHDR_MAX];
 
 /// [`launcher_hash`] of a bundle (or runtime image) file.
 pub fn launcher_hash_of_file(file: &[u8]) -> Result<u64, FormatError> {
@@ -84,6 +83,7 @@ pub fn launcher_hash_of_file(file: &[u8]) -> Result<u64, FormatError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::elf::PHDR_LEN;
 
     /// A launcher-like file: an ELF header, three program headers (text from offset 0, data,
     /// payload), and bytes.
@@ -136,5 +136,70 @@ mod tests {
         for at in [40, 60, 64 + 2 * PHDR_LEN + 8, 505] {
             assert!(!changed(at), "byte {at}");
         }
+    }
+
+    /// The same launcher-like file as ELF32 for 32-bit ARM: 52-byte header, 32-byte program
+    /// headers, the section table's fields where ELF32 keeps them.
+    fn image32() -> [u8; 512] {
+        use crate::elf::Class;
+        let class = Class::Elf32;
+        let mut f = [0u8; 512];
+        f[..4].copy_from_slice(b"\x7fELF");
+        f[4] = 1;
+        f[5] = 1;
+        f[18..20].copy_from_slice(&40u16.to_le_bytes());
+        f[28..32].copy_from_slice(&52u32.to_le_bytes());
+        f[42..44].copy_from_slice(&32u16.to_le_bytes());
+        f[44..46].copy_from_slice(&3u16.to_le_bytes());
+        let phdrs = [
+            (PT_LOAD, 5, 0, 0x100_0000, 400),
+            (PT_LOAD, 6, 400, 0x100_1190, 100),
+            (PT_LOAD, 4, 500, Arch::Arm.payload_vaddr(), 12),
+        ];
+        for (i, (t, flags, offset, vaddr, size)) in phdrs.into_iter().enumerate() {
+            let ph = ProgramHeader {
+                p_type: t,
+                p_flags: flags,
+                p_offset: offset,
+                p_vaddr: vaddr,
+                p_paddr: vaddr,
+                p_filesz: size,
+                p_memsz: size,
+                p_align: 0x1000,
+            };
+            ph.write(class, &mut f[52 + i * 32..52 + (i + 1) * 32]);
+        }
+        for (i, b) in f[148..].iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        f
+    }
+
+    #[test]
+    fn elf32_headers_read_back_and_hash_like_elf64() {
+        let f = image32();
+        let elf = Elf::parse(&f).unwrap();
+        assert_eq!(elf.class, crate::elf::Class::Elf32);
+        assert_eq!(elf.phnum(), 3);
+        assert_eq!(elf.phdr(1).p_vaddr, 0x100_1190);
+        assert_eq!(elf.phdr(1).p_flags, 6);
+        assert!(Arch::Arm.is_payload_segment(&elf.phdr(2)));
+        let base = launcher_hash_of_file(&f).unwrap();
+        let changed = |at: usize| {
+            let mut f = image32();
+            f[at] ^= 1;
+            launcher_hash_of_file(&f).unwrap() != base
+        };
+        // Code, data, the ELF header's other fields, the launcher's own program headers.
+        for at in [300, 450, 16, 24, 52 + 8, 52 + 32 + 24] {
+            assert!(changed(at), "byte {at}");
+        }
+        // e_shoff (32..36), e_shnum (48), the payload program header, the payload's bytes.
+        for at in [32, 35, 48, 52 + 2 * 32 + 4, 505] {
+            assert!(!changed(at), "byte {at}");
+        }
+        // The copy of the hash a 32-bit p_paddr holds.
+        assert_eq!(Arch::Arm.hash_in_phdr(u64::MAX), 0xffff_ffff);
+        assert_eq!(Arch::Aarch64.hash_in_phdr(u64::MAX), u64::MAX);
     }
 }

@@ -35,7 +35,8 @@ pub enum PackError {
     #[error(
         "`{}` is not a level: use v1, v2, v3 or v4 for x86-64 (as in `v3=./app.v3`), or v8.0 to \
          v8.9 or v9.0 to v9.5 with optional `,lse` and `,crypto` for arm64 (as in \
-         `v8.1,lse=./app.arm64`), or rva20u64, rva22u64 or rva23u64 for riscv64",
+         `v8.1,lse=./app.arm64`), or rva20u64, rva22u64 or rva23u64 for riscv64, or 5, 6 or 7 \
+         for 32-bit ARM (GOARM)",
         escaped(.0)
     )]
     BadLevel(String),
@@ -77,6 +78,12 @@ pub enum PackError {
          pack fewer variants, or compress them"
     )]
     BundleTooLarge { len: u64, max_gib: u64 },
+    /// `--launch direct` for an architecture whose launcher has no direct path.
+    #[error(
+        "--launch direct is not available for {arch} programs (the launcher's in-place loader \
+         handles 64-bit programs only): use --launch memfd (the default) or --launch cache"
+    )]
+    DirectUnsupported { arch: &'static str },
     /// An existing output that is not a regular file: replacing it (a device node, a FIFO) is
     /// never what was meant.
     #[error(

@@ -87,11 +87,14 @@ impl Input {
 }
 
 /// `v7=x` is a mistyped level, not a file called `v7=x`; so is `v8.1,lse=x` (arm64's spelling)
-/// and `rva21u64=x` (riscv64's). A path such as `./v3=x` or `build/v3=x` stays a path.
+/// and `rva21u64=x` (riscv64's), and `8=x` (32-bit ARM's `GOARM`, a bare digit, with Go 1.22's
+/// `,softfloat` or not). A path such as `./v3=x` or `build/v3=x` stays a path.
 fn looks_like_level(text: &[u8]) -> bool {
     let versioned = text.first() == Some(&b'v') && text.get(1).is_some_and(u8::is_ascii_digit);
     let profile = text.starts_with(b"rva") && text.get(3).is_some_and(u8::is_ascii_digit);
-    (versioned || profile) && text.len() <= 16 && !text.contains(&b'/')
+    let goarm =
+        text.first().is_some_and(u8::is_ascii_digit) && text.get(1).is_none_or(|&b| b == b',');
+    (versioned || profile || goarm) && text.len() <= 16 && !text.contains(&b'/')
 }
 
 /// Settings that change how a pack is done.
@@ -465,6 +468,21 @@ mod tests {
         assert_eq!(
             Input::parse_args(&["rvalue=x"]).unwrap()[0].path,
             Path::new("rvalue=x")
+        );
+        // 32-bit ARM's GOARM levels, and mistyped ones.
+        assert_eq!(
+            Input::parse_args(&["7=x"]).unwrap()[0].level,
+            LevelSpec::Given(7)
+        );
+        for bad in ["8=x", "7,softfloat=x"] {
+            assert!(
+                matches!(Input::parse_args(&[bad]), Err(PackError::BadLevel(_))),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            Input::parse_args(&["2024=x"]).unwrap()[0].path,
+            Path::new("2024=x")
         );
         // A path that merely contains `=` is a path.
         assert_eq!(

@@ -153,9 +153,11 @@ fn job(build: &LevelBuild, level: u32, out: &Path) -> Job {
             let mut cmd = Command::new("go");
             cmd.arg("build").arg("-o").arg(out).args(args);
             let riscv64 = mgo_format::level::is_valid(mgo_format::Arch::Riscv64, level);
-            let (variable, goarch) = match (arm64, riscv64) {
-                (true, _) => ("GOARM64", "arm64"),
-                (_, true) => ("GORISCV64", "riscv64"),
+            let arm = mgo_format::level::is_valid(mgo_format::Arch::Arm, level);
+            let (variable, goarch) = match (arm64, riscv64, arm) {
+                (true, _, _) => ("GOARM64", "arm64"),
+                (_, true, _) => ("GORISCV64", "riscv64"),
+                (_, _, true) => ("GOARM", "arm"),
                 _ => ("GOAMD64", "amd64"),
             };
             cmd.env(variable, name).env("GOARCH", goarch);

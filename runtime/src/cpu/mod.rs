@@ -6,6 +6,7 @@
 //! auxiliary vector and passes in, so all of `aarch64` is pure and built on every host.
 
 pub mod aarch64;
+pub mod arm;
 pub mod riscv64;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_64;
@@ -17,18 +18,22 @@ use mgo_format::Arch;
 
 #[cfg(target_arch = "aarch64")]
 use crate::select::Aarch64Limit;
+#[cfg(target_arch = "arm")]
+use crate::select::ArmLimit;
 #[cfg(target_arch = "riscv64")]
 use crate::select::Riscv64Limit;
 #[cfg(target_arch = "x86_64")]
 use crate::select::X86_64Limit;
 
 /// The architecture this code runs on, whose bundles the launcher reads.
-#[cfg(not(any(target_arch = "aarch64", target_arch = "riscv64")))]
+#[cfg(not(any(target_arch = "aarch64", target_arch = "riscv64", target_arch = "arm")))]
 pub const NATIVE: Arch = Arch::X86_64;
 #[cfg(target_arch = "aarch64")]
 pub const NATIVE: Arch = Arch::Aarch64;
 #[cfg(target_arch = "riscv64")]
 pub const NATIVE: Arch = Arch::Riscv64;
+#[cfg(target_arch = "arm")]
+pub const NATIVE: Arch = Arch::Arm;
 
 /// What this CPU can run. `aux` looks up an entry of the auxiliary vector (arm64 reads its
 /// `AT_HWCAP` words there; x86-64 asks CPUID instead).
@@ -77,4 +82,29 @@ fn hwprobe() -> Option<(Option<u64>, Option<u64>)> {
     }
     let value = |(key, value): (i64, u64)| (key != -1).then_some(value);
     Some((value(pairs[0]), value(pairs[1])))
+}
+
+/// What this CPU can run: `AT_HWCAP`'s floating-point bits and the architecture version
+/// `AT_PLATFORM` names (see `arm`).
+#[cfg(target_arch = "arm")]
+pub fn detect(aux: impl Fn(usize) -> Option<usize>) -> ArmLimit {
+    const AT_PLATFORM: usize = 15;
+    const AT_HWCAP: usize = 16;
+    /// `elf_platform` is a handful of bytes; anything longer is not one.
+    const PLATFORM_MAX: usize = 16;
+    let platform = aux(AT_PLATFORM).filter(|&p| p != 0).map(|p| {
+        let at = p as *const u8;
+        let mut len = 0;
+        // SAFETY: the kernel points AT_PLATFORM at a NUL-terminated string it copied onto the
+        // initial stack, which lives as long as the process; the loop stops at the NUL (or after
+        // PLATFORM_MAX bytes), so every byte read and the slice lie inside that string.
+        unsafe {
+            while len < PLATFORM_MAX && *at.add(len) != 0 {
+                len += 1;
+            }
+            core::slice::from_raw_parts(at, len)
+        }
+    });
+    let hwcap = aux(AT_HWCAP).unwrap_or(0) as u32;
+    ArmLimit(arm::best_level(arm::Cpu::from_auxv(hwcap, platform)))
 }

@@ -260,6 +260,103 @@ mod imp {
     }
 }
 
+#[cfg(target_arch = "arm")]
+mod imp {
+    // Byte loops in assembly (so that the optimiser cannot turn them back into calls): ARMv5
+    // faults or rotates on unaligned word accesses, and the launcher copies little outside the
+    // decoders, which bring their own copies.
+
+    #[no_mangle]
+    unsafe extern "C" fn memcpy(dest: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+        // SAFETY: the caller guarantees non-overlapping valid ranges of n bytes.
+        unsafe { copy_forward(dest, src, n) };
+        dest
+    }
+
+    #[no_mangle]
+    unsafe extern "C" fn memmove(dest: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+        // SAFETY: the caller guarantees valid ranges of n bytes. Forward is safe when dest does
+        // not start inside src, backward otherwise.
+        unsafe {
+            if (dest as usize).wrapping_sub(src as usize) >= n {
+                copy_forward(dest, src, n);
+            } else {
+                copy_backward(dest, src, n);
+            }
+        }
+        dest
+    }
+
+    /// # Safety
+    /// Valid ranges of n bytes; `dest` does not start inside `src`.
+    unsafe fn copy_forward(dest: *mut u8, src: *const u8, n: usize) {
+        // SAFETY: as the caller promises; the loop touches exactly [src, src + n) and
+        // [dest, dest + n).
+        unsafe {
+            core::arch::asm!(
+                "2:",
+                "cmp {n}, #0",
+                "beq 3f",
+                "ldrb {a}, [{s}], #1",
+                "strb {a}, [{d}], #1",
+                "sub {n}, {n}, #1",
+                "b 2b",
+                "3:",
+                d = inout(reg) dest => _,
+                s = inout(reg) src => _,
+                n = inout(reg) n => _,
+                a = out(reg) _,
+                options(nostack),
+            );
+        }
+    }
+
+    /// # Safety
+    /// Valid ranges of n bytes.
+    unsafe fn copy_backward(dest: *mut u8, src: *const u8, n: usize) {
+        // SAFETY: as the caller promises; from the ends down, the loop touches exactly
+        // [src, src + n) and [dest, dest + n).
+        unsafe {
+            core::arch::asm!(
+                "2:",
+                "cmp {n}, #0",
+                "beq 3f",
+                "ldrb {a}, [{s}, #-1]!",
+                "strb {a}, [{d}, #-1]!",
+                "sub {n}, {n}, #1",
+                "b 2b",
+                "3:",
+                d = inout(reg) dest.add(n) => _,
+                s = inout(reg) src.add(n) => _,
+                n = inout(reg) n => _,
+                a = out(reg) _,
+                options(nostack),
+            );
+        }
+    }
+
+    #[no_mangle]
+    unsafe extern "C" fn memset(dest: *mut u8, c: i32, n: usize) -> *mut u8 {
+        // SAFETY: the caller guarantees a valid range of n bytes, which is all the loop writes.
+        unsafe {
+            core::arch::asm!(
+                "2:",
+                "cmp {n}, #0",
+                "beq 3f",
+                "strb {v}, [{d}], #1",
+                "sub {n}, {n}, #1",
+                "b 2b",
+                "3:",
+                d = inout(reg) dest => _,
+                n = inout(reg) n => _,
+                v = in(reg) c,
+                options(nostack),
+            );
+        }
+        dest
+    }
+}
+
 #[no_mangle]
 unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
     // SAFETY: the caller guarantees valid ranges of n bytes.

@@ -1,0 +1,403 @@
+//! End-to-end on 32-bit ARM: a real Go program built by Go 1.19 for `GOARM=5`, `6` and `7`,
+//! packed with the ARMv5 launcher and run under `qemu-arm -cpu MODEL`. The expectation under
+//! each model is the oracle: the highest build that really starts there when run directly, Go's
+//! own verdict (see mgo_tests::fixtures_arm).
+//!
+//! Tests that need to exec a 32-bit ARM program from the launcher print `SKIPPED: reason` and
+//! check nothing more when this host cannot (no QEMU, no private binfmt_misc).
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use mgo_format::{Arch, Bundle};
+use mgo_pack::{BundleOptions, Compression, Launch};
+use mgo_tests::fixtures::go_probe;
+use mgo_tests::fixtures_arm::{probes, ArmBuild, Qemu, LEVELS};
+use mgo_tests::harness::{pack_with, scratch_dir, stderr, stdout, write_executable};
+
+/// Every model tested: QEMU's ARMv5, ARMv6 and ARMv7 (and `max`, ARMv8 in AArch32) CPUs, and
+/// models with one feature taken away where QEMU allows it.
+const MODELS: &[&str] = &[
+    "arm926",
+    "arm946",
+    "arm1026",
+    "arm1136-r2",
+    "arm1136",
+    "arm1176",
+    "arm11mpcore",
+    "cortex-a7",
+    "cortex-a8",
+    "cortex-a9",
+    "cortex-a15",
+    "max",
+    "arm1176,vfp=false",
+    "cortex-a15,vfp=false",
+    "cortex-a9,neon=false",
+    "cortex-a8,vfp-d32=false",
+];
+
+fn level(name: &str) -> u32 {
+    mgo_pack::parse_level(name).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn can_exec(test: &str) -> bool {
+    match Qemu::unavailable() {
+        None => true,
+        Some(why) => {
+            println!("SKIPPED: {test}: {why}");
+            false
+        }
+    }
+}
+
+fn run(cmd: &mut std::process::Command) -> Output {
+    cmd.output().expect("spawning")
+}
+
+/// The level the probe's output names (`level=6`).
+fn reported_level(out: &Output) -> Option<String> {
+    stdout(out)
+        .lines()
+        .find_map(|l| l.strip_prefix("level="))
+        .map(str::to_string)
+}
+
+fn variants(builds: &[ArmBuild]) -> Vec<(u32, &Path)> {
+    builds
+        .iter()
+        .map(|b| (level(b.level), b.path.as_path()))
+        .collect()
+}
+
+fn bundle(name: &str, builds: &[ArmBuild], launch: Launch) -> PathBuf {
+    pack_with(
+        &scratch_dir(name).join("armprobe"),
+        &variants(builds),
+        launch,
+    )
+}
+
+fn bundle_with(name: &str, builds: &[ArmBuild], options: &BundleOptions) -> PathBuf {
+    let variants: Vec<mgo_pack::Variant> = builds
+        .iter()
+        .map(|b| mgo_pack::Variant::read(&b.path, None).unwrap())
+        .collect();
+    let bytes = mgo_pack::build_bundle_with(&variants, options).expect("packing");
+    let path = scratch_dir(name).join("armprobe");
+    write_executable(&path, &bytes).unwrap();
+    path
+}
+
+#[test]
+fn the_arm_launcher_runs_on_an_armv5_without_vfp() {
+    let bare = scratch_dir("arm-bare").join("bare");
+    write_executable(&bare, mgo_pack::runtime_image::for_arch(Arch::Arm).unwrap()).unwrap();
+    let bytes = std::fs::read(&bare).unwrap();
+    assert_eq!(bytes[4], 1, "ELFCLASS32");
+    assert_eq!(u16::from_le_bytes([bytes[18], bytes[19]]), 40, "EM_ARM");
+    // ARM926EJ-S without its optional VFP: the lowest level packed, and the launcher's own.
+    for model in ["arm926,vfp=false", "arm926"] {
+        let out = run(&mut Qemu::new(model).command_without_binfmt(&bare));
+        assert_eq!(out.status.code(), Some(122), "{model}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with("mgo: this bundle is damaged"), "{err}");
+    }
+}
+
+#[test]
+fn go_build_info_gives_the_levels_and_bundles_inspect_verify_extract() {
+    for build in probes() {
+        let declared = mgo_pack::declared_level(&std::fs::read(&build.path).unwrap());
+        assert_eq!(declared.level, Some(level(build.level)), "{declared}");
+        assert!(declared.to_string().contains("GOARM"), "{declared}");
+    }
+    // The levels come from the files: given in any order, unnamed.
+    let path = bundle_with("arm-layout", probes(), &BundleOptions::default());
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(bytes[4], 1, "ELFCLASS32");
+    assert_eq!(u16::from_le_bytes([bytes[18], bytes[19]]), 40, "e_machine");
+    let parsed = Bundle::parse_file(&bytes).unwrap();
+    assert_eq!(parsed.arch, Arch::Arm);
+    assert_eq!(parsed.len(), LEVELS.len());
+    let info = mgo_pack::inspect(&path).unwrap();
+    assert_eq!(info.arch, Arch::Arm);
+    let names: Vec<&str> = info
+        .variants
+        .iter()
+        .map(|v| mgo_pack::level_name(v.level))
+        .collect();
+    assert_eq!(names, LEVELS);
+    let verification = mgo_pack::verify(&path).unwrap();
+    assert!(verification.is_ok(), "{:?}", verification.first_error());
+    for build in probes() {
+        assert!(
+            mgo_pack::extract(&path, level(build.level)).unwrap()
+                == std::fs::read(&build.path).unwrap(),
+            "{}",
+            build.level
+        );
+    }
+    // A damaged launcher byte is caught by verify (the ELF32 launcher hash covers it).
+    let mut damaged = bytes.clone();
+    damaged[0x200] ^= 1;
+    let damaged_path = scratch_dir("arm-layout-damaged").join("armprobe");
+    write_executable(&damaged_path, &damaged).unwrap();
+    let verification = mgo_pack::verify(&damaged_path).unwrap();
+    assert!(!verification.is_ok());
+}
+
+#[test]
+fn levels_parse_as_go_spells_them_and_foreign_ones_are_refused() {
+    for name in LEVELS {
+        assert_eq!(mgo_pack::level_name(level(name)), name);
+    }
+    for bad in ["4", "8", "v7", "7,softfloat", "armv7"] {
+        assert!(mgo_pack::parse_level(bad).is_err(), "{bad}");
+    }
+    let arm = &probes()[0].path;
+    let x86 = &go_probe()[0];
+    let variants = [
+        mgo_pack::Variant::read(arm, None).unwrap(),
+        mgo_pack::Variant::read(x86, Some(level("v1"))).unwrap(),
+    ];
+    let err = mgo_pack::build_bundle(&variants).unwrap_err();
+    assert!(
+        matches!(err, mgo_pack::PackError::MixedArch { .. }),
+        "{err}"
+    );
+    for (path, wrong) in [(arm, "v3"), (arm, "rva22u64"), (x86, "7")] {
+        let err = mgo_pack::Variant::read(path, Some(level(wrong))).unwrap_err();
+        assert!(
+            matches!(err, mgo_pack::PackError::LevelNotForArch { .. }),
+            "{wrong}: {err}"
+        );
+    }
+    // A level contradicting the build information is refused.
+    let err = mgo_pack::Variant::read(arm, Some(level("7"))).unwrap_err();
+    assert!(err.to_string().contains("GOARM"), "{err}");
+}
+
+/// The table: under every model, the level the bundle runs is the oracle's, the program runs,
+/// and `MGODEBUG=log` names the CPU's level and the variant.
+#[test]
+fn every_model_runs_the_level_the_oracle_chooses() {
+    if !can_exec("every_model_runs_the_level_the_oracle_chooses") {
+        return;
+    }
+    let path = bundle("arm-models", probes(), Launch::Memfd);
+    let mut table = String::new();
+    let mut failures = Vec::new();
+    for model in MODELS {
+        let qemu = Qemu::new(model);
+        let oracle = qemu.oracle(probes());
+        let out = run(qemu.command(&path).arg("x y").env("MGODEBUG", "log"));
+        let chosen = reported_level(&out);
+        table.push_str(&format!(
+            "| {model} | {} | {} |\n",
+            oracle.unwrap_or("none"),
+            chosen.as_deref().unwrap_or("none")
+        ));
+        let err = stderr(&out);
+        let Some(expected) = oracle else {
+            failures.push(format!("{model}: not even GOARM=5 starts"));
+            continue;
+        };
+        let right = out.status.code() == Some(0)
+            && chosen.as_deref() == Some(expected)
+            && stdout(&out).contains("arg=x y\n")
+            && err
+                .lines()
+                .any(|l| l == format!("[mgo] launcher: CPU supports GOARM={expected}"))
+            && err
+                .lines()
+                .any(|l| l == format!("[mgo] launcher: starting variant GOARM={expected}"));
+        if !right {
+            failures.push(format!(
+                "{model}: oracle {expected}, chosen {chosen:?}: {err}"
+            ));
+        }
+    }
+    println!("model | oracle | chosen\n{table}");
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[test]
+fn goarm_forces_a_level_and_bad_values_are_refused() {
+    if !can_exec("goarm_forces_a_level") {
+        return;
+    }
+    let path = bundle("arm-force", probes(), Launch::Memfd);
+    let qemu = Qemu::new("cortex-a15");
+    for (forced, expected) in [("5", "5"), ("6", "6"), ("7", "7"), ("", "7")] {
+        let out = run(qemu
+            .command(&path)
+            .env("GOARM", forced)
+            .env("MGODEBUG", "log"));
+        assert_eq!(
+            reported_level(&out).as_deref(),
+            Some(expected),
+            "GOARM={forced}: {}",
+            stderr(&out)
+        );
+        if !forced.is_empty() {
+            assert!(
+                stderr(&out)
+                    .lines()
+                    .any(|l| l == format!("[mgo] launcher: GOARM={forced} set in the environment")),
+                "{}",
+                stderr(&out)
+            );
+        }
+    }
+    // GOAMD64 and GOARM64 mean nothing to the 32-bit ARM launcher.
+    let out = run(qemu
+        .command(&path)
+        .env("GOAMD64", "v9")
+        .env("GOARM64", "v8.0")
+        .env("GOARM", "5"));
+    assert_eq!(reported_level(&out).as_deref(), Some("5"));
+    for bad in ["8", "v7", "7,softfloat", "4"] {
+        let out = run(qemu.command_without_binfmt(&path).env("GOARM", bad));
+        assert_eq!(out.status.code(), Some(120), "{bad}: {}", stderr(&out));
+        assert!(out.stdout.is_empty());
+        assert_eq!(
+            stderr(&out).trim_end(),
+            "mgo: GOARM must be 5, 6 or 7 (or unset)",
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn a_cpu_below_every_packed_level_is_a_clear_error() {
+    let path = bundle("arm-none", &probes()[1..], Launch::Memfd);
+    let out = run(&mut Qemu::new("arm926").command_without_binfmt(&path));
+    assert_eq!(out.status.code(), Some(123), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).trim_end(),
+        "mgo: this program needs a 32-bit ARM CPU with GOARM=6 or better, but this CPU supports \
+         GOARM=5"
+    );
+}
+
+/// Every compression mode: each variant extracts byte for byte through the ARM launcher (its
+/// decoders run under an ARMv5 without VFP), `verify` passes, and the chosen one runs.
+#[test]
+fn every_compression_mode_extracts_verifies_and_runs() {
+    for mode in [
+        Compression::None,
+        Compression::Gzip(9),
+        Compression::Zstd(19),
+        Compression::ZstdDict(19),
+    ] {
+        let options = BundleOptions::default().with_compression(mode);
+        let path = bundle_with(
+            &format!("arm-compressed-{}", mode.to_string().replace(':', "")),
+            probes(),
+            &options,
+        );
+        let verification = mgo_pack::verify(&path).unwrap();
+        assert!(
+            verification.is_ok(),
+            "{mode}: {:?}",
+            verification.first_error()
+        );
+        let qemu = Qemu::new("arm926,vfp=false");
+        for build in probes() {
+            let out = run(qemu
+                .command_without_binfmt(&path)
+                .env("MGODEBUG", "extract")
+                .env("GOARM", build.level));
+            assert_eq!(out.status.code(), Some(0), "{mode}: {}", stderr(&out));
+            assert!(
+                out.stdout == std::fs::read(&build.path).unwrap(),
+                "{mode}: extracted GOARM={} differs from the packed input",
+                build.level
+            );
+        }
+        if can_exec("compressed 32-bit ARM bundles run") {
+            let out = run(Qemu::new("arm1176").command(&path).arg("x y"));
+            assert_eq!(out.status.code(), Some(0), "{mode}: {}", stderr(&out));
+            assert_eq!(reported_level(&out).as_deref(), Some("6"), "{mode}");
+        }
+    }
+}
+
+#[test]
+fn exit_statuses_signals_and_the_program_name_pass_through() {
+    if !can_exec("exit_statuses_and_signals_pass_through") {
+        return;
+    }
+    let path = bundle("arm-status", probes(), Launch::Memfd);
+    let qemu = Qemu::new("cortex-a7");
+    let out = run(qemu.command(&path).env("PROBE_EXIT", "42"));
+    assert_eq!(out.status.code(), Some(42), "{}", stderr(&out));
+    // /proc/self/exe names the memfd, as mgo documents.
+    assert!(stdout(&out).contains("exe=/memfd:"), "{}", stdout(&out));
+    let out = run(qemu.command(&path).env("PROBE_SIGNAL", "TERM"));
+    assert_eq!(out.status.signal(), Some(15), "{}", stderr(&out));
+}
+
+/// The direct path places ELF64 programs only: the packer refuses it for 32-bit ARM by name,
+/// and `MGODEBUG=direct` falls back to the memfd, saying why.
+#[test]
+fn the_direct_path_is_refused_and_falls_back() {
+    let variants: Vec<mgo_pack::Variant> = probes()
+        .iter()
+        .map(|b| mgo_pack::Variant::read(&b.path, None).unwrap())
+        .collect();
+    let options = BundleOptions::default().with_launch(Launch::Direct);
+    let err = mgo_pack::build_bundle_with(&variants, &options).unwrap_err();
+    assert!(
+        matches!(err, mgo_pack::PackError::DirectUnsupported { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("32-bit ARM"), "{err}");
+    if !can_exec("MGODEBUG=direct falls back to the memfd") {
+        return;
+    }
+    let path = bundle("arm-direct-fallback", probes(), Launch::Memfd);
+    let out = run(Qemu::new("cortex-a9")
+        .command(&path)
+        .env("MGODEBUG", "direct,log"));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(reported_level(&out).as_deref(), Some("7"));
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("[mgo] launcher: launch path memfd (cannot map the variant")),
+        "{err}"
+    );
+}
+
+/// The cache path: the first start writes the variant into the cache, the second runs it from
+/// there.
+#[test]
+fn the_cache_path_writes_once_and_runs_from_the_cache() {
+    if !can_exec("the_cache_path_writes_once_and_runs_from_the_cache") {
+        return;
+    }
+    let dir = scratch_dir("arm-cache");
+    let path = bundle("arm-cache-bundle", probes(), Launch::Cache);
+    let qemu = Qemu::new("arm1176");
+    let mut logs = Vec::new();
+    for _ in 0..2 {
+        let out = run(qemu
+            .command(&path)
+            .env("XDG_CACHE_HOME", &dir)
+            .env("MGODEBUG", "log"));
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_eq!(reported_level(&out).as_deref(), Some("6"));
+        assert!(
+            stdout(&out).contains(&format!("exe={}", dir.join("mgo-pack").display())),
+            "{}",
+            stdout(&out)
+        );
+        logs.push(stderr(&out));
+    }
+    assert!(logs[0].contains("launch path cache (made "), "{}", logs[0]);
+    assert!(logs[1].contains("launch path cache ("), "{}", logs[1]);
+    assert!(!logs[1].contains("(made "), "{}", logs[1]);
+}
