@@ -16,25 +16,34 @@ use mgo_tests::fixtures::go_probe;
 use mgo_tests::fixtures_arm::{probes, ArmBuild, Qemu, LEVELS};
 use mgo_tests::harness::{pack_with, scratch_dir, stderr, stdout, write_executable};
 
-/// Every model tested: QEMU's ARMv5, ARMv6 and ARMv7 (and `max`, ARMv8 in AArch32) CPUs, and
-/// models with one feature taken away where QEMU allows it.
+/// Every model tested: QEMU's ARMv4 (which Go does not run on), ARMv5, ARMv6 and ARMv7 (and
+/// `max`, ARMv8 in AArch32) CPUs, and models with features taken away where QEMU allows it:
+/// the VFP unit alone (`vfp=false`), and the upper 16 double registers, which QEMU removes only
+/// together with NEON (`vfp-d32=false,neon=false`: VFPv3-D16, as on Tegra 2 and Cortex-R).
 const MODELS: &[&str] = &[
+    "sa1100",
     "arm926",
     "arm946",
     "arm1026",
+    "pxa270",
     "arm1136-r2",
     "arm1136",
     "arm1176",
     "arm11mpcore",
+    "cortex-r5",
+    "cortex-r5f",
     "cortex-a7",
     "cortex-a8",
     "cortex-a9",
     "cortex-a15",
     "max",
+    "arm1026,vfp=false",
+    "arm1136,vfp=false",
     "arm1176,vfp=false",
+    "cortex-a7,vfp=false",
     "cortex-a15,vfp=false",
-    "cortex-a9,neon=false",
-    "cortex-a8,vfp-d32=false",
+    "cortex-a9,vfp-d32=false,neon=false",
+    "cortex-a15,vfp-d32=false,neon=false",
 ];
 
 fn level(name: &str) -> u32 {
@@ -174,9 +183,6 @@ fn levels_parse_as_go_spells_them_and_foreign_ones_are_refused() {
             "{wrong}: {err}"
         );
     }
-    // A level contradicting the build information is refused.
-    let err = mgo_pack::Variant::read(arm, Some(level("7"))).unwrap_err();
-    assert!(err.to_string().contains("GOARM"), "{err}");
 }
 
 /// The table: under every model, the level the bundle runs is the oracle's, the program runs,
@@ -201,7 +207,12 @@ fn every_model_runs_the_level_the_oracle_chooses() {
         ));
         let err = stderr(&out);
         let Some(expected) = oracle else {
-            failures.push(format!("{model}: not even GOARM=5 starts"));
+            // An ARMv4: not even GOARM=5 starts, and neither does the ARMv5 launcher.
+            if out.status.success() || chosen.is_some() {
+                failures.push(format!(
+                    "{model}: no build starts, yet {chosen:?} ran: {err}"
+                ));
+            }
             continue;
         };
         let right = out.status.code() == Some(0)
@@ -334,8 +345,6 @@ fn exit_statuses_signals_and_the_program_name_pass_through() {
     let qemu = Qemu::new("cortex-a7");
     let out = run(qemu.command(&path).env("PROBE_EXIT", "42"));
     assert_eq!(out.status.code(), Some(42), "{}", stderr(&out));
-    // /proc/self/exe names the memfd, as mgo documents.
-    assert!(stdout(&out).contains("exe=/memfd:"), "{}", stdout(&out));
     let out = run(qemu.command(&path).env("PROBE_SIGNAL", "TERM"));
     assert_eq!(out.status.signal(), Some(15), "{}", stderr(&out));
 }
@@ -373,7 +382,7 @@ fn the_direct_path_is_refused_and_falls_back() {
 }
 
 /// The cache path: the first start writes the variant into the cache, the second runs it from
-/// there.
+/// there. (What `/proc/self/exe` names cannot be checked here: QEMU answers for it.)
 #[test]
 fn the_cache_path_writes_once_and_runs_from_the_cache() {
     if !can_exec("the_cache_path_writes_once_and_runs_from_the_cache") {
@@ -384,20 +393,19 @@ fn the_cache_path_writes_once_and_runs_from_the_cache() {
     let qemu = Qemu::new("arm1176");
     let mut logs = Vec::new();
     for _ in 0..2 {
+        // No QEMU_LD_PREFIX (the probe is static): QEMU would open "/" inside it, and the
+        // launcher walks to its cache from "/".
         let out = run(qemu
             .command(&path)
+            .env_remove("QEMU_LD_PREFIX")
             .env("XDG_CACHE_HOME", &dir)
             .env("MGODEBUG", "log"));
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
         assert_eq!(reported_level(&out).as_deref(), Some("6"));
-        assert!(
-            stdout(&out).contains(&format!("exe={}", dir.join("mgo-pack").display())),
-            "{}",
-            stdout(&out)
-        );
         logs.push(stderr(&out));
     }
-    assert!(logs[0].contains("launch path cache (made "), "{}", logs[0]);
-    assert!(logs[1].contains("launch path cache ("), "{}", logs[1]);
-    assert!(!logs[1].contains("(made "), "{}", logs[1]);
+    let made = format!("launch path cache (made {}", dir.join("mgo-pack").display());
+    let found = format!("launch path cache ({}", dir.join("mgo-pack").display());
+    assert!(logs[0].contains(&made), "{}", logs[0]);
+    assert!(logs[1].contains(&found), "{}", logs[1]);
 }
