@@ -83,23 +83,29 @@ pub fn launcher_hash_of_file(file: &[u8]) -> Result<u64, FormatError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::elf::PHDR_LEN;
+    use crate::elf::Class;
 
-    /// A launcher-like file: an ELF header, three program headers (text from offset 0, data,
-    /// payload), and bytes.
-    fn image() -> [u8; 512] {
+    /// A launcher-like file of `class` (x86-64's or 32-bit ARM's): an ELF header, three program
+    /// headers right after it (text from offset 0, data, payload), and bytes.
+    fn image(class: Class) -> [u8; 512] {
+        let (arch, base) = match class {
+            Class::Elf64 => (Arch::X86_64, 0x10_0000_0000),
+            Class::Elf32 => (Arch::Arm, 0x100_0000),
+        };
+        let (ehdr, phdr) = (class.ehdr_len(), class.phdr_len());
         let mut f = [0u8; 512];
         f[..4].copy_from_slice(b"\x7fELF");
-        f[4] = 2;
+        f[4] = class.ident();
         f[5] = 1;
-        f[18..20].copy_from_slice(&62u16.to_le_bytes());
-        f[32..40].copy_from_slice(&64u64.to_le_bytes());
-        f[54..56].copy_from_slice(&(PHDR_LEN as u16).to_le_bytes());
-        f[56..58].copy_from_slice(&3u16.to_le_bytes());
+        f[18..20].copy_from_slice(&arch.elf_machine().to_le_bytes());
+        class.put_word(&mut f, class.phoff_field().start, ehdr as u64);
+        let at = class.phentsize_at();
+        f[at..at + 2].copy_from_slice(&(phdr as u16).to_le_bytes());
+        f[at + 2..at + 4].copy_from_slice(&3u16.to_le_bytes());
         let phdrs = [
-            (PT_LOAD, 5, 0, 0x10_0000_0000, 400),
-            (PT_LOAD, 6, 400, 0x10_0000_1190, 100),
-            (PT_LOAD, 4, 500, Arch::X86_64.payload_vaddr(), 12),
+            (PT_LOAD, 5, 0, base, 400),
+            (PT_LOAD, 6, 400, base + 0x1190, 100),
+            (PT_LOAD, 4, 500, arch.payload_vaddr(), 12),
         ];
         for (i, (t, flags, offset, vaddr, size)) in phdrs.into_iter().enumerate() {
             let ph = ProgramHeader {
@@ -112,93 +118,56 @@ mod tests {
                 p_memsz: size,
                 p_align: 0x1000,
             };
-            f[64 + i * PHDR_LEN..64 + (i + 1) * PHDR_LEN].copy_from_slice(&ph.to_bytes());
+            ph.write(class, &mut f[ehdr + i * phdr..ehdr + (i + 1) * phdr]);
         }
-        for (i, b) in f[232..].iter_mut().enumerate() {
+        for (i, b) in f[ehdr + 3 * phdr..].iter_mut().enumerate() {
             *b = i as u8;
         }
         f
+    }
+
+    /// Whether flipping one bit at `at` changes the launcher hash.
+    fn hash_changes(class: Class, at: usize) -> bool {
+        let mut f = image(class);
+        f[at] ^= 1;
+        launcher_hash_of_file(&f).unwrap() != launcher_hash_of_file(&image(class)).unwrap()
     }
 
     #[test]
     fn covers_code_and_headers_but_not_what_tools_rewrite() {
-        let base = launcher_hash_of_file(&image()).unwrap();
-        let changed = |at: usize| {
-            let mut f = image();
-            f[at] ^= 1;
-            launcher_hash_of_file(&f).unwrap() != base
-        };
-        // Code, data, the ELF header's other fields, the launcher's own program headers.
-        for at in [300, 450, 16, 24, 64 + 8, 64 + PHDR_LEN + 16] {
-            assert!(changed(at), "byte {at}");
-        }
-        // e_shoff, e_shnum, the payload program header's offset, and the payload's bytes.
-        for at in [40, 60, 64 + 2 * PHDR_LEN + 8, 505] {
-            assert!(!changed(at), "byte {at}");
-        }
-    }
-
-    /// The same launcher-like file as ELF32 for 32-bit ARM: 52-byte header, 32-byte program
-    /// headers, the section table's fields where ELF32 keeps them.
-    fn image32() -> [u8; 512] {
-        use crate::elf::Class;
-        let class = Class::Elf32;
-        let mut f = [0u8; 512];
-        f[..4].copy_from_slice(b"\x7fELF");
-        f[4] = 1;
-        f[5] = 1;
-        f[18..20].copy_from_slice(&40u16.to_le_bytes());
-        f[28..32].copy_from_slice(&52u32.to_le_bytes());
-        f[42..44].copy_from_slice(&32u16.to_le_bytes());
-        f[44..46].copy_from_slice(&3u16.to_le_bytes());
-        let phdrs = [
-            (PT_LOAD, 5, 0, 0x100_0000, 400),
-            (PT_LOAD, 6, 400, 0x100_1190, 100),
-            (PT_LOAD, 4, 500, Arch::Arm.payload_vaddr(), 12),
-        ];
-        for (i, (t, flags, offset, vaddr, size)) in phdrs.into_iter().enumerate() {
-            let ph = ProgramHeader {
-                p_type: t,
-                p_flags: flags,
-                p_offset: offset,
-                p_vaddr: vaddr,
-                p_paddr: vaddr,
-                p_filesz: size,
-                p_memsz: size,
-                p_align: 0x1000,
+        for class in [Class::Elf64, Class::Elf32] {
+            let (ehdr, phdr) = (class.ehdr_len(), class.phdr_len());
+            // Code, data, the ELF header's other fields, the launcher's own program headers.
+            for at in [300, 450, 16, 24, ehdr + 8, ehdr + phdr + 8] {
+                assert!(hash_changes(class, at), "{class:?} byte {at}");
+            }
+            // e_shoff, e_shnum, the payload program header's offset, and the payload's bytes.
+            let shape = class.section_shape_field().start;
+            let p_offset = match class {
+                Class::Elf64 => 8,
+                Class::Elf32 => 4,
             };
-            ph.write(class, &mut f[52 + i * 32..52 + (i + 1) * 32]);
+            let skipped = [
+                class.shoff_field().start,
+                shape + 2,
+                ehdr + 2 * phdr + p_offset,
+                505,
+            ];
+            for at in skipped {
+                assert!(!hash_changes(class, at), "{class:?} byte {at}");
+            }
         }
-        for (i, b) in f[148..].iter_mut().enumerate() {
-            *b = i as u8;
-        }
-        f
     }
 
     #[test]
-    fn elf32_headers_read_back_and_hash_like_elf64() {
-        let f = image32();
+    fn elf32_headers_read_back_and_the_hash_copy_is_its_low_half() {
+        let f = image(Class::Elf32);
         let elf = Elf::parse(&f).unwrap();
-        assert_eq!(elf.class, crate::elf::Class::Elf32);
+        assert_eq!(elf.class, Class::Elf32);
         assert_eq!(elf.phnum(), 3);
         assert_eq!(elf.phdr(1).p_vaddr, 0x100_1190);
         assert_eq!(elf.phdr(1).p_flags, 6);
         assert!(Arch::Arm.is_payload_segment(&elf.phdr(2)));
-        let base = launcher_hash_of_file(&f).unwrap();
-        let changed = |at: usize| {
-            let mut f = image32();
-            f[at] ^= 1;
-            launcher_hash_of_file(&f).unwrap() != base
-        };
-        // Code, data, the ELF header's other fields, the launcher's own program headers.
-        for at in [300, 450, 16, 24, 52 + 8, 52 + 32 + 24] {
-            assert!(changed(at), "byte {at}");
-        }
-        // e_shoff (32..36), e_shnum (48), the payload program header, the payload's bytes.
-        for at in [32, 35, 48, 52 + 2 * 32 + 4, 505] {
-            assert!(!changed(at), "byte {at}");
-        }
-        // The copy of the hash a 32-bit p_paddr holds.
         assert_eq!(Arch::Arm.hash_in_phdr(u64::MAX), 0xffff_ffff);
         assert_eq!(Arch::Aarch64.hash_in_phdr(u64::MAX), u64::MAX);
     }

@@ -8,13 +8,15 @@
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 use mgo_format::{Arch, Bundle};
 use mgo_pack::{BundleOptions, Compression, Launch};
 use mgo_tests::fixtures::go_probe;
 use mgo_tests::fixtures_arm::{probes, ArmBuild, Qemu, LEVELS};
-use mgo_tests::harness::{pack_with, scratch_dir, stderr, stdout, write_executable};
+use mgo_tests::harness::{
+    can_exec as can_exec_with, level_code as level, pack_with, reported_level, run, scratch_dir,
+    stderr, stdout, write_executable,
+};
 
 /// Every model tested: QEMU's ARMv4 (which Go does not run on), ARMv5, ARMv6 and ARMv7 (and
 /// `max`, ARMv8 in AArch32) CPUs, and models with features taken away where QEMU allows it:
@@ -46,30 +48,8 @@ const MODELS: &[&str] = &[
     "cortex-a15,vfp-d32=false,neon=false",
 ];
 
-fn level(name: &str) -> u32 {
-    mgo_pack::parse_level(name).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
 fn can_exec(test: &str) -> bool {
-    match Qemu::unavailable() {
-        None => true,
-        Some(why) => {
-            println!("SKIPPED: {test}: {why}");
-            false
-        }
-    }
-}
-
-fn run(cmd: &mut std::process::Command) -> Output {
-    cmd.output().expect("spawning")
-}
-
-/// The level the probe's output names (`level=6`).
-fn reported_level(out: &Output) -> Option<String> {
-    stdout(out)
-        .lines()
-        .find_map(|l| l.strip_prefix("level="))
-        .map(str::to_string)
+    can_exec_with(test, Qemu::unavailable())
 }
 
 fn variants(builds: &[ArmBuild]) -> Vec<(u32, &Path)> {

@@ -8,7 +8,6 @@
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 use mgo_format::{Arch, Bundle};
 use mgo_pack::{BundleOptions, Compression, Launch};
@@ -17,7 +16,10 @@ use mgo_tests::fixtures_arm64::c_probe_arm64;
 use mgo_tests::fixtures_riscv64::{
     go_probe_riscv64, probes, probes_dynamic, Qemu, RvBuild, PROFILES,
 };
-use mgo_tests::harness::{pack_with, scratch_dir, stderr, stdout, write_executable};
+use mgo_tests::harness::{
+    can_exec as can_exec_with, level_code as level, pack_with, reported_level, run, scratch_dir,
+    stderr, stdout, write_executable,
+};
 
 /// Every model tested: named CPUs, QEMU's profile CPUs, and `rv64` (the generic CPU: RVA22's
 /// extensions, without V, Zicond and Zfa by default) with single extensions taken away or added.
@@ -51,30 +53,8 @@ const MODELS: &[&str] = &[
 /// all of V, so the launcher is right not to trust it.
 const BELOW_THE_ORACLE: &[(&str, &str)] = &[("rva23u64,v=false", "rva22u64")];
 
-fn level(name: &str) -> u32 {
-    mgo_pack::parse_level(name).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
 fn can_exec(test: &str) -> bool {
-    match Qemu::unavailable() {
-        None => true,
-        Some(why) => {
-            println!("SKIPPED: {test}: {why}");
-            false
-        }
-    }
-}
-
-fn run(cmd: &mut std::process::Command) -> Output {
-    cmd.output().expect("spawning")
-}
-
-/// The profile a probe's output names (`level=rva22u64`).
-fn reported_level(out: &Output) -> Option<String> {
-    stdout(out)
-        .lines()
-        .find_map(|l| l.strip_prefix("level="))
-        .map(str::to_string)
+    can_exec_with(test, Qemu::unavailable())
 }
 
 fn variants(builds: &[RvBuild]) -> Vec<(u32, &Path)> {

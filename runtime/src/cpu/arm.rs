@@ -71,12 +71,8 @@ pub const fn satisfies(cpu: Cpu, level: u32) -> bool {
 
 /// The highest level `cpu` satisfies, 0 when none does.
 pub fn best_level(cpu: Cpu) -> u32 {
-    ARM_LEVELS
-        .iter()
-        .copied()
-        .filter(|&l| satisfies(cpu, l))
-        .max()
-        .unwrap_or(0)
+    let mut fitting = ARM_LEVELS.into_iter().rev();
+    fitting.find(|&l| satisfies(cpu, l)).unwrap_or(0)
 }
 
 #[cfg(test)]

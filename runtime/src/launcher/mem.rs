@@ -161,11 +161,14 @@ mod imp {
     }
 }
 
-#[cfg(target_arch = "riscv64")]
+/// riscv64 and 32-bit ARM: byte loops in assembly (so that the optimiser cannot turn them back
+/// into calls). RVA20 does not promise fast misaligned accesses, ARMv5 faults or rotates on
+/// unaligned word accesses, and the launcher copies little on either outside the decoders, which
+/// bring their own copies. The C entry points are shared; `bytes` holds each architecture's
+/// three loops.
+#[cfg(any(target_arch = "riscv64", target_arch = "arm"))]
 mod imp {
-    // Byte loops in assembly (so that the optimiser cannot turn them back into calls): RVA20
-    // does not promise fast misaligned accesses, and the launcher copies little on riscv64
-    // outside the decoders, which bring their own copies.
+    use super::bytes::{copy_backward, copy_forward, fill};
 
     #[no_mangle]
     unsafe extern "C" fn memcpy(dest: *mut u8, src: *const u8, n: usize) -> *mut u8 {
@@ -188,9 +191,19 @@ mod imp {
         dest
     }
 
+    #[no_mangle]
+    unsafe extern "C" fn memset(dest: *mut u8, c: i32, n: usize) -> *mut u8 {
+        // SAFETY: the caller guarantees a valid range of n bytes.
+        unsafe { fill(dest, c, n) };
+        dest
+    }
+}
+
+#[cfg(target_arch = "riscv64")]
+mod bytes {
     /// # Safety
     /// Valid ranges of n bytes; `dest` does not start inside `src`.
-    unsafe fn copy_forward(dest: *mut u8, src: *const u8, n: usize) {
+    pub unsafe fn copy_forward(dest: *mut u8, src: *const u8, n: usize) {
         // SAFETY: as the caller promises; the loop touches exactly [src, src + n) and
         // [dest, dest + n).
         unsafe {
@@ -215,7 +228,7 @@ mod imp {
 
     /// # Safety
     /// Valid ranges of n bytes.
-    unsafe fn copy_backward(dest: *mut u8, src: *const u8, n: usize) {
+    pub unsafe fn copy_backward(dest: *mut u8, src: *const u8, n: usize) {
         // SAFETY: as the caller promises; from the ends down, the loop touches exactly
         // [src, src + n) and [dest, dest + n).
         unsafe {
@@ -238,9 +251,10 @@ mod imp {
         }
     }
 
-    #[no_mangle]
-    unsafe extern "C" fn memset(dest: *mut u8, c: i32, n: usize) -> *mut u8 {
-        // SAFETY: the caller guarantees a valid range of n bytes, which is all the loop writes.
+    /// # Safety
+    /// A valid range of n bytes, which is all the loop writes.
+    pub unsafe fn fill(dest: *mut u8, c: i32, n: usize) {
+        // SAFETY: as the caller promises.
         unsafe {
             core::arch::asm!(
                 "2:",
@@ -256,40 +270,16 @@ mod imp {
                 options(nostack),
             );
         }
-        dest
     }
 }
 
+/// The same loops in ARM code, with post-indexed (forward) and pre-indexed (backward) byte
+/// accesses.
 #[cfg(target_arch = "arm")]
-mod imp {
-    // Byte loops in assembly (so that the optimiser cannot turn them back into calls): ARMv5
-    // faults or rotates on unaligned word accesses, and the launcher copies little outside the
-    // decoders, which bring their own copies.
-
-    #[no_mangle]
-    unsafe extern "C" fn memcpy(dest: *mut u8, src: *const u8, n: usize) -> *mut u8 {
-        // SAFETY: the caller guarantees non-overlapping valid ranges of n bytes.
-        unsafe { copy_forward(dest, src, n) };
-        dest
-    }
-
-    #[no_mangle]
-    unsafe extern "C" fn memmove(dest: *mut u8, src: *const u8, n: usize) -> *mut u8 {
-        // SAFETY: the caller guarantees valid ranges of n bytes. Forward is safe when dest does
-        // not start inside src, backward otherwise.
-        unsafe {
-            if (dest as usize).wrapping_sub(src as usize) >= n {
-                copy_forward(dest, src, n);
-            } else {
-                copy_backward(dest, src, n);
-            }
-        }
-        dest
-    }
-
+mod bytes {
     /// # Safety
     /// Valid ranges of n bytes; `dest` does not start inside `src`.
-    unsafe fn copy_forward(dest: *mut u8, src: *const u8, n: usize) {
+    pub unsafe fn copy_forward(dest: *mut u8, src: *const u8, n: usize) {
         // SAFETY: as the caller promises; the loop touches exactly [src, src + n) and
         // [dest, dest + n).
         unsafe {
@@ -313,7 +303,7 @@ mod imp {
 
     /// # Safety
     /// Valid ranges of n bytes.
-    unsafe fn copy_backward(dest: *mut u8, src: *const u8, n: usize) {
+    pub unsafe fn copy_backward(dest: *mut u8, src: *const u8, n: usize) {
         // SAFETY: as the caller promises; from the ends down, the loop touches exactly
         // [src, src + n) and [dest, dest + n).
         unsafe {
@@ -335,9 +325,10 @@ mod imp {
         }
     }
 
-    #[no_mangle]
-    unsafe extern "C" fn memset(dest: *mut u8, c: i32, n: usize) -> *mut u8 {
-        // SAFETY: the caller guarantees a valid range of n bytes, which is all the loop writes.
+    /// # Safety
+    /// A valid range of n bytes, which is all the loop writes.
+    pub unsafe fn fill(dest: *mut u8, c: i32, n: usize) {
+        // SAFETY: as the caller promises.
         unsafe {
             core::arch::asm!(
                 "2:",
@@ -353,7 +344,6 @@ mod imp {
                 options(nostack),
             );
         }
-        dest
     }
 }
 
