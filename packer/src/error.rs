@@ -181,9 +181,9 @@ pub enum PackError {
     },
     /// A level of the other architecture: `v3=` for an arm64 program, `v8.0=` for an x86-64 one.
     #[error(
-        "{}: {level} is not an {arch} level, and this is an {arch} program; name {arch} levels \
-         as Go does: v1..v4 for x86-64, v8.0..v9.5 with `,lse`/`,crypto` for arm64 \
-         (as in `v8.1,lse=PATH`)",
+        "{}: {level} is not a level of {arch} programs, and this is one; name levels as Go \
+         does: v1..v4 for x86-64, v8.0..v9.5 with `,lse`/`,crypto` for arm64 (as in \
+         `v8.1,lse=PATH`), rva20u64, rva22u64 or rva23u64 for riscv64, 5, 6 or 7 for 32-bit ARM",
         escaped(path)
     )]
     LevelNotForArch {

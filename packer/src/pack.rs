@@ -254,6 +254,14 @@ impl<'a> Packer<'a> {
         let mut report = Vec::with_capacity(inputs.len());
         for ((variant, (level, origin)), declared) in variants.iter_mut().zip(levels).zip(declared)
         {
+            // Settling may fall back on positions, which are x86-64 levels.
+            if !mgo_format::level::is_valid(variant.arch, level) {
+                return Err(PackError::LevelNotForArch {
+                    path: variant.path.clone(),
+                    level: level_name(level).to_string(),
+                    arch: crate::input::arch_name(variant.arch),
+                });
+            }
             variant.level = level;
             report.push(PackedVariant {
                 path: variant.path.clone(),
@@ -313,8 +321,11 @@ fn read_input(input: &Input) -> Result<(Variant, Declared), PackError> {
     let declared = declared_level(&bytes);
     // The file's own problems (not ELF, wrong machine) come before any question of its level;
     // the level is settled once every input has been read.
+    // A position is an x86-64 level; another architecture's file is read at its own recorded
+    // level, which settling takes when every positional input records one.
     let provisional = match input.level {
-        LevelSpec::Given(level) | LevelSpec::Position(level) => level,
+        LevelSpec::Given(level) => level,
+        LevelSpec::Position(level) => declared.level.unwrap_or(level),
         LevelSpec::Detect => declared.level.unwrap_or(1),
     };
     let variant = Variant::from_bytes(path, bytes, Some(provisional))?;

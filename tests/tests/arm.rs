@@ -165,6 +165,49 @@ fn levels_parse_as_go_spells_them_and_foreign_ones_are_refused() {
     }
 }
 
+/// As on the command line: plain paths take the levels their build information records, in
+/// any order; a named level that contradicts it is refused; a 32-bit ARM program given without
+/// any (a C build) cannot take a position's x86-64 level.
+#[test]
+fn command_line_inputs_take_the_recorded_goarm_levels() {
+    let paths: Vec<&Path> = probes().iter().rev().map(|b| b.path.as_path()).collect();
+    let inputs = mgo_pack::Input::parse_args(&paths).unwrap();
+    let packed = mgo_pack::Packer::new(mgo_pack::PackOptions::default())
+        .pack(&inputs)
+        .unwrap();
+    let mut levels: Vec<u32> = packed.variants.iter().map(|v| v.level).collect();
+    levels.sort();
+    assert_eq!(levels, [5, 6, 7]);
+    assert!(packed
+        .variants
+        .iter()
+        .all(|v| v.origin == mgo_pack::LevelOrigin::Recorded));
+    let named = format!("6={}", probes()[0].path.display());
+    let inputs = mgo_pack::Input::parse_args(&[named]).unwrap();
+    let err = mgo_pack::Packer::new(mgo_pack::PackOptions::default())
+        .pack(&inputs)
+        .unwrap_err();
+    assert!(err.to_string().contains("GOARM=5"), "{err}");
+    // The same program without its build information: the blob's magic zeroed, so that it
+    // records no level, and its one position (1) is an x86-64 level.
+    let mut bytes = std::fs::read(&probes()[0].path).unwrap();
+    let at = bytes
+        .windows(14)
+        .position(|w| w == b"\xff Go buildinf:")
+        .unwrap();
+    bytes[at] = 0;
+    let silent = scratch_dir("arm-silent").join("silent");
+    write_executable(&silent, &bytes).unwrap();
+    let inputs = mgo_pack::Input::parse_args(&[&silent]).unwrap();
+    let err = mgo_pack::Packer::new(mgo_pack::PackOptions::default())
+        .pack(&inputs)
+        .unwrap_err();
+    assert!(
+        matches!(err, mgo_pack::PackError::LevelNotForArch { .. }),
+        "{err}"
+    );
+}
+
 /// The table: under every model, the level the bundle runs is the oracle's, the program runs,
 /// and `MGODEBUG=log` names the CPU's level and the variant.
 #[test]
