@@ -544,3 +544,45 @@ fn home() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|_| PathBuf::from("/root"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The baseline check refuses VFP and ARMv7 code: a C function built for ARMv7-A with VFPv3
+    /// (Debian's armel compiler) must fail it, naming an instruction.
+    #[test]
+    fn the_arm_baseline_check_refuses_vfp_and_armv7_code() {
+        let Some(baseline) = IMAGES.iter().find_map(|i| i.baseline.as_ref()) else {
+            panic!("no image has a baseline");
+        };
+        let dir = std::env::temp_dir().join(format!("mgo-baseline-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let source = dir.join("f.c");
+        std::fs::write(
+            &source,
+            "double f(double x, int y) { return x * 1.5 + (short)y; }\n",
+        )
+        .unwrap();
+        let object = dir.join("f.o");
+        let built = Command::new("arm-linux-gnueabi-gcc")
+            .args([
+                "-O2",
+                "-march=armv7-a",
+                "-mfpu=vfpv3",
+                "-mfloat-abi=softfp",
+                "-c",
+            ])
+            .arg(&source)
+            .arg("-o")
+            .arg(&object)
+            .status();
+        if !built.is_ok_and(|s| s.success()) {
+            println!("SKIPPED: no arm-linux-gnueabi-gcc (scripts/install-deps.sh)");
+            return;
+        }
+        let err = check_baseline(&object, baseline).unwrap_err().to_string();
+        assert!(err.contains("ARMv5TE without VFP"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
