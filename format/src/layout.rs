@@ -90,12 +90,12 @@ impl Arch {
     /// and the kernel would map the payload over it and kill the process before the launcher runs;
     /// no single bit flip of 0x1003000000 reaches the launcher's range.
     ///
-    /// 32-bit ARM has 4 GiB at most (3 GiB, or 2 GiB, under the usual kernel splits): its
-    /// launcher is linked at 16 MiB (0x1000000), above the kernel's `mmap_min_addr` and clear of
-    /// where ARM linkers put programs (0x10000, Go's and GNU ld's), and the region 48 MiB above
-    /// it at 0x4000000, which leaves nearly all of the address space above for the region (a
-    /// variant never shares the launcher's process but on the direct path, which 32-bit ARM
-    /// does not take). Single bit flips of 0x4000000 give 0 or addresses above it, never the launcher's.
+    /// 32-bit ARM has 4 GiB at most (3 or 2 GiB under the usual kernel splits): its launcher is
+    /// linked at 16 MiB (0x1000000), above `mmap_min_addr` and clear of where ARM linkers put
+    /// programs (0x10000), and the region 48 MiB above it at 0x4000000, leaving nearly all the
+    /// space above for the region (a variant shares the launcher's process only on the direct
+    /// path, which 32-bit ARM does not take). A single bit flip of 0x4000000 gives 0 or an
+    /// address above it, never the launcher's.
     pub const fn payload_vaddr(self) -> u64 {
         match self {
             Arch::Arm => 0x0400_0000,
