@@ -56,6 +56,45 @@ pub fn probes() -> &'static [ArmBuild] {
     })
 }
 
+/// Debian's soft-float cross compiler (package `gcc-arm-linux-gnueabi`).
+pub const CROSS_CC: &str = "arm-linux-gnueabi-gcc";
+
+/// `tests/fixtures/cprobe.c` built by the cross compiler once per level, linked dynamically
+/// against Debian's armel C library (`/usr/arm-linux-gnueabi`, QEMU's `QEMU_LD_PREFIX`): ARMv5TE
+/// soft-float, ARMv6 with VFPv2, ARMv7-A with VFPv3-D16 (`-mfloat-abi=softfp`: VFP code under
+/// the armel calling convention), each saying its level (`level="6"`).
+pub fn c_probes() -> &'static [ArmBuild] {
+    static CELL: OnceLock<Vec<ArmBuild>> = OnceLock::new();
+    CELL.get_or_init(|| {
+        let dir = crate::fixtures::target_dir().join("fixtures-arm");
+        std::fs::create_dir_all(&dir).expect("creating the fixture directory");
+        let source = workspace_root().join("tests/fixtures/cprobe.c");
+        let flags = [
+            ["-march=armv5te", "-mfloat-abi=soft"],
+            ["-march=armv6+fp", "-mfloat-abi=softfp"],
+            ["-march=armv7-a+vfpv3-d16", "-mfloat-abi=softfp"],
+        ];
+        LEVELS
+            .iter()
+            .zip(flags)
+            .map(|(&level, flags)| {
+                let out = dir.join(format!("cprobe-{level}"));
+                let status = Command::new(CROSS_CC)
+                    .arg("-O2")
+                    .args(flags)
+                    .arg(format!("-DPROBE_LEVEL=\"{level}\""))
+                    .arg("-o")
+                    .arg(&out)
+                    .arg(&source)
+                    .status()
+                    .unwrap_or_else(|e| panic!("running {CROSS_CC}: {e}"));
+                assert!(status.success(), "{CROSS_CC} failed for GOARM={level}");
+                ArmBuild { level, path: out }
+            })
+            .collect()
+    })
+}
+
 /// `qemu-arm -cpu MODEL`, in a sandbox that can exec 32-bit ARM programs or without one.
 #[derive(Clone, Debug)]
 pub struct Qemu {
@@ -90,10 +129,7 @@ impl Qemu {
         if !out.status.success() {
             return None;
         }
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .find_map(|l| l.strip_prefix("level="))
-            .map(str::to_string)
+        crate::harness::reported_level(&out)
     }
 
     /// The oracle: the highest level whose build starts on this model, if any does.

@@ -207,12 +207,13 @@ pub fn oracle_level(levels: &[PathBuf; 4]) -> u32 {
     best
 }
 
-/// The level a probe's output names (`level=rva22u64`, `level=7`).
+/// The level a probe's output names (`level=rva22u64`, `level=7`, or the C probe's JSON
+/// `level="7"`).
 pub fn reported_level(out: &Output) -> Option<String> {
     stdout(out)
         .lines()
         .find_map(|l| l.strip_prefix("level="))
-        .map(str::to_string)
+        .map(|l| l.trim_matches('"').to_string())
 }
 
 /// A level's code, as the packer parses its name.

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use mgo_format::{Arch, Bundle};
 use mgo_pack::{BundleOptions, Compression, Launch};
 use mgo_tests::fixtures::go_probe;
-use mgo_tests::fixtures_arm::{probes, ArmBuild, Qemu, LEVELS};
+use mgo_tests::fixtures_arm::{c_probes, probes, ArmBuild, Qemu, LEVELS};
 use mgo_tests::harness::{
     can_exec as can_exec_with, level_code as level, pack_with, reported_level, run, scratch_dir,
     stderr, stdout, write_executable,
@@ -360,7 +360,7 @@ fn every_compression_mode_extracts_verifies_and_runs() {
 }
 
 #[test]
-fn exit_statuses_signals_and_the_program_name_pass_through() {
+fn exit_statuses_and_signals_pass_through() {
     if !can_exec("exit_statuses_and_signals_pass_through") {
         return;
     }
@@ -431,4 +431,28 @@ fn the_cache_path_writes_once_and_runs_from_the_cache() {
     let found = format!("launch path cache ({}", dir.join("mgo-pack").display());
     assert!(logs[0].contains(&made), "{}", logs[0]);
     assert!(logs[1].contains(&found), "{}", logs[1]);
+}
+
+/// Debian cross-gcc C programs, linked dynamically against the armel C library: they record no
+/// level, so they are packed under named ones, and the launcher starts them from the memfd (the
+/// dynamic loader coming from QEMU's sysroot), the level the model supports.
+#[test]
+fn dynamically_linked_c_programs_run_at_named_levels() {
+    for build in c_probes() {
+        let declared = mgo_pack::declared_level(&std::fs::read(&build.path).unwrap());
+        assert_eq!(declared.level, None, "{declared}");
+    }
+    if !can_exec("dynamically_linked_c_programs_run_at_named_levels") {
+        return;
+    }
+    let path = bundle("arm-c-dynamic", c_probes(), Launch::Memfd);
+    for (model, expected) in [("cortex-a7", "7"), ("arm1176", "6"), ("arm926", "5")] {
+        let out = run(Qemu::new(model)
+            .command(&path)
+            .arg("x y")
+            .env("PROBE_EXIT", "3"));
+        assert_eq!(out.status.code(), Some(3), "{model}: {}", stderr(&out));
+        assert_eq!(reported_level(&out).as_deref(), Some(expected), "{model}");
+        assert!(stdout(&out).contains(r#"argv=["#), "{model}");
+    }
 }
