@@ -14,10 +14,10 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use crate::fixtures::workspace_root;
-use crate::qemu_user::Machine;
+use crate::qemu_user::{Cpu, Machine};
 
 /// QEMU for 32-bit ARM (`EM_ARM`, 40), little-endian ELF32 executables (`ET_EXEC`, `ET_DYN`).
-pub const ARM: Machine = Machine {
+pub static ARM: Machine = Machine {
     qemu: "qemu-arm",
     rule: "mgo-arm",
     magic: r"\x7fELF\x01\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x28\x00",
@@ -95,17 +95,21 @@ pub fn c_probes() -> &'static [ArmBuild] {
     })
 }
 
-/// `qemu-arm -cpu MODEL`, in a sandbox that can exec 32-bit ARM programs or without one.
+/// `qemu-arm -cpu MODEL`, in a sandbox that can exec 32-bit ARM programs or without one
+/// (`qemu_user::Cpu`'s commands).
 #[derive(Clone, Debug)]
-pub struct Qemu {
-    model: String,
+pub struct Qemu(Cpu);
+
+impl std::ops::Deref for Qemu {
+    type Target = Cpu;
+    fn deref(&self) -> &Cpu {
+        &self.0
+    }
 }
 
 impl Qemu {
     pub fn new(model: &str) -> Qemu {
-        Qemu {
-            model: model.to_string(),
-        }
+        Qemu(Cpu::new(&ARM, model))
     }
 
     /// Why 32-bit ARM bundles cannot run here, if they cannot.
@@ -113,14 +117,6 @@ impl Qemu {
         static CELL: OnceLock<Option<String>> = OnceLock::new();
         CELL.get_or_init(|| ARM.unavailable(&probes()[0].path))
             .as_deref()
-    }
-
-    pub fn command(&self, program: &Path) -> Command {
-        ARM.command(&self.model, program)
-    }
-
-    pub fn command_without_binfmt(&self, program: &Path) -> Command {
-        ARM.command_without_binfmt(&self.model, program)
     }
 
     /// The level a probe prints when it starts on this model, if it does.

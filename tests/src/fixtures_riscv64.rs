@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 
 use crate::fixtures::target_dir;
 use crate::fixtures::workspace_root;
-use crate::qemu_user::Machine;
+use crate::qemu_user::{Cpu, Machine};
 
 /// The emulator (Debian package `qemu-user`, from bookworm-backports: QEMU 8.2 added
 /// `riscv_hwprobe`).
@@ -77,7 +77,7 @@ pub fn probes_dynamic() -> &'static [RvBuild] {
 }
 
 /// QEMU for riscv64 ELF executables (`EM_RISCV`, `ET_EXEC` or `ET_DYN`).
-const RISCV64: Machine = Machine {
+static RISCV64: Machine = Machine {
     qemu: QEMU,
     rule: "mgo-riscv64",
     magic: r"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xf3\x00",
@@ -85,17 +85,21 @@ const RISCV64: Machine = Machine {
     sysroot: SYSROOT,
 };
 
-/// `qemu-riscv64 -cpu MODEL`, in a sandbox that can exec riscv64 programs or without one.
+/// `qemu-riscv64 -cpu MODEL`, in a sandbox that can exec riscv64 programs or without one
+/// (`qemu_user::Cpu`'s commands).
 #[derive(Clone, Debug)]
-pub struct Qemu {
-    model: String,
+pub struct Qemu(Cpu);
+
+impl std::ops::Deref for Qemu {
+    type Target = Cpu;
+    fn deref(&self) -> &Cpu {
+        &self.0
+    }
 }
 
 impl Qemu {
     pub fn new(model: &str) -> Qemu {
-        Qemu {
-            model: model.to_string(),
-        }
+        Qemu(Cpu::new(&RISCV64, model))
     }
 
     /// Why riscv64 bundles cannot run here, if they cannot: no QEMU, or no private binfmt_misc
@@ -104,24 +108,6 @@ impl Qemu {
         static CELL: OnceLock<Option<String>> = OnceLock::new();
         CELL.get_or_init(|| RISCV64.unavailable(&probes()[0].path))
             .as_deref()
-    }
-
-    /// `qemu-riscv64 -cpu MODEL PROGRAM` in the sandbox, with a clean environment holding only
-    /// `PATH`, `QEMU_CPU` and `QEMU_LD_PREFIX` (for dynamically linked programs).
-    pub fn command(&self, program: &Path) -> Command {
-        RISCV64.command(&self.model, program)
-    }
-
-    /// `qemu-riscv64 -cpu MODEL PROGRAM` without the sandbox: anything the program execs fails.
-    pub fn command_without_binfmt(&self, program: &Path) -> Command {
-        RISCV64.command_without_binfmt(&self.model, program)
-    }
-
-    /// Whether `program` exits 0 on this model (a probe dies by SIGILL when it does not).
-    pub fn runs(&self, program: &Path) -> bool {
-        self.command_without_binfmt(program)
-            .output()
-            .is_ok_and(|o| o.status.success())
     }
 
     /// The oracle: the highest profile whose build starts on this model, if any does.

@@ -100,6 +100,43 @@ impl Machine {
     }
 }
 
+/// One CPU model of a machine: `qemu -cpu MODEL`, in the sandbox or without it.
+#[derive(Clone, Debug)]
+pub struct Cpu {
+    machine: &'static Machine,
+    model: String,
+}
+
+impl Cpu {
+    pub fn new(machine: &'static Machine, model: &str) -> Cpu {
+        Cpu {
+            machine,
+            model: model.to_string(),
+        }
+    }
+
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    /// `qemu -cpu MODEL PROGRAM` in the sandbox, where what it execs runs under the same model.
+    pub fn command(&self, program: &Path) -> Command {
+        self.machine.command(&self.model, program)
+    }
+
+    /// `qemu -cpu MODEL PROGRAM` without the sandbox: anything the program execs fails.
+    pub fn command_without_binfmt(&self, program: &Path) -> Command {
+        self.machine.command_without_binfmt(&self.model, program)
+    }
+
+    /// Whether `program` exits 0 on this model.
+    pub fn runs(&self, program: &Path) -> bool {
+        self.command_without_binfmt(program)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+}
+
 pub fn find_in_path(tool: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
