@@ -72,10 +72,10 @@ pub enum PackError {
         role: &'static str,
     },
     /// The bundle would be larger than `inspect`, `extract` and `verify` read back
-    /// ([`crate::MAX_BUNDLE_LEN`]).
+    /// ([`crate::MAX_BUNDLE_LEN`]), or, for 32-bit programs, than a 32-bit address space maps.
     #[error(
-        "the bundle would be at least {len} bytes, more than the {max_gib} GiB mgo-pack reads back; \
-         pack fewer variants, or compress them"
+        "the bundle would be at least {len} bytes, more than the {max_gib} GiB mgo-pack packs \
+         for this architecture (and reads back); pack fewer variants, or compress them"
     )]
     BundleTooLarge { len: u64, max_gib: u64 },
     /// `--launch direct` for an architecture whose launcher has no direct path.
