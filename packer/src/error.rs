@@ -35,7 +35,8 @@ pub enum PackError {
     #[error(
         "`{}` is not a level: use v1, v2, v3 or v4 for x86-64 (as in `v3=./app.v3`), or v8.0 to \
          v8.9 or v9.0 to v9.5 with optional `,lse` and `,crypto` for arm64 (as in \
-         `v8.1,lse=./app.arm64`), or rva20u64, rva22u64 or rva23u64 for riscv64",
+         `v8.1,lse=./app.arm64`), rva20u64, rva22u64 or rva23u64 for riscv64, or power8, power9 or \
+         power10 for ppc64le",
         escaped(.0)
     )]
     BadLevel(String),

@@ -3,7 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use goblin::elf::header::{EM_AARCH64, EM_RISCV, EM_X86_64, ET_CORE, ET_DYN, ET_EXEC, ET_REL};
+use goblin::elf::header::{
+    EM_AARCH64, EM_PPC64, EM_RISCV, EM_X86_64, ET_CORE, ET_DYN, ET_EXEC, ET_REL,
+};
 use goblin::elf::program_header::PT_INTERP;
 use mgo_format::Arch;
 
@@ -190,6 +192,8 @@ fn check_executable(path: &Path, bytes: &[u8]) -> Result<Arch, PackError> {
         EM_X86_64 => Some(Arch::X86_64),
         EM_AARCH64 => Some(Arch::Aarch64),
         EM_RISCV => Some(Arch::Riscv64),
+        // Little-endian only (checked below): big-endian ppc64 has no launcher.
+        EM_PPC64 => Some(Arch::Ppc64le),
         _ => None,
     };
     let Some(arch) = arch.filter(|_| elf.is_64 && elf.little_endian) else {
@@ -269,6 +273,7 @@ pub fn parse_level(text: &str) -> Result<u32, PackError> {
     mgo_format::level::parse_x86_64(bytes)
         .or_else(|| mgo_format::level::parse_aarch64(bytes))
         .or_else(|| mgo_format::level::parse_riscv64(bytes))
+        .or_else(|| mgo_format::level::parse_ppc64le(bytes))
         .ok_or_else(|| PackError::BadLevel(text.to_string()))
 }
 
@@ -297,9 +302,13 @@ pub fn level_name(level: u32) -> &'static str {
         names
     });
     names.iter().find(|&&(code, _)| code == level).map_or_else(
-        || match mgo_format::level::riscv64_name(level) {
-            "rva?" => mgo_format::level::x86_64_name(level),
-            riscv => riscv,
+        || match (
+            mgo_format::level::riscv64_name(level),
+            mgo_format::level::ppc64le_name(level),
+        ) {
+            ("rva?", "power?") => mgo_format::level::x86_64_name(level),
+            ("rva?", power) => power,
+            (riscv, _) => riscv,
         },
         |&(_, n)| n,
     )
@@ -311,6 +320,7 @@ pub(crate) fn arch_name(arch: Arch) -> &'static str {
         Arch::X86_64 => "x86-64",
         Arch::Aarch64 => "arm64",
         Arch::Riscv64 => "riscv64",
+        Arch::Ppc64le => "ppc64le",
     }
 }
 

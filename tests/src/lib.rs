@@ -5,6 +5,8 @@ pub mod checks;
 pub mod fidelity;
 pub mod fixtures;
 pub mod fixtures_arm64;
+pub mod fixtures_ppc64le;
 pub mod fixtures_riscv64;
 pub mod harness;
 pub mod hostile;
+pub mod qemu_user;

@@ -231,6 +231,66 @@ core::arch::global_asm!(
     ".popsection",
 );
 
+// powerpc64: munmap is 91; the program is entered as the kernel enters it under ELFv2: the
+// stack pointer (r1) at argc, r12 holding the entry address (from which the entry computes its
+// TOC pointer), every other general register zero (r7 is the function a static glibc program
+// would register with atexit) and the link register zero. The entry is reached through ctr.
+#[cfg(target_arch = "powerpc64")]
+core::arch::global_asm!(
+    ".pushsection .rodata.mgo_trampoline, \"a\"",
+    ".globl mgo_trampoline_start",
+    ".globl mgo_trampoline_end",
+    ".balign 4",
+    "mgo_trampoline_start:",
+    "mr 30, 5",
+    "mr 31, 6",
+    "mr 28, 7",
+    "mr 29, 8",
+    "li 0, 91",
+    "sc",
+    "mr 3, 30",
+    "mr 4, 31",
+    "li 0, 91",
+    "sc",
+    "mr 1, 28",
+    "mr 12, 29",
+    "mtctr 29",
+    "li 0, 0",
+    "mtlr 0",
+    "li 2, 0",
+    "li 3, 0",
+    "li 4, 0",
+    "li 5, 0",
+    "li 6, 0",
+    "li 7, 0",
+    "li 8, 0",
+    "li 9, 0",
+    "li 10, 0",
+    "li 11, 0",
+    "li 13, 0",
+    "li 14, 0",
+    "li 15, 0",
+    "li 16, 0",
+    "li 17, 0",
+    "li 18, 0",
+    "li 19, 0",
+    "li 20, 0",
+    "li 21, 0",
+    "li 22, 0",
+    "li 23, 0",
+    "li 24, 0",
+    "li 25, 0",
+    "li 26, 0",
+    "li 27, 0",
+    "li 28, 0",
+    "li 29, 0",
+    "li 30, 0",
+    "li 31, 0",
+    "bctr",
+    "mgo_trampoline_end:",
+    ".popsection",
+);
+
 /// Makes freshly written instructions visible to instruction fetch: nothing to do on x86-64.
 #[cfg(target_arch = "x86_64")]
 unsafe fn sync_instructions(_: *mut u8, _: usize) {}
@@ -278,5 +338,34 @@ unsafe fn sync_instructions(at: *mut u8, len: usize) {
         core::arch::asm!("ecall", in("a7") RISCV_FLUSH_ICACHE,
             inlateout("a0") at as usize => _, in("a1") at as usize + len, in("a2") 0usize,
             options(nostack));
+    }
+}
+
+/// Writes the copied code back from the data cache and discards stale instruction-cache lines
+/// over it (`dcbst`, `sync`, `icbi`, `isync`), as the Power ISA requires before running code
+/// written as data. 32 bytes per step: no POWER CPU has smaller cache lines, so every line of
+/// the copy is named at least once.
+///
+/// # Safety
+/// `at..at + len` is mapped memory.
+#[cfg(target_arch = "powerpc64")]
+unsafe fn sync_instructions(at: *mut u8, len: usize) {
+    const STEP: usize = 32;
+    let start = at as usize & !(STEP - 1);
+    let end = at as usize + len;
+    // SAFETY: cache maintenance by address on mapped memory changes no data.
+    unsafe {
+        let mut line = start;
+        while line < end {
+            core::arch::asm!("dcbst 0, {0}", in(reg_nonzero) line, options(nostack));
+            line += STEP;
+        }
+        core::arch::asm!("sync", options(nostack));
+        let mut line = start;
+        while line < end {
+            core::arch::asm!("icbi 0, {0}", in(reg_nonzero) line, options(nostack));
+            line += STEP;
+        }
+        core::arch::asm!("sync", "isync", options(nostack));
     }
 }

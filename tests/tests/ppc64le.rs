@@ -1,0 +1,467 @@
+//! End-to-end on ppc64le: real ppc64le programs packed with the ppc64le launcher and run under
+//! `qemu-ppc64le -cpu MODEL`. Go 1.19's own `GOPPC64=power8` and `power9` builds, whose level
+//! the packer reads from Go's build information, and C builds for power8, power9 and power10
+//! from Debian's cross gcc (Go 1.19 cannot build power10). The expectation under each model is
+//! the oracle: the highest build that really starts there when run directly (see
+//! mgo_tests::fixtures_ppc64le).
+//!
+//! Tests that need to exec a ppc64le program print `SKIPPED: reason` and check nothing more when
+//! this host cannot (no QEMU, no private binfmt_misc).
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use mgo_format::{Arch, Bundle};
+use mgo_pack::{BundleOptions, Compression, Launch};
+use mgo_tests::fixtures::{go_probe, parse_report};
+use mgo_tests::fixtures_ppc64le::{
+    c_probes, c_probes_dynamic, go_probes, Qemu, GO_LEVELS, LEVELS,
+};
+use mgo_tests::fixtures_riscv64::probes as riscv64_probes;
+use mgo_tests::harness::{pack_with, scratch_dir, stderr, stdout, write_executable};
+use mgo_tests::qemu_user::Build;
+
+/// Every model tested: QEMU's POWER8, POWER9 and POWER10 CPUs, each revision it lists.
+const MODELS: &[&str] = &[
+    "power8e_v2.1",
+    "power8_v2.0",
+    "power8nvl_v1.0",
+    "power9_v2.0",
+    "power9_v2.2",
+    "power10_v2.0",
+];
+
+fn level(name: &str) -> u32 {
+    mgo_pack::parse_level(name).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn can_exec(test: &str) -> bool {
+    match Qemu::unavailable() {
+        None => true,
+        Some(why) => {
+            println!("SKIPPED: {test}: {why}");
+            false
+        }
+    }
+}
+
+fn run(cmd: &mut std::process::Command) -> Output {
+    cmd.output().expect("spawning")
+}
+
+/// The level a C probe's output names (`level=power9`).
+fn c_level(out: &Output) -> Option<String> {
+    stdout(out)
+        .lines()
+        .find_map(|l| l.strip_prefix("level="))
+        .map(str::to_string)
+}
+
+/// The level the Go probe's report names (its `GOPPC64` build setting).
+fn go_level(out: &Output) -> Option<String> {
+    parse_report(&stdout(out)).get_str("level")
+}
+
+fn variants(builds: &[Build]) -> Vec<(u32, &Path)> {
+    builds
+        .iter()
+        .map(|b| (level(b.level), b.path.as_path()))
+        .collect()
+}
+
+fn bundle(name: &str, builds: &[Build], launch: Launch) -> PathBuf {
+    pack_with(&scratch_dir(name).join("probe"), &variants(builds), launch)
+}
+
+fn bundle_with(name: &str, builds: &[Build], options: &BundleOptions) -> PathBuf {
+    let variants: Vec<mgo_pack::Variant> = builds
+        .iter()
+        .map(|b| mgo_pack::Variant::read(&b.path, Some(level(b.level))).unwrap())
+        .collect();
+    let bytes = mgo_pack::build_bundle_with(&variants, options).expect("packing");
+    let path = scratch_dir(name).join("probe");
+    write_executable(&path, &bytes).unwrap();
+    path
+}
+
+#[test]
+fn the_ppc64le_launcher_runs_on_power8() {
+    let bare = scratch_dir("ppc-bare").join("bare");
+    write_executable(
+        &bare,
+        mgo_pack::runtime_image::for_arch(Arch::Ppc64le).unwrap(),
+    )
+    .unwrap();
+    // A launcher without a payload region says its bundle is damaged: it ran, on the oldest CPU
+    // ppc64le Linux supports.
+    let out = run(&mut Qemu::new("power8_v2.0").command_without_binfmt(&bare));
+    assert_eq!(out.status.code(), Some(122), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("mgo: this bundle is damaged"), "{err}");
+}
+
+#[test]
+fn go_builds_declare_their_level_and_pack_without_naming_it() {
+    for build in go_probes() {
+        let declared = mgo_pack::declared_level(&std::fs::read(&build.path).unwrap());
+        assert_eq!(declared.level, Some(level(build.level)), "{declared}");
+        assert!(
+            declared
+                .to_string()
+                .contains(&format!("GOPPC64={}", build.level)),
+            "{declared}"
+        );
+    }
+    // Given in reverse order and unnamed, each build is packed at the level it records.
+    let dir = scratch_dir("ppc-go-unnamed");
+    let paths: Vec<&Path> = go_probes().iter().rev().map(|b| b.path.as_path()).collect();
+    let inputs = mgo_pack::Input::parse_args(&paths).unwrap();
+    mgo_pack::pack_files(&inputs, &dir.join("probe"), &Default::default()).unwrap();
+    let info = mgo_pack::inspect(&dir.join("probe")).unwrap();
+    let mut names: Vec<&str> = info
+        .variants
+        .iter()
+        .map(|v| mgo_pack::level_name(v.level))
+        .collect();
+    names.sort();
+    assert_eq!(names, GO_LEVELS);
+    // A level named against the build information is refused.
+    let named = format!("power8={}", go_probes()[1].path.display());
+    let inputs = mgo_pack::Input::parse_args(&[named]).unwrap();
+    let err = mgo_pack::pack_files(&inputs, &dir.join("wrong"), &Default::default()).unwrap_err();
+    assert!(
+        matches!(err, mgo_pack::PackError::LevelContradiction { .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn ppc64le_bundles_carry_the_ppc64le_launcher_and_inspect_verify_extract() {
+    let path = bundle("ppc-layout", c_probes(), Launch::Memfd);
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(u16::from_le_bytes([bytes[18], bytes[19]]), 21, "e_machine");
+    let parsed = Bundle::parse_file(&bytes).unwrap();
+    assert_eq!(parsed.arch, Arch::Ppc64le);
+    assert_eq!(parsed.len(), LEVELS.len());
+    let info = mgo_pack::inspect(&path).unwrap();
+    assert_eq!(info.arch, Arch::Ppc64le);
+    let names: Vec<&str> = info
+        .variants
+        .iter()
+        .map(|v| mgo_pack::level_name(v.level))
+        .collect();
+    assert_eq!(names, LEVELS);
+    let verification = mgo_pack::verify(&path).unwrap();
+    assert!(verification.is_ok(), "{:?}", verification.first_error());
+    for build in c_probes() {
+        assert!(
+            mgo_pack::extract(&path, level(build.level)).unwrap()
+                == std::fs::read(&build.path).unwrap(),
+            "{}",
+            build.level
+        );
+    }
+}
+
+#[test]
+fn level_names_parse_as_go_spells_them_and_others_are_refused() {
+    for name in LEVELS {
+        assert_eq!(mgo_pack::level_name(level(name)), *name);
+    }
+    for bad in ["power7", "POWER9", "power11", "ppc970", "pwr9"] {
+        assert!(mgo_pack::parse_level(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn packing_refuses_mixed_architectures_and_foreign_levels() {
+    let ppc = &c_probes()[0].path;
+    let x86 = &go_probe()[0];
+    let rv = &riscv64_probes()[0].path;
+    for (other, its_level) in [(x86, "v1"), (rv, "rva20u64")] {
+        let variants = [
+            mgo_pack::Variant::read(ppc, Some(level("power8"))).unwrap(),
+            mgo_pack::Variant::read(other, Some(level(its_level))).unwrap(),
+        ];
+        let err = mgo_pack::build_bundle(&variants).unwrap_err();
+        assert!(
+            matches!(err, mgo_pack::PackError::MixedArch { .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("ppc64le"), "{err}");
+    }
+    for (path, wrong) in [(ppc, "v3"), (ppc, "rva22u64"), (x86, "power9")] {
+        let err = mgo_pack::Variant::read(path, Some(level(wrong))).unwrap_err();
+        assert!(
+            matches!(err, mgo_pack::PackError::LevelNotForArch { .. }),
+            "{wrong}: {err}"
+        );
+    }
+}
+
+/// Runs `path` under every model and compares the level it reports with the oracle's for
+/// `builds`; returns the table's rows.
+fn check_models(path: &Path, builds: &[Build], reported: fn(&Output) -> Option<String>) -> String {
+    let mut table = String::new();
+    for model in MODELS {
+        let qemu = Qemu::new(model);
+        let oracle = qemu.oracle(builds);
+        let out = run(qemu.command(path).arg("x y").env("MGODEBUG", "log"));
+        let chosen = reported(&out);
+        table.push_str(&format!(
+            "| {model} | {} | {} |\n",
+            oracle.unwrap_or("none"),
+            chosen.as_deref().unwrap_or("none")
+        ));
+        let err = stderr(&out);
+        let Some(expected) = oracle else {
+            assert_eq!(out.status.code(), Some(123), "{model}: {err}");
+            continue;
+        };
+        assert_eq!(out.status.code(), Some(0), "{model}: {err}");
+        assert_eq!(chosen.as_deref(), Some(expected), "{model}: {err}");
+        assert!(
+            err.lines()
+                .any(|l| l == format!("[mgo] launcher: starting variant GOPPC64={expected}")),
+            "{model}: {err}"
+        );
+    }
+    table
+}
+
+/// The table: under every model, the level the bundle runs is the oracle's (Go's own for Go's
+/// builds, the C builds' for power10), and the program gets its arguments.
+#[test]
+fn every_model_runs_the_level_the_oracle_chooses() {
+    if !can_exec("every_model_runs_the_level_the_oracle_chooses") {
+        return;
+    }
+    let go = bundle("ppc-models-go", go_probes(), Launch::Memfd);
+    let c = bundle("ppc-models-c", c_probes(), Launch::Memfd);
+    let go_table = check_models(&go, go_probes(), go_level);
+    let c_table = check_models(&c, c_probes(), c_level);
+    // What the launcher says of the CPU is the C oracle's level: the highest ISA it runs.
+    for model in MODELS {
+        let qemu = Qemu::new(model);
+        let expected = qemu.oracle(c_probes()).expect("every model runs power8");
+        let out = run(qemu.command(&c).env("MGODEBUG", "log"));
+        assert!(
+            stderr(&out)
+                .lines()
+                .any(|l| l == format!("[mgo] launcher: CPU supports GOPPC64={expected}")),
+            "{model}: {}",
+            stderr(&out)
+        );
+    }
+    println!("Go builds: model | oracle | chosen\n{go_table}");
+    println!("C builds: model | oracle | chosen\n{c_table}");
+}
+
+#[test]
+fn goppc64_forces_a_level_and_bad_values_are_refused() {
+    if !can_exec("goppc64_forces_a_level") {
+        return;
+    }
+    let path = bundle("ppc-force", c_probes(), Launch::Memfd);
+    let qemu = Qemu::new("power10_v2.0");
+    for (forced, expected) in [
+        ("power8", "power8"),
+        ("power9", "power9"),
+        ("power10", "power10"),
+        // Empty counts as unset: the CPU decides.
+        ("", "power10"),
+    ] {
+        let out = run(qemu
+            .command(&path)
+            .env("GOPPC64", forced)
+            .env("MGODEBUG", "log"));
+        assert_eq!(
+            c_level(&out).as_deref(),
+            Some(expected),
+            "GOPPC64={forced}: {}",
+            stderr(&out)
+        );
+        if !forced.is_empty() {
+            assert!(
+                stderr(&out)
+                    .lines()
+                    .any(|l| l == format!("[mgo] launcher: GOPPC64={forced} set in the environment")),
+                "{}",
+                stderr(&out)
+            );
+        }
+    }
+    // A bundle holding no more than power9 runs power9 when the override says power10.
+    let lower = bundle("ppc-force-lower", &c_probes()[..2], Launch::Memfd);
+    let out = run(qemu.command(&lower).env("GOPPC64", "power10"));
+    assert_eq!(c_level(&out).as_deref(), Some("power9"));
+    // The other architectures' variables mean nothing to the ppc64le launcher.
+    let out = run(qemu
+        .command(&path)
+        .env("GOAMD64", "v9")
+        .env("GORISCV64", "rva20u64")
+        .env("GOPPC64", "power8"));
+    assert_eq!(c_level(&out).as_deref(), Some("power8"));
+    for bad in ["power7", "POWER9", "ppc970", "v1"] {
+        let out = run(qemu.command_without_binfmt(&path).env("GOPPC64", bad));
+        assert_eq!(out.status.code(), Some(120), "{bad}: {}", stderr(&out));
+        assert!(out.stdout.is_empty());
+        assert_eq!(
+            stderr(&out).trim_end(),
+            "mgo: GOPPC64 must be power8, power9 or power10 (or unset)",
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn a_cpu_below_every_packed_level_is_a_clear_error() {
+    let path = bundle("ppc-none", &c_probes()[1..], Launch::Memfd);
+    let out = run(&mut Qemu::new("power8_v2.0").command_without_binfmt(&path));
+    assert_eq!(out.status.code(), Some(123), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).trim_end(),
+        "mgo: this program needs a ppc64le CPU with GOPPC64=power9 or better, but this CPU \
+         supports GOPPC64=power8"
+    );
+}
+
+/// Every compression mode: each variant extracts byte for byte (`MGODEBUG=extract`, each level
+/// forced), `verify` passes, and the chosen one runs.
+#[test]
+fn every_compression_mode_extracts_verifies_and_runs() {
+    for mode in [
+        Compression::None,
+        Compression::Gzip(9),
+        Compression::Zstd(19),
+        Compression::ZstdDict(19),
+    ] {
+        let options = BundleOptions::default()
+            .with_launch(Launch::Memfd)
+            .with_compression(mode);
+        let path = bundle_with(
+            &format!("ppc-compressed-{}", mode.to_string().replace(':', "")),
+            c_probes(),
+            &options,
+        );
+        let qemu = Qemu::new("power10_v2.0");
+        for build in c_probes() {
+            let out = run(qemu
+                .command_without_binfmt(&path)
+                .env("MGODEBUG", "extract")
+                .env("GOPPC64", build.level));
+            assert_eq!(out.status.code(), Some(0), "{mode}: {}", stderr(&out));
+            assert!(
+                out.stdout == std::fs::read(&build.path).unwrap(),
+                "{mode}: extracted {} differs from the packed input",
+                build.level
+            );
+        }
+        let verification = mgo_pack::verify(&path).unwrap();
+        assert!(
+            verification.is_ok(),
+            "{mode}: {:?}",
+            verification.first_error()
+        );
+        if can_exec("compressed ppc64le bundles run") {
+            let out = run(Qemu::new("power9_v2.2").command(&path).arg("x y"));
+            assert_eq!(out.status.code(), Some(0), "{mode}: {}", stderr(&out));
+            assert_eq!(c_level(&out).as_deref(), Some("power9"), "{mode}");
+        }
+    }
+}
+
+#[test]
+fn exit_statuses_and_signals_pass_through() {
+    if !can_exec("exit_statuses_and_signals_pass_through") {
+        return;
+    }
+    let path = bundle("ppc-status", c_probes(), Launch::Memfd);
+    let qemu = Qemu::new("power9_v2.2");
+    let out = run(qemu.command(&path).env("PROBE_EXIT", "42"));
+    assert_eq!(out.status.code(), Some(42), "{}", stderr(&out));
+    let out = run(qemu.command(&path).env("PROBE_SIGNAL", "TERM"));
+    assert_eq!(out.status.signal(), Some(15), "{}", stderr(&out));
+}
+
+/// The direct path: the launcher maps the variant from the bundle (decodes it, when compressed)
+/// and jumps to it, or to its dynamic loader, as the kernel enters an ELFv2 program: no exec, so
+/// QEMU alone runs the whole launch.
+#[test]
+fn direct_launch_path_runs_static_and_dynamic_programs() {
+    for (what, builds) in [("static", c_probes()), ("dynamic", c_probes_dynamic())] {
+        for mode in [Compression::None, Compression::Zstd(19), Compression::Gzip(9)] {
+            let options = BundleOptions::default()
+                .with_launch(Launch::Direct)
+                .with_compression(mode);
+            let path = bundle_with(
+                &format!("ppc-direct-{what}-{}", mode.to_string().replace(':', "")),
+                builds,
+                &options,
+            );
+            for (model, expected) in [
+                ("power10_v2.0", "power10"),
+                ("power9_v2.2", "power9"),
+                ("power8_v2.0", "power8"),
+            ] {
+                let out = run(Qemu::new(model)
+                    .command_without_binfmt(&path)
+                    .arg("x y")
+                    .env("MGODEBUG", "log")
+                    .env("PROBE_EXIT", "7"));
+                let err = stderr(&out);
+                assert_eq!(out.status.code(), Some(7), "{what} {mode} {model}: {err}");
+                assert!(
+                    err.lines()
+                        .any(|l| l == "[mgo] launcher: launch path direct"),
+                    "{what} {mode} {model}: {err}"
+                );
+                assert_eq!(c_level(&out).as_deref(), Some(expected));
+                assert!(stdout(&out).contains("arg=x y\n"));
+            }
+            let out = run(Qemu::new("power9_v2.2")
+                .command_without_binfmt(&path)
+                .env("PROBE_SIGNAL", "TERM"));
+            assert_eq!(out.status.signal(), Some(15), "{what} {mode}");
+        }
+    }
+}
+
+/// Go's builds on both paths: the direct one (Go's runtime entered as the kernel enters it)
+/// and the memfd one, with arguments, exit status and signals passed through.
+#[test]
+fn go_programs_run_on_both_paths() {
+    let direct = bundle("ppc-go-direct", go_probes(), Launch::Direct);
+    for (model, expected) in [("power9_v2.2", "power9"), ("power8_v2.0", "power8")] {
+        let out = run(Qemu::new(model)
+            .command_without_binfmt(&direct)
+            .arg("x y")
+            .env("MGODEBUG", "log")
+            .env("PROBE_EXIT", "42"));
+        assert_eq!(out.status.code(), Some(42), "{model}: {}", stderr(&out));
+        let report = parse_report(&stdout(&out));
+        assert_eq!(report.get_str("level").as_deref(), Some(expected));
+        assert_eq!(
+            report.get_str_array("argv").unwrap(),
+            [direct.to_str().unwrap(), "x y"]
+        );
+        assert!(stderr(&out)
+            .lines()
+            .any(|l| l == "[mgo] launcher: launch path direct"));
+    }
+    let out = run(Qemu::new("power9_v2.2")
+        .command_without_binfmt(&direct)
+        .env("PROBE_SIGNAL", "TERM"));
+    assert_eq!(out.status.signal(), Some(15));
+    if can_exec("Go programs on the memfd path") {
+        let memfd = bundle("ppc-go-memfd", go_probes(), Launch::Memfd);
+        let out = run(Qemu::new("power8_v2.0").command(&memfd).arg("z"));
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let report = parse_report(&stdout(&out));
+        assert_eq!(report.get_str("level").as_deref(), Some("power8"));
+        assert_eq!(report.get_str_array("argv").unwrap()[1], "z");
+    }
+    assert_eq!(GO_LEVELS, &LEVELS[..2]);
+}
