@@ -450,7 +450,10 @@ mod tests {
             assert_eq!(parse(Arch::Ppc64le, text.as_bytes()), Some(code));
             assert!(is_valid(Arch::Ppc64le, code));
             for other in [Arch::X86_64, Arch::Aarch64, Arch::Riscv64] {
-                assert!(!is_valid(other, code), "{code:#x} is also a {other:?} level");
+                assert!(
+                    !is_valid(other, code),
+                    "{code:#x} is also a {other:?} level"
+                );
             }
         }
         for other in [1, 4, 20, 22, 23, 0x8_0000, 0x8_0203] {

@@ -189,7 +189,12 @@ mod tests {
         let s = parse_ppc(&["GOAMD64=v3", "GORISCV64=rva22u64", "GOPPC64=power9"]).unwrap();
         assert_eq!(s.forced_level, Some(0x109));
         assert_eq!(parse_ppc(&["GOPPC64="]).unwrap().forced_level, None);
-        for bad in ["GOPPC64=power7", "GOPPC64=POWER9", "GOPPC64=ppc970", "GOPPC64=v1"] {
+        for bad in [
+            "GOPPC64=power7",
+            "GOPPC64=POWER9",
+            "GOPPC64=ppc970",
+            "GOPPC64=v1",
+        ] {
             assert_eq!(parse_ppc(&[bad]), Err(BadOverride), "{bad}");
         }
     }

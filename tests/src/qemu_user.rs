@@ -7,7 +7,7 @@
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 /// One emulated architecture.
 pub trait Guest: 'static {
@@ -62,8 +62,7 @@ impl<G: Guest> Qemu<G> {
     pub fn unavailable() -> Option<&'static str> {
         if find_in_path(G::QEMU).is_none() {
             return Some(Box::leak(
-                format!("{} is not installed (Debian package qemu-user)", G::QEMU)
-                    .into_boxed_str(),
+                format!("{} is not installed (Debian package qemu-user)", G::QEMU).into_boxed_str(),
             ));
         }
         sandbox_problem::<G>()
@@ -125,10 +124,12 @@ fn sandbox<G: Guest>() -> Command {
     cmd
 }
 
+/// What stops each guest's programs from running in the sandbox (`None`: nothing), by emulator.
+type Problems = Mutex<Vec<(&'static str, Option<&'static str>)>>;
+
 /// Runs the guest's smoke test through a real exec in the sandbox, once per guest.
 fn sandbox_problem<G: Guest>() -> Option<&'static str> {
-    static PROBLEMS: OnceLock<std::sync::Mutex<Vec<(&'static str, Option<&'static str>)>>> =
-        OnceLock::new();
+    static PROBLEMS: OnceLock<Problems> = OnceLock::new();
     let problems = PROBLEMS.get_or_init(Default::default);
     if let Some(&(_, known)) = problems.lock().unwrap().iter().find(|(q, _)| *q == G::QEMU) {
         return known;

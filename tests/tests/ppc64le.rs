@@ -15,21 +15,26 @@ use std::process::Output;
 use mgo_format::{Arch, Bundle};
 use mgo_pack::{BundleOptions, Compression, Launch};
 use mgo_tests::fixtures::{go_probe, parse_report};
-use mgo_tests::fixtures_ppc64le::{
-    c_probes, c_probes_dynamic, go_probes, Qemu, GO_LEVELS, LEVELS,
-};
+use mgo_tests::fixtures_ppc64le::{c_probes, c_probes_dynamic, go_probes, Qemu, GO_LEVELS, LEVELS};
 use mgo_tests::fixtures_riscv64::probes as riscv64_probes;
 use mgo_tests::harness::{pack_with, scratch_dir, stderr, stdout, write_executable};
 use mgo_tests::qemu_user::Build;
 
-/// Every model tested: QEMU's POWER8, POWER9 and POWER10 CPUs, each revision it lists.
+/// Every model tested: each POWER CPU QEMU lists that runs little-endian code, every revision.
+/// QEMU's ppc64 CPUs have no properties that take a single feature away, so the CPUs below
+/// POWER8 stand in for that: POWER7 and POWER7+ lack ISA 2.07 (no build starts there, and the
+/// launcher must say so rather than run one). 970 and POWER5+ cannot run little-endian code at
+/// all, the launcher included.
 const MODELS: &[&str] = &[
+    "power7_v2.3",
+    "power7p_v2.1",
     "power8e_v2.1",
     "power8_v2.0",
     "power8nvl_v1.0",
     "power9_v2.0",
     "power9_v2.2",
     "power10_v2.0",
+    "power11_v2.0",
 ];
 
 fn level(name: &str) -> u32 {
@@ -119,7 +124,7 @@ fn go_builds_declare_their_level_and_pack_without_naming_it() {
     let paths: Vec<&Path> = go_probes().iter().rev().map(|b| b.path.as_path()).collect();
     let inputs = mgo_pack::Input::parse_args(&paths).unwrap();
     mgo_pack::pack_files(&inputs, &dir.join("probe"), &Default::default()).unwrap();
-    let info = mgo_pack::inspect(&dir.join("probe")).unwrap();
+    let info = mgo_pack::inspect(dir.join("probe")).unwrap();
     let mut names: Vec<&str> = info
         .variants
         .iter()
@@ -218,6 +223,10 @@ fn check_models(path: &Path, builds: &[Build], reported: fn(&Output) -> Option<S
         let err = stderr(&out);
         let Some(expected) = oracle else {
             assert_eq!(out.status.code(), Some(123), "{model}: {err}");
+            assert!(
+                err.contains("but this CPU reports no POWER8 (ISA 2.07) or later"),
+                "{model}: {err}"
+            );
             continue;
         };
         assert_eq!(out.status.code(), Some(0), "{model}: {err}");
@@ -245,7 +254,9 @@ fn every_model_runs_the_level_the_oracle_chooses() {
     // What the launcher says of the CPU is the C oracle's level: the highest ISA it runs.
     for model in MODELS {
         let qemu = Qemu::new(model);
-        let expected = qemu.oracle(c_probes()).expect("every model runs power8");
+        let Some(expected) = qemu.oracle(c_probes()) else {
+            continue;
+        };
         let out = run(qemu.command(&c).env("MGODEBUG", "log"));
         assert!(
             stderr(&out)
@@ -285,9 +296,9 @@ fn goppc64_forces_a_level_and_bad_values_are_refused() {
         );
         if !forced.is_empty() {
             assert!(
-                stderr(&out)
-                    .lines()
-                    .any(|l| l == format!("[mgo] launcher: GOPPC64={forced} set in the environment")),
+                stderr(&out).lines().any(
+                    |l| l == format!("[mgo] launcher: GOPPC64={forced} set in the environment")
+                ),
                 "{}",
                 stderr(&out)
             );
@@ -392,7 +403,11 @@ fn exit_statuses_and_signals_pass_through() {
 #[test]
 fn direct_launch_path_runs_static_and_dynamic_programs() {
     for (what, builds) in [("static", c_probes()), ("dynamic", c_probes_dynamic())] {
-        for mode in [Compression::None, Compression::Zstd(19), Compression::Gzip(9)] {
+        for mode in [
+            Compression::None,
+            Compression::Zstd(19),
+            Compression::Gzip(9),
+        ] {
             let options = BundleOptions::default()
                 .with_launch(Launch::Direct)
                 .with_compression(mode);

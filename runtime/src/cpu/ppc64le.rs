@@ -79,11 +79,13 @@ mod tests {
 
     #[test]
     fn real_hwcap2_words() {
-        // POWER8, POWER9 and POWER10 as Linux (and qemu-ppc64le) report them: the ISA bits with
-        // the feature bits around them (HTM, DSCR, EBB, ISEL, TAR, VEC_CRYPTO, DARN, SCV, MMA...).
-        assert_eq!(best_level(0xef00_0000), 0x108);
-        assert_eq!(best_level(0xefe0_0000), 0x109);
-        assert_eq!(best_level(0xefe6_0000), 0x10a);
+        // qemu-ppc64le 10's power8, power9 and power10: the ISA bits among feature bits (isel,
+        // tar, vcrypto; darn, ieee128; mma).
+        assert_eq!(best_level(0x8e00_0000), 0x108);
+        assert_eq!(best_level(0x8ee0_0000), 0x109);
+        assert_eq!(best_level(0x8ee6_0000), 0x10a);
+        // A POWER9 machine as Linux reports it (with htm, dscr, ebb, scv...).
+        assert_eq!(best_level(0xefb0_0000 | hwcap2::ARCH_3_00), 0x109);
         // ISA 3.0 without 2.07 (no real CPU): nothing, rather than a guess.
         assert_eq!(best_level(hwcap2::ARCH_3_00), 0);
         assert_eq!(best_level(0), 0);
