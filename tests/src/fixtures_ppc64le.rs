@@ -40,6 +40,7 @@ impl Guest for Ppc64le {
     const QEMU: &'static str = QEMU;
     const SYSROOT: &'static str = SYSROOT;
     const MACHINE_ESCAPED: &'static str = "\\x15\\x00";
+    const ARCH: mgo_format::Arch = mgo_format::Arch::Ppc64le;
     const ANY_MODEL: &'static str = "power10";
     fn smoke_test() -> &'static Path {
         &c_probes()[0].path

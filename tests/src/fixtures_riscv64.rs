@@ -80,6 +80,7 @@ impl Guest for Riscv64 {
     const QEMU: &'static str = QEMU;
     const SYSROOT: &'static str = SYSROOT;
     const MACHINE_ESCAPED: &'static str = "\\xf3\\x00";
+    const ARCH: mgo_format::Arch = mgo_format::Arch::Riscv64;
     const ANY_MODEL: &'static str = "max";
     fn smoke_test() -> &'static Path {
         &probes()[0].path

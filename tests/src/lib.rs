@@ -7,6 +7,7 @@ pub mod fixtures;
 pub mod fixtures_arm64;
 pub mod fixtures_ppc64le;
 pub mod fixtures_riscv64;
+pub mod guest_checks;
 pub mod harness;
 pub mod hostile;
 pub mod qemu_user;

@@ -17,6 +17,8 @@ pub trait Guest: 'static {
     const SYSROOT: &'static str;
     /// Its ELF `e_machine`, as the two `\xNN` escapes of a binfmt_misc magic.
     const MACHINE_ESCAPED: &'static str;
+    /// The architecture, as bundles name it.
+    const ARCH: mgo_format::Arch;
     /// A model every program of the architecture runs on.
     const ANY_MODEL: &'static str;
     /// A static program that exits 0: what checks that the sandbox can exec.
@@ -54,6 +56,10 @@ impl<G: Guest> Qemu<G> {
             model: model.to_string(),
             guest: PhantomData,
         }
+    }
+
+    pub fn arch() -> mgo_format::Arch {
+        G::ARCH
     }
 
     /// Why the architecture's bundles cannot run here, if they cannot: no QEMU, or no private

@@ -9,15 +9,18 @@
 //! this host cannot (no QEMU, no private binfmt_misc).
 
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
-use mgo_format::{Arch, Bundle};
-use mgo_pack::{BundleOptions, Compression, Launch};
+use mgo_format::Arch;
+use mgo_pack::Launch;
 use mgo_tests::fixtures::{go_probe, parse_report};
-use mgo_tests::fixtures_ppc64le::{c_probes, c_probes_dynamic, go_probes, Qemu, GO_LEVELS, LEVELS};
+use mgo_tests::fixtures_ppc64le::{
+    c_probes, c_probes_dynamic, go_probes, Ppc64le, Qemu, GO_LEVELS, LEVELS,
+};
 use mgo_tests::fixtures_riscv64::probes as riscv64_probes;
-use mgo_tests::harness::{pack_with, scratch_dir, stderr, stdout, write_executable};
+use mgo_tests::guest_checks::{self, bundle, level, reported_level as c_level, run};
+use mgo_tests::harness::{scratch_dir, stderr, stdout, write_executable};
 use mgo_tests::qemu_user::Build;
 
 /// Every model tested: each POWER CPU QEMU lists that runs little-endian code, every revision.
@@ -37,57 +40,13 @@ const MODELS: &[&str] = &[
     "power11_v2.0",
 ];
 
-fn level(name: &str) -> u32 {
-    mgo_pack::parse_level(name).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
 fn can_exec(test: &str) -> bool {
-    match Qemu::unavailable() {
-        None => true,
-        Some(why) => {
-            println!("SKIPPED: {test}: {why}");
-            false
-        }
-    }
-}
-
-fn run(cmd: &mut std::process::Command) -> Output {
-    cmd.output().expect("spawning")
-}
-
-/// The level a C probe's output names (`level=power9`).
-fn c_level(out: &Output) -> Option<String> {
-    stdout(out)
-        .lines()
-        .find_map(|l| l.strip_prefix("level="))
-        .map(str::to_string)
+    guest_checks::can_exec::<Ppc64le>(test)
 }
 
 /// The level the Go probe's report names (its `GOPPC64` build setting).
 fn go_level(out: &Output) -> Option<String> {
     parse_report(&stdout(out)).get_str("level")
-}
-
-fn variants(builds: &[Build]) -> Vec<(u32, &Path)> {
-    builds
-        .iter()
-        .map(|b| (level(b.level), b.path.as_path()))
-        .collect()
-}
-
-fn bundle(name: &str, builds: &[Build], launch: Launch) -> PathBuf {
-    pack_with(&scratch_dir(name).join("probe"), &variants(builds), launch)
-}
-
-fn bundle_with(name: &str, builds: &[Build], options: &BundleOptions) -> PathBuf {
-    let variants: Vec<mgo_pack::Variant> = builds
-        .iter()
-        .map(|b| mgo_pack::Variant::read(&b.path, Some(level(b.level))).unwrap())
-        .collect();
-    let bytes = mgo_pack::build_bundle_with(&variants, options).expect("packing");
-    let path = scratch_dir(name).join("probe");
-    write_executable(&path, &bytes).unwrap();
-    path
 }
 
 #[test]
@@ -144,30 +103,8 @@ fn go_builds_declare_their_level_and_pack_without_naming_it() {
 
 #[test]
 fn ppc64le_bundles_carry_the_ppc64le_launcher_and_inspect_verify_extract() {
-    let path = bundle("ppc-layout", c_probes(), Launch::Memfd);
-    let bytes = std::fs::read(&path).unwrap();
-    assert_eq!(u16::from_le_bytes([bytes[18], bytes[19]]), 21, "e_machine");
-    let parsed = Bundle::parse_file(&bytes).unwrap();
-    assert_eq!(parsed.arch, Arch::Ppc64le);
-    assert_eq!(parsed.len(), LEVELS.len());
-    let info = mgo_pack::inspect(&path).unwrap();
-    assert_eq!(info.arch, Arch::Ppc64le);
-    let names: Vec<&str> = info
-        .variants
-        .iter()
-        .map(|v| mgo_pack::level_name(v.level))
-        .collect();
-    assert_eq!(names, LEVELS);
-    let verification = mgo_pack::verify(&path).unwrap();
-    assert!(verification.is_ok(), "{:?}", verification.first_error());
-    for build in c_probes() {
-        assert!(
-            mgo_pack::extract(&path, level(build.level)).unwrap()
-                == std::fs::read(&build.path).unwrap(),
-            "{}",
-            build.level
-        );
-    }
+    assert_eq!(Arch::Ppc64le.elf_machine(), 21, "EM_PPC64");
+    guest_checks::layout_inspect_verify_extract::<Ppc64le>("ppc-layout", c_probes());
 }
 
 #[test]
@@ -272,59 +209,14 @@ fn every_model_runs_the_level_the_oracle_chooses() {
 
 #[test]
 fn goppc64_forces_a_level_and_bad_values_are_refused() {
-    if !can_exec("goppc64_forces_a_level") {
-        return;
-    }
-    let path = bundle("ppc-force", c_probes(), Launch::Memfd);
-    let qemu = Qemu::new("power10_v2.0");
-    for (forced, expected) in [
-        ("power8", "power8"),
-        ("power9", "power9"),
-        ("power10", "power10"),
-        // Empty counts as unset: the CPU decides.
-        ("", "power10"),
-    ] {
-        let out = run(qemu
-            .command(&path)
-            .env("GOPPC64", forced)
-            .env("MGODEBUG", "log"));
-        assert_eq!(
-            c_level(&out).as_deref(),
-            Some(expected),
-            "GOPPC64={forced}: {}",
-            stderr(&out)
-        );
-        if !forced.is_empty() {
-            assert!(
-                stderr(&out).lines().any(
-                    |l| l == format!("[mgo] launcher: GOPPC64={forced} set in the environment")
-                ),
-                "{}",
-                stderr(&out)
-            );
-        }
-    }
-    // A bundle holding no more than power9 runs power9 when the override says power10.
-    let lower = bundle("ppc-force-lower", &c_probes()[..2], Launch::Memfd);
-    let out = run(qemu.command(&lower).env("GOPPC64", "power10"));
-    assert_eq!(c_level(&out).as_deref(), Some("power9"));
-    // The other architectures' variables mean nothing to the ppc64le launcher.
-    let out = run(qemu
-        .command(&path)
-        .env("GOAMD64", "v9")
-        .env("GORISCV64", "rva20u64")
-        .env("GOPPC64", "power8"));
-    assert_eq!(c_level(&out).as_deref(), Some("power8"));
-    for bad in ["power7", "POWER9", "ppc970", "v1"] {
-        let out = run(qemu.command_without_binfmt(&path).env("GOPPC64", bad));
-        assert_eq!(out.status.code(), Some(120), "{bad}: {}", stderr(&out));
-        assert!(out.stdout.is_empty());
-        assert_eq!(
-            stderr(&out).trim_end(),
-            "mgo: GOPPC64 must be power8, power9 or power10 (or unset)",
-            "{bad}"
-        );
-    }
+    guest_checks::the_override::<Ppc64le>(
+        "ppc-force",
+        c_probes(),
+        "power10_v2.0",
+        &[("GOAMD64", "v9"), ("GORISCV64", "rva20u64")],
+        &["power7", "POWER9", "ppc970", "v1"],
+        "mgo: GOPPC64 must be power8, power9 or power10 (or unset)",
+    );
 }
 
 #[test]
@@ -339,62 +231,21 @@ fn a_cpu_below_every_packed_level_is_a_clear_error() {
     );
 }
 
-/// Every compression mode: each variant extracts byte for byte (`MGODEBUG=extract`, each level
-/// forced), `verify` passes, and the chosen one runs.
+/// Every compression mode: each variant extracts byte for byte, `verify` passes, and the
+/// chosen one runs.
 #[test]
 fn every_compression_mode_extracts_verifies_and_runs() {
-    for mode in [
-        Compression::None,
-        Compression::Gzip(9),
-        Compression::Zstd(19),
-        Compression::ZstdDict(19),
-    ] {
-        let options = BundleOptions::default()
-            .with_launch(Launch::Memfd)
-            .with_compression(mode);
-        let path = bundle_with(
-            &format!("ppc-compressed-{}", mode.to_string().replace(':', "")),
-            c_probes(),
-            &options,
-        );
-        let qemu = Qemu::new("power10_v2.0");
-        for build in c_probes() {
-            let out = run(qemu
-                .command_without_binfmt(&path)
-                .env("MGODEBUG", "extract")
-                .env("GOPPC64", build.level));
-            assert_eq!(out.status.code(), Some(0), "{mode}: {}", stderr(&out));
-            assert!(
-                out.stdout == std::fs::read(&build.path).unwrap(),
-                "{mode}: extracted {} differs from the packed input",
-                build.level
-            );
-        }
-        let verification = mgo_pack::verify(&path).unwrap();
-        assert!(
-            verification.is_ok(),
-            "{mode}: {:?}",
-            verification.first_error()
-        );
-        if can_exec("compressed ppc64le bundles run") {
-            let out = run(Qemu::new("power9_v2.2").command(&path).arg("x y"));
-            assert_eq!(out.status.code(), Some(0), "{mode}: {}", stderr(&out));
-            assert_eq!(c_level(&out).as_deref(), Some("power9"), "{mode}");
-        }
-    }
+    guest_checks::every_compression_mode::<Ppc64le>(
+        "ppc-compressed",
+        c_probes(),
+        "power10_v2.0",
+        ("power9_v2.2", "power9"),
+    );
 }
 
 #[test]
 fn exit_statuses_and_signals_pass_through() {
-    if !can_exec("exit_statuses_and_signals_pass_through") {
-        return;
-    }
-    let path = bundle("ppc-status", c_probes(), Launch::Memfd);
-    let qemu = Qemu::new("power9_v2.2");
-    let out = run(qemu.command(&path).env("PROBE_EXIT", "42"));
-    assert_eq!(out.status.code(), Some(42), "{}", stderr(&out));
-    let out = run(qemu.command(&path).env("PROBE_SIGNAL", "TERM"));
-    assert_eq!(out.status.signal(), Some(15), "{}", stderr(&out));
+    guest_checks::exit_statuses_and_signals::<Ppc64le>("ppc-status", c_probes(), "power9_v2.2");
 }
 
 /// The direct path: the launcher maps the variant from the bundle (decodes it, when compressed)
@@ -402,46 +253,16 @@ fn exit_statuses_and_signals_pass_through() {
 /// QEMU alone runs the whole launch.
 #[test]
 fn direct_launch_path_runs_static_and_dynamic_programs() {
-    for (what, builds) in [("static", c_probes()), ("dynamic", c_probes_dynamic())] {
-        for mode in [
-            Compression::None,
-            Compression::Zstd(19),
-            Compression::Gzip(9),
-        ] {
-            let options = BundleOptions::default()
-                .with_launch(Launch::Direct)
-                .with_compression(mode);
-            let path = bundle_with(
-                &format!("ppc-direct-{what}-{}", mode.to_string().replace(':', "")),
-                builds,
-                &options,
-            );
-            for (model, expected) in [
-                ("power10_v2.0", "power10"),
-                ("power9_v2.2", "power9"),
-                ("power8_v2.0", "power8"),
-            ] {
-                let out = run(Qemu::new(model)
-                    .command_without_binfmt(&path)
-                    .arg("x y")
-                    .env("MGODEBUG", "log")
-                    .env("PROBE_EXIT", "7"));
-                let err = stderr(&out);
-                assert_eq!(out.status.code(), Some(7), "{what} {mode} {model}: {err}");
-                assert!(
-                    err.lines()
-                        .any(|l| l == "[mgo] launcher: launch path direct"),
-                    "{what} {mode} {model}: {err}"
-                );
-                assert_eq!(c_level(&out).as_deref(), Some(expected));
-                assert!(stdout(&out).contains("arg=x y\n"));
-            }
-            let out = run(Qemu::new("power9_v2.2")
-                .command_without_binfmt(&path)
-                .env("PROBE_SIGNAL", "TERM"));
-            assert_eq!(out.status.signal(), Some(15), "{what} {mode}");
-        }
-    }
+    guest_checks::direct_launch_path::<Ppc64le>(
+        "ppc-direct",
+        &[("static", c_probes()), ("dynamic", c_probes_dynamic())],
+        &[
+            ("power10_v2.0", "power10"),
+            ("power9_v2.2", "power9"),
+            ("power8_v2.0", "power8"),
+        ],
+        "power9_v2.2",
+    );
 }
 
 /// Go's builds on both paths: the direct one (Go's runtime entered as the kernel enters it)

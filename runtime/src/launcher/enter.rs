@@ -302,22 +302,21 @@ unsafe fn sync_instructions(_: *mut u8, _: usize) {}
 /// `at..at + len` is mapped memory.
 #[cfg(target_arch = "aarch64")]
 unsafe fn sync_instructions(at: *mut u8, len: usize) {
-    const LINE: usize = 16;
-    let start = at as usize & !(LINE - 1);
-    let end = at as usize + len;
     // SAFETY: cache maintenance by address on mapped memory changes no data.
     unsafe {
-        let mut line = start;
-        while line < end {
-            core::arch::asm!("dc cvau, {0}", in(reg) line);
-            line += LINE;
-        }
+        each_cache_line(
+            at,
+            len,
+            16,
+            |line| core::arch::asm!("dc cvau, {0}", in(reg) line),
+        );
         core::arch::asm!("dsb ish");
-        let mut line = start;
-        while line < end {
-            core::arch::asm!("ic ivau, {0}", in(reg) line);
-            line += LINE;
-        }
+        each_cache_line(
+            at,
+            len,
+            16,
+            |line| core::arch::asm!("ic ivau, {0}", in(reg) line),
+        );
         core::arch::asm!("dsb ish", "isb");
     }
 }
@@ -350,22 +349,28 @@ unsafe fn sync_instructions(at: *mut u8, len: usize) {
 /// `at..at + len` is mapped memory.
 #[cfg(target_arch = "powerpc64")]
 unsafe fn sync_instructions(at: *mut u8, len: usize) {
-    const STEP: usize = 32;
-    let start = at as usize & !(STEP - 1);
-    let end = at as usize + len;
     // SAFETY: cache maintenance by address on mapped memory changes no data.
     unsafe {
-        let mut line = start;
-        while line < end {
+        each_cache_line(at, len, 32, |line| {
             core::arch::asm!("dcbst 0, {0}", in(reg_nonzero) line, options(nostack));
-            line += STEP;
-        }
+        });
         core::arch::asm!("sync", options(nostack));
-        let mut line = start;
-        while line < end {
+        each_cache_line(at, len, 32, |line| {
             core::arch::asm!("icbi 0, {0}", in(reg_nonzero) line, options(nostack));
-            line += STEP;
-        }
+        });
         core::arch::asm!("sync", "isync", options(nostack));
+    }
+}
+
+/// Calls `f` with the address of each `step`-byte cache line over `at..at + len`, for
+/// maintenance by address.
+#[cfg(any(target_arch = "aarch64", target_arch = "powerpc64"))]
+#[inline(always)]
+fn each_cache_line(at: *mut u8, len: usize, step: usize, mut f: impl FnMut(usize)) {
+    let end = at as usize + len;
+    let mut line = at as usize & !(step - 1);
+    while line < end {
+        f(line);
+        line += step;
     }
 }
