@@ -52,6 +52,7 @@ impl Variant {
                 path: path.to_path_buf(),
                 level: level_name(level).to_string(),
                 arch: arch_name(arch),
+                hint: levels_hint(arch),
             });
         }
         Ok(Variant {
@@ -321,6 +322,16 @@ pub(crate) fn arch_name(arch: Arch) -> &'static str {
         Arch::Aarch64 => "arm64",
         Arch::Riscv64 => "riscv64",
         Arch::Ppc64le => "ppc64le",
+    }
+}
+
+/// An architecture's levels as Go spells them, for messages.
+fn levels_hint(arch: Arch) -> &'static str {
+    match arch {
+        Arch::X86_64 => "v1, v2, v3 or v4 (as in `v3=PATH`)",
+        Arch::Aarch64 => "v8.0..v8.9 or v9.0..v9.5 with `,lse`/`,crypto` (as in `v8.1,lse=PATH`)",
+        Arch::Riscv64 => "rva20u64, rva22u64 or rva23u64 (as in `rva22u64=PATH`)",
+        Arch::Ppc64le => "power8, power9 or power10 (as in `power9=PATH`)",
     }
 }
 

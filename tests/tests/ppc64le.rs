@@ -140,6 +140,14 @@ fn packing_refuses_mixed_architectures_and_foreign_levels() {
             matches!(err, mgo_pack::PackError::LevelNotForArch { .. }),
             "{wrong}: {err}"
         );
+        if path == ppc {
+            assert!(
+                err.to_string().ends_with(
+                    "name its level as Go does: power8, power9 or power10 (as in `power9=PATH`)"
+                ),
+                "{err}"
+            );
+        }
     }
 }
 
@@ -300,4 +308,35 @@ fn go_programs_run_on_both_paths() {
         assert_eq!(report.get_str_array("argv").unwrap()[1], "z");
     }
     assert_eq!(GO_LEVELS, &LEVELS[..2]);
+}
+
+/// The cache path: the first start writes the chosen variant under `$XDG_CACHE_HOME/mgo-pack`
+/// and execs it, the next one execs the file it finds there.
+#[test]
+fn the_cache_path_makes_then_reuses_its_entry() {
+    if !can_exec("the_cache_path_makes_then_reuses_its_entry") {
+        return;
+    }
+    let path = bundle("ppc-cache", c_probes(), Launch::Cache);
+    let cache = scratch_dir("ppc-cache-home");
+    let qemu = Qemu::new("power9_v2.2");
+    for made in [true, false] {
+        // Without QEMU_LD_PREFIX (the probes are static): under it QEMU shows the launcher the
+        // C library's directory as `/`, and the cache's walk down from `/` finds no `work`.
+        let out = run(qemu
+            .command(&path)
+            .env_remove("QEMU_LD_PREFIX")
+            .arg("x y")
+            .env("XDG_CACHE_HOME", &cache)
+            .env("MGODEBUG", "log"));
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(0), "{err}");
+        assert_eq!(c_level(&out).as_deref(), Some("power9"), "{err}");
+        assert!(stdout(&out).contains("arg=x y\n"));
+        let line = err
+            .lines()
+            .find(|l| l.starts_with("[mgo] launcher: launch path cache ("))
+            .unwrap_or_else(|| panic!("{err}"));
+        assert_eq!(line.contains("(made "), made, "{err}");
+    }
 }
