@@ -231,10 +231,10 @@ core::arch::global_asm!(
     ".popsection",
 );
 
-// powerpc64: munmap is 91; the program is entered as the kernel enters it under ELFv2: the
-// stack pointer (r1) at argc, r12 holding the entry address (from which the entry computes its
-// TOC pointer), every other general register zero (r7 is the function a static glibc program
-// would register with atexit) and the link register zero. The entry is reached through ctr.
+// powerpc64: munmap is 91 (the arguments wait in r28..r31, which `sc` preserves); the program is
+// entered as the kernel enters it under ELFv2: r1 at argc, r12 = the entry (which computes its
+// TOC pointer from it), every other general register zero (r7: the function a static glibc
+// program would register with atexit) and the link register zero, through ctr.
 #[cfg(target_arch = "powerpc64")]
 core::arch::global_asm!(
     ".pushsection .rodata.mgo_trampoline, \"a\"",
