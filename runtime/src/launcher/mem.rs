@@ -226,46 +226,39 @@ mod imp {
     /// # Safety
     /// Valid ranges of n bytes; `dest` does not start inside `src`.
     pub(super) unsafe fn copy_forward(dest: *mut u8, src: *const u8, n: usize) {
-        if n == 0 {
-            return;
-        }
-        // SAFETY: as the caller promises; the loop runs n times (n > 0) and touches exactly
-        // [src, src + n) and [dest, dest + n): `lbzu`/`stbu` pre-increment, so both pointers
-        // start one byte early.
-        unsafe {
-            core::arch::asm!(
-                "mtctr {n}",
-                "2:",
-                "lbzu {a}, 1({s})",
-                "stbu {a}, 1({d})",
-                "bdnz 2b",
-                d = inout(reg_nonzero) dest.wrapping_sub(1) => _,
-                s = inout(reg_nonzero) src.wrapping_sub(1) => _,
-                n = in(reg) n,
-                a = out(reg) _,
-                out("ctr") _,
-                options(nostack),
-            );
+        if n > 0 {
+            // SAFETY: as the caller promises; one byte before each range, stepping up.
+            unsafe { copy_bytes::<1>(dest.wrapping_sub(1), src.wrapping_sub(1), n) }
         }
     }
 
     /// # Safety
     /// Valid ranges of n bytes.
     pub(super) unsafe fn copy_backward(dest: *mut u8, src: *const u8, n: usize) {
-        if n == 0 {
-            return;
+        if n > 0 {
+            // SAFETY: as the caller promises; one byte past each range, stepping down.
+            unsafe { copy_bytes::<-1>(dest.add(n), src.add(n), n) }
         }
-        // SAFETY: as the caller promises; from the ends down (`lbzu`/`stbu` with -1 step before
-        // each access), the loop touches exactly [src, src + n) and [dest, dest + n).
+    }
+
+    /// Copies `n` bytes, `STEP` (1 or -1) apart, each from `src` and to `dest` moved by `STEP`
+    /// first (`lbzu`/`stbu` update their base before the access).
+    ///
+    /// # Safety
+    /// `n > 0`; the `n` bytes from `src + STEP` on (in steps of `STEP`) are readable, those from
+    /// `dest + STEP` on writable, and the write of each byte reaches no byte still to be read.
+    unsafe fn copy_bytes<const STEP: i16>(dest: *mut u8, src: *const u8, n: usize) {
+        // SAFETY: as the caller promises; the loop runs n times and touches exactly those bytes.
         unsafe {
             core::arch::asm!(
                 "mtctr {n}",
                 "2:",
-                "lbzu {a}, -1({s})",
-                "stbu {a}, -1({d})",
+                "lbzu {a}, {step}({s})",
+                "stbu {a}, {step}({d})",
                 "bdnz 2b",
-                d = inout(reg_nonzero) dest.add(n) => _,
-                s = inout(reg_nonzero) src.add(n) => _,
+                step = const STEP,
+                d = inout(reg_nonzero) dest => _,
+                s = inout(reg_nonzero) src => _,
                 n = in(reg) n,
                 a = out(reg) _,
                 out("ctr") _,
