@@ -18,6 +18,8 @@ pub enum Arch {
     X86_64,
     Aarch64,
     Riscv64,
+    /// 64-bit PowerPC, little-endian, ELFv2 (`ppc64le`).
+    Ppc64le,
 }
 
 impl Arch {
@@ -26,6 +28,7 @@ impl Arch {
             elf::EM_X86_64 => Some(Arch::X86_64),
             elf::EM_AARCH64 => Some(Arch::Aarch64),
             elf::EM_RISCV => Some(Arch::Riscv64),
+            elf::EM_PPC64 => Some(Arch::Ppc64le),
             _ => None,
         }
     }
@@ -35,6 +38,7 @@ impl Arch {
             Arch::X86_64 => elf::EM_X86_64,
             Arch::Aarch64 => elf::EM_AARCH64,
             Arch::Riscv64 => elf::EM_RISCV,
+            Arch::Ppc64le => elf::EM_PPC64,
         }
     }
 
@@ -43,6 +47,7 @@ impl Arch {
             Arch::X86_64 => "x86_64",
             Arch::Aarch64 => "aarch64",
             Arch::Riscv64 => "riscv64",
+            Arch::Ppc64le => "ppc64le",
         }
     }
 
@@ -54,6 +59,8 @@ impl Arch {
             Arch::Aarch64 => 0x10000,
             // riscv64 Linux has only 4 KiB base pages.
             Arch::Riscv64 => 0x1000,
+            // ppc64le kernels use 4 or 64 KiB pages (Debian's and most distributions' 64 KiB).
+            Arch::Ppc64le => 0x10000,
         }
     }
 

@@ -13,6 +13,12 @@
 //! riscv64: `GORISCV64=rva20u64`, `rva22u64`, `rva23u64` (Go 1.23; rva23u64 from Go 1.25) as the
 //! profile's year, 20, 22 or 23, the number Go's own `internal/buildcfg` keeps for it. The
 //! profiles are totally ordered, each including the ones before it (docs/ARCHITECTURES.md, "riscv64").
+//!
+//! ppc64le: `GOPPC64=power8`, `power9`, `power10` as `0x100 + N` for POWERN: 0x108, 0x109,
+//! 0x10a. Not plain 8, 9, 10, which no other architecture uses today but which sit next to
+//! the small numbers other settings are made of (x86-64's 1..4, riscv64's 20..23): the `0x100`
+//! keeps ppc64le's codes in a range of their own. The levels are totally ordered, each
+//! including the ones before it (docs/ARCHITECTURES.md, "ppc64le").
 
 use crate::Arch;
 
@@ -46,6 +52,30 @@ pub fn parse_riscv64(text: &[u8]) -> Option<u32> {
         b"rva20u64" => Some(20),
         b"rva22u64" => Some(22),
         b"rva23u64" => Some(23),
+        _ => None,
+    }
+}
+
+/// The ppc64le level codes, in order: each POWER level includes the ones before it.
+pub const PPC64LE_LEVELS: [u32; 3] = [0x108, 0x109, 0x10a];
+
+/// `"power8"`.. for a ppc64le level code, `"power?"` for anything else.
+pub const fn ppc64le_name(level: u32) -> &'static str {
+    match level {
+        0x108 => "power8",
+        0x109 => "power9",
+        0x10a => "power10",
+        _ => "power?",
+    }
+}
+
+/// Parses `power8`, `power9`, `power10` as `GOPPC64` spells them (Go's `internal/buildcfg`
+/// takes nothing else for ppc64le: `ppc970` is big-endian `ppc64` only).
+pub fn parse_ppc64le(text: &[u8]) -> Option<u32> {
+    match text {
+        b"power8" => Some(0x108),
+        b"power9" => Some(0x109),
+        b"power10" => Some(0x10a),
         _ => None,
     }
 }
@@ -220,6 +250,7 @@ pub fn name(arch: Arch, level: u32) -> LevelName {
             LevelName::Formatted { bytes, len }
         }
         Arch::Riscv64 => LevelName::Static(riscv64_name(level)),
+        Arch::Ppc64le => LevelName::Static(ppc64le_name(level)),
     }
 }
 
@@ -229,6 +260,7 @@ pub fn parse(arch: Arch, text: &[u8]) -> Option<u32> {
         Arch::X86_64 => parse_x86_64(text),
         Arch::Aarch64 => parse_aarch64(text),
         Arch::Riscv64 => parse_riscv64(text),
+        Arch::Ppc64le => parse_ppc64le(text),
     }
 }
 
@@ -238,6 +270,7 @@ pub fn is_valid(arch: Arch, level: u32) -> bool {
         Arch::X86_64 => (X86_64_MIN..=X86_64_MAX).contains(&level),
         Arch::Aarch64 => Aarch64Level::from_code(level).is_some(),
         Arch::Riscv64 => RISCV64_LEVELS.contains(&level),
+        Arch::Ppc64le => PPC64LE_LEVELS.contains(&level),
     }
 }
 
@@ -248,6 +281,7 @@ pub const fn variable(arch: Arch) -> &'static str {
         Arch::X86_64 => "GOAMD64",
         Arch::Aarch64 => "GOARM64",
         Arch::Riscv64 => "GORISCV64",
+        Arch::Ppc64le => "GOPPC64",
     }
 }
 
@@ -407,5 +441,36 @@ mod tests {
         }
         assert_eq!(variable(Arch::Riscv64), "GORISCV64");
         assert_eq!(riscv64_name(21), "rva?");
+    }
+
+    #[test]
+    fn ppc64le_levels_round_trip_and_collide_with_no_other_architecture() {
+        for code in PPC64LE_LEVELS {
+            let text = name(Arch::Ppc64le, code);
+            assert_eq!(parse(Arch::Ppc64le, text.as_bytes()), Some(code));
+            assert!(is_valid(Arch::Ppc64le, code));
+            for other in [Arch::X86_64, Arch::Aarch64, Arch::Riscv64] {
+                assert!(
+                    !is_valid(other, code),
+                    "{code:#x} is also a {other:?} level"
+                );
+            }
+        }
+        for other in [1, 4, 20, 22, 23, 0x8_0000, 0x8_0203] {
+            assert!(!is_valid(Arch::Ppc64le, other), "{other:#x}");
+        }
+        for bad in [
+            &b"power7"[..],
+            b"POWER9",
+            b"power11",
+            b"ppc970",
+            b"pwr9",
+            b"",
+            b"v1",
+        ] {
+            assert_eq!(parse_ppc64le(bad), None, "{:?}", core::str::from_utf8(bad));
+        }
+        assert_eq!(variable(Arch::Ppc64le), "GOPPC64");
+        assert_eq!(ppc64le_name(8), "power?");
     }
 }

@@ -183,6 +183,8 @@ static AARCH64_ZSTD: &[u8] = include_bytes!("../../runtime/image/aarch64-zstd.el
 static AARCH64_GZIP: &[u8] = include_bytes!("../../runtime/image/aarch64-gzip.elf");
 static RISCV64_ZSTD: &[u8] = include_bytes!("../../runtime/image/riscv64-zstd.elf");
 static RISCV64_GZIP: &[u8] = include_bytes!("../../runtime/image/riscv64-gzip.elf");
+static PPC64LE_ZSTD: &[u8] = include_bytes!("../../runtime/image/ppc64le-zstd.elf");
+static PPC64LE_GZIP: &[u8] = include_bytes!("../../runtime/image/ppc64le-gzip.elf");
 
 /// The launcher image a bundle with `compression` needs: the plain one carries no decoder (the
 /// smallest, 20 KiB), each codec image carries one (docs/COMPRESSION.md lists their sizes).
@@ -195,6 +197,8 @@ pub(crate) fn runtime_image(arch: Arch, compression: Compression) -> Option<&'st
         (Arch::Aarch64, Some(Codec::Gzip)) => Some(AARCH64_GZIP),
         (Arch::Riscv64, Some(Codec::Zstd)) => Some(RISCV64_ZSTD),
         (Arch::Riscv64, Some(Codec::Gzip)) => Some(RISCV64_GZIP),
+        (Arch::Ppc64le, Some(Codec::Zstd)) => Some(PPC64LE_ZSTD),
+        (Arch::Ppc64le, Some(Codec::Gzip)) => Some(PPC64LE_GZIP),
     }
 }
 

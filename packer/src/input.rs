@@ -3,7 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use goblin::elf::header::{EM_AARCH64, EM_RISCV, EM_X86_64, ET_CORE, ET_DYN, ET_EXEC, ET_REL};
+use goblin::elf::header::{
+    EM_AARCH64, EM_PPC64, EM_RISCV, EM_X86_64, ET_CORE, ET_DYN, ET_EXEC, ET_REL,
+};
 use goblin::elf::program_header::PT_INTERP;
 use mgo_format::Arch;
 
@@ -50,6 +52,7 @@ impl Variant {
                 path: path.to_path_buf(),
                 level: level_name(level).to_string(),
                 arch: arch_name(arch),
+                hint: levels_hint(arch),
             });
         }
         Ok(Variant {
@@ -190,6 +193,8 @@ fn check_executable(path: &Path, bytes: &[u8]) -> Result<Arch, PackError> {
         EM_X86_64 => Some(Arch::X86_64),
         EM_AARCH64 => Some(Arch::Aarch64),
         EM_RISCV => Some(Arch::Riscv64),
+        // Little-endian only (checked below): big-endian ppc64 has no launcher.
+        EM_PPC64 => Some(Arch::Ppc64le),
         _ => None,
     };
     let Some(arch) = arch.filter(|_| elf.is_64 && elf.little_endian) else {
@@ -269,6 +274,7 @@ pub fn parse_level(text: &str) -> Result<u32, PackError> {
     mgo_format::level::parse_x86_64(bytes)
         .or_else(|| mgo_format::level::parse_aarch64(bytes))
         .or_else(|| mgo_format::level::parse_riscv64(bytes))
+        .or_else(|| mgo_format::level::parse_ppc64le(bytes))
         .ok_or_else(|| PackError::BadLevel(text.to_string()))
 }
 
@@ -297,9 +303,13 @@ pub fn level_name(level: u32) -> &'static str {
         names
     });
     names.iter().find(|&&(code, _)| code == level).map_or_else(
-        || match mgo_format::level::riscv64_name(level) {
-            "rva?" => mgo_format::level::x86_64_name(level),
-            riscv => riscv,
+        || match (
+            mgo_format::level::riscv64_name(level),
+            mgo_format::level::ppc64le_name(level),
+        ) {
+            ("rva?", "power?") => mgo_format::level::x86_64_name(level),
+            ("rva?", power) => power,
+            (riscv, _) => riscv,
         },
         |&(_, n)| n,
     )
@@ -311,6 +321,17 @@ pub(crate) fn arch_name(arch: Arch) -> &'static str {
         Arch::X86_64 => "x86-64",
         Arch::Aarch64 => "arm64",
         Arch::Riscv64 => "riscv64",
+        Arch::Ppc64le => "ppc64le",
+    }
+}
+
+/// An architecture's levels as Go spells them, for messages.
+fn levels_hint(arch: Arch) -> &'static str {
+    match arch {
+        Arch::X86_64 => "v1, v2, v3 or v4 (as in `v3=PATH`)",
+        Arch::Aarch64 => "v8.0..v8.9 or v9.0..v9.5 with `,lse`/`,crypto` (as in `v8.1,lse=PATH`)",
+        Arch::Riscv64 => "rva20u64, rva22u64 or rva23u64 (as in `rva22u64=PATH`)",
+        Arch::Ppc64le => "power8, power9 or power10 (as in `power9=PATH`)",
     }
 }
 

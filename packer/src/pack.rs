@@ -87,11 +87,13 @@ impl Input {
 }
 
 /// `v7=x` is a mistyped level, not a file called `v7=x`; so is `v8.1,lse=x` (arm64's spelling)
-/// and `rva21u64=x` (riscv64's). A path such as `./v3=x` or `build/v3=x` stays a path.
+/// and `rva21u64=x` (riscv64's) and `power7=x` (ppc64le's). A path such as `./v3=x` or
+/// `build/v3=x` stays a path.
 fn looks_like_level(text: &[u8]) -> bool {
     let versioned = text.first() == Some(&b'v') && text.get(1).is_some_and(u8::is_ascii_digit);
     let profile = text.starts_with(b"rva") && text.get(3).is_some_and(u8::is_ascii_digit);
-    (versioned || profile) && text.len() <= 16 && !text.contains(&b'/')
+    let power = text.starts_with(b"power") && text.get(5).is_some_and(u8::is_ascii_digit);
+    (versioned || profile || power) && text.len() <= 16 && !text.contains(&b'/')
 }
 
 /// Settings that change how a pack is done.
@@ -309,9 +311,11 @@ fn read_input(input: &Input) -> Result<(Variant, Declared), PackError> {
     }
     let declared = declared_level(&bytes);
     // The file's own problems (not ELF, wrong machine) come before any question of its level;
-    // the level is settled once every input has been read.
+    // the level is settled once every input has been read. A position stands for an x86-64
+    // level, so a file that records its own (a ppc64le Go build's GOPPC64) is checked with that.
     let provisional = match input.level {
-        LevelSpec::Given(level) | LevelSpec::Position(level) => level,
+        LevelSpec::Given(level) => level,
+        LevelSpec::Position(level) => declared.level.unwrap_or(level),
         LevelSpec::Detect => declared.level.unwrap_or(1),
     };
     let variant = Variant::from_bytes(path, bytes, Some(provisional))?;
@@ -465,6 +469,19 @@ mod tests {
         assert_eq!(
             Input::parse_args(&["rvalue=x"]).unwrap()[0].path,
             Path::new("rvalue=x")
+        );
+        // ppc64le's levels, and a mistyped one.
+        assert_eq!(
+            Input::parse_args(&["power9=x"]).unwrap()[0].level,
+            LevelSpec::Given(0x109)
+        );
+        assert!(matches!(
+            Input::parse_args(&["power7=x"]),
+            Err(PackError::BadLevel(_))
+        ));
+        assert_eq!(
+            Input::parse_args(&["powerful=x"]).unwrap()[0].path,
+            Path::new("powerful=x")
         );
         // A path that merely contains `=` is a path.
         assert_eq!(

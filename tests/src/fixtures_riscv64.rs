@@ -8,14 +8,15 @@
 //!
 //! Running bundles: `qemu-riscv64 -cpu MODEL` runs the launcher; its exec of the chosen variant
 //! goes to the host kernel, which hands riscv64 executables back to QEMU through a private
-//! binfmt_misc (flags `P` and `O`), as `fixtures_arm64` does for arm64.
+//! binfmt_misc (flags `P` and `O`), as `fixtures_arm64` does for arm64 (see crate::qemu_user).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 
 use crate::fixtures::target_dir;
 use crate::fixtures::workspace_root;
+use crate::qemu_user::Guest;
 
 /// The emulator (Debian package `qemu-user`, from bookworm-backports: QEMU 8.2 added
 /// `riscv_hwprobe`).
@@ -34,11 +35,7 @@ pub const PROFILES: &[(&str, &str)] = &[
 ];
 
 /// A built probe: its profile and path.
-#[derive(Clone, Debug)]
-pub struct RvBuild {
-    pub level: &'static str,
-    pub path: PathBuf,
-}
+pub type RvBuild = crate::qemu_user::Build;
 
 fn build(name: &str, extra: &[&str]) -> Vec<RvBuild> {
     let dir = target_dir().join("fixtures-riscv64");
@@ -75,118 +72,23 @@ pub fn probes_dynamic() -> &'static [RvBuild] {
     CELL.get_or_init(|| build("rvprobe-dynamic", &[]))
 }
 
-/// Registers QEMU for riscv64 ELF executables (`EM_RISCV`, `ET_EXEC` or `ET_DYN`) in the
-/// namespace's own binfmt_misc, then runs the command given after the script.
-const SANDBOX_SCRIPT: &str = r#"set -e
-mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
-printf ':mgo-riscv64:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xf3\x00:\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff:%s:PO' "$QEMU_PATH" >/proc/sys/fs/binfmt_misc/register
-unset QEMU_PATH
-exec "$@"
-"#;
-
-/// `qemu-riscv64 -cpu MODEL`, in a sandbox that can exec riscv64 programs or without one.
+/// riscv64 for [`crate::qemu_user`].
 #[derive(Clone, Debug)]
-pub struct Qemu {
-    model: String,
-}
+pub struct Riscv64;
 
-impl Qemu {
-    pub fn new(model: &str) -> Qemu {
-        Qemu {
-            model: model.to_string(),
-        }
-    }
-
-    /// Why riscv64 bundles cannot run here, if they cannot: no QEMU, a QEMU without
-    /// `riscv_hwprobe`, or no private binfmt_misc (user namespaces and Linux 6.7 are needed).
-    pub fn unavailable() -> Option<&'static str> {
-        static CELL: OnceLock<Option<String>> = OnceLock::new();
-        CELL.get_or_init(|| {
-            if find_in_path(QEMU).is_none() {
-                return Some(format!(
-                    "{QEMU} is not installed (Debian package qemu-user)"
-                ));
-            }
-            let probe = &probes()[0].path;
-            let out = Command::new("unshare")
-                .args(["--user", "--map-root-user", "--mount", "sh", "-c"])
-                .arg(SANDBOX_SCRIPT)
-                .arg("sh")
-                .arg(probe)
-                .env("QEMU_PATH", qemu_path())
-                .env("QEMU_CPU", "max")
-                .output();
-            match out {
-                Ok(out) if out.status.success() => None,
-                Ok(out) => Some(format!(
-                    "cannot register {QEMU} in a private binfmt_misc (user namespaces and Linux \
-                     6.7 or later are needed): {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                )),
-                Err(e) => Some(format!("cannot run unshare (util-linux): {e}")),
-            }
-        })
-        .as_deref()
-    }
-
-    /// `qemu-riscv64 -cpu MODEL PROGRAM` in the sandbox, with a clean environment holding only
-    /// `PATH`, `QEMU_CPU` and `QEMU_LD_PREFIX` (for dynamically linked programs).
-    pub fn command(&self, program: &Path) -> Command {
-        let mut cmd = Command::new("unshare");
-        cmd.args(["--user", "--map-root-user", "--mount", "sh", "-c"])
-            .arg(SANDBOX_SCRIPT)
-            .arg("sh")
-            .arg(qemu_path())
-            .args(["-cpu", &self.model])
-            .arg(program)
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .env("QEMU_PATH", qemu_path())
-            .env("QEMU_CPU", &self.model)
-            .env("QEMU_LD_PREFIX", SYSROOT)
-            .stdin(Stdio::null());
-        cmd
-    }
-
-    /// `qemu-riscv64 -cpu MODEL PROGRAM` without the sandbox: anything the program execs fails.
-    pub fn command_without_binfmt(&self, program: &Path) -> Command {
-        let mut cmd = Command::new(QEMU);
-        cmd.args(["-cpu", &self.model])
-            .arg(program)
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .env("QEMU_LD_PREFIX", SYSROOT)
-            .stdin(Stdio::null());
-        cmd
-    }
-
-    /// Whether `program` exits 0 on this model (a probe dies by SIGILL when it does not).
-    pub fn runs(&self, program: &Path) -> bool {
-        self.command_without_binfmt(program)
-            .output()
-            .is_ok_and(|o| o.status.success())
-    }
-
-    /// The oracle: the highest profile whose build starts on this model, if any does.
-    pub fn oracle(&self, builds: &[RvBuild]) -> Option<&'static str> {
-        builds
-            .iter()
-            .filter(|b| self.runs(&b.path))
-            .map(|b| b.level)
-            .next_back()
+impl Guest for Riscv64 {
+    const QEMU: &'static str = QEMU;
+    const SYSROOT: &'static str = SYSROOT;
+    const MACHINE_ESCAPED: &'static str = "\\xf3\\x00";
+    const ARCH: mgo_format::Arch = mgo_format::Arch::Riscv64;
+    const ANY_MODEL: &'static str = "max";
+    fn smoke_test() -> &'static Path {
+        &probes()[0].path
     }
 }
 
-fn qemu_path() -> PathBuf {
-    find_in_path(QEMU).unwrap_or_else(|| PathBuf::from(QEMU))
-}
-
-fn find_in_path(tool: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(tool))
-        .find(|p| p.is_file())
-}
+/// `qemu-riscv64 -cpu MODEL`.
+pub type Qemu = crate::qemu_user::Qemu<Riscv64>;
 
 /// `tests/fixtures/goprobe` for `GOARCH=riscv64` (static, CGO off). Go 1.19 knows no
 /// `GORISCV64`, so whatever the builder sets, this is an rva20u64 build that records no profile.

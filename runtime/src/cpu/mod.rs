@@ -6,6 +6,7 @@
 //! auxiliary vector and passes in, so all of `aarch64` is pure and built on every host.
 
 pub mod aarch64;
+pub mod ppc64le;
 pub mod riscv64;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_64;
@@ -17,18 +18,27 @@ use mgo_format::Arch;
 
 #[cfg(target_arch = "aarch64")]
 use crate::select::Aarch64Limit;
+#[cfg(target_arch = "powerpc64")]
+use crate::select::Ppc64leLimit;
 #[cfg(target_arch = "riscv64")]
 use crate::select::Riscv64Limit;
 #[cfg(target_arch = "x86_64")]
 use crate::select::X86_64Limit;
 
 /// The architecture this code runs on, whose bundles the launcher reads.
-#[cfg(not(any(target_arch = "aarch64", target_arch = "riscv64")))]
+#[cfg(not(any(
+    target_arch = "aarch64",
+    target_arch = "riscv64",
+    target_arch = "powerpc64"
+)))]
 pub const NATIVE: Arch = Arch::X86_64;
 #[cfg(target_arch = "aarch64")]
 pub const NATIVE: Arch = Arch::Aarch64;
 #[cfg(target_arch = "riscv64")]
 pub const NATIVE: Arch = Arch::Riscv64;
+/// Little-endian only: the launcher is built for `powerpc64le-unknown-linux-gnu`.
+#[cfg(target_arch = "powerpc64")]
+pub const NATIVE: Arch = Arch::Ppc64le;
 
 /// What this CPU can run. `aux` looks up an entry of the auxiliary vector (arm64 reads its
 /// `AT_HWCAP` words there; x86-64 asks CPUID instead).
@@ -77,4 +87,11 @@ fn hwprobe() -> Option<(Option<u64>, Option<u64>)> {
     }
     let value = |(key, value): (i64, u64)| (key != -1).then_some(value);
     Some((value(pairs[0]), value(pairs[1])))
+}
+
+/// What this CPU can run: the Power ISA version in the auxiliary vector's `AT_HWCAP2`.
+#[cfg(target_arch = "powerpc64")]
+pub fn detect(aux: impl Fn(usize) -> Option<usize>) -> Ppc64leLimit {
+    const AT_HWCAP2: usize = 26;
+    Ppc64leLimit(ppc64le::best_level(aux(AT_HWCAP2).unwrap_or(0) as u64))
 }

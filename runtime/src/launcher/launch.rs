@@ -244,6 +244,7 @@ impl Failure {
                          ,lse and ,crypto (or unset)"
                     }
                     Arch::Riscv64 => "GORISCV64 must be rva20u64, rva22u64 or rva23u64 (or unset)",
+                    Arch::Ppc64le => "GOPPC64 must be power8, power9 or power10 (or unset)",
                 });
             }
             Failure::Unchosen(Unchosen::NoVariant { lowest, cpu }) => no_variant(line, lowest, cpu),
@@ -307,6 +308,17 @@ fn no_variant(line: &mut Line, lowest: u32, cpu: u32) {
                 _ => line
                     .str("this CPU supports GORISCV64=")
                     .str(level::riscv64_name(cpu)),
+            };
+        }
+        Arch::Ppc64le => {
+            line.str("this program needs a ppc64le CPU with GOPPC64=")
+                .str(level::ppc64le_name(lowest))
+                .str(" or better, but ");
+            match cpu {
+                0 => line.str("this CPU reports no POWER8 (ISA 2.07) or later"),
+                _ => line
+                    .str("this CPU supports GOPPC64=")
+                    .str(level::ppc64le_name(cpu)),
             };
         }
     }
