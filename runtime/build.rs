@@ -31,6 +31,7 @@ fn main() {
         "riscv64" => "riscv64-linux-gnu-gcc",
         // Debian's armel compiler: soft-float EABI, as the Rust side.
         "arm" => "arm-linux-gnueabi-gcc",
+        "powerpc64" => "powerpc64le-linux-gnu-gcc",
         other => panic!("no C compiler known for the {other} launcher"),
     };
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
@@ -127,6 +128,14 @@ fn common_flags(arch: &str, src: &Path, mapped: &str, opt: &str) -> Vec<String> 
             ]
             .map(String::from),
         ),
+        // POWER8, as the Rust side. gcc's ELFv2 code reaches its data through the TOC (r2, set by
+        // the launcher's _start), so it works at the launcher's address above 4 GiB.
+        // -fno-plt asks ppc64 gcc for inline PLT call sequences (R_PPC64_PLTSEQ and friends),
+        // which rust-lld cannot link; every call is to a hidden local function anyway.
+        "powerpc64" => {
+            flags.retain(|f| f != "-fno-plt");
+            flags.extend(["-mcpu=power8", "-mtune=power8"].map(String::from));
+        }
         _ => {}
     }
     flags

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the builds, tests and samples need on Debian 12: Go 1.19, gcc,
 # g++, make and cmake build the fixtures and the build recipes (docs/BUILDING.md),
-# qemu-user and the aarch64, riscv64 and 32-bit ARM (soft-float, armel) toolchains
+# qemu-user and the aarch64, riscv64, ppc64le and 32-bit ARM (soft-float, armel) toolchains
 # (compilers and C library headers) run cross tests, hyperfine, strace, file and binutils
 # inspect and time the bundles; gdb, valgrind, ltrace, linux-perf (perf), procps
 # (ps, pgrep) and psmisc (killall) are the tools the fidelity tests
@@ -22,12 +22,15 @@ packages=(
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross
   gcc-riscv64-linux-gnu libc6-dev-riscv64-cross
   gcc-arm-linux-gnueabi libc6-dev-armel-cross
+  gcc-powerpc64le-linux-gnu libc6-dev-ppc64el-cross
   strace file binutils
   gdb valgrind ltrace linux-perf procps psmisc
 )
 # riscv64: the -gnu target, because rustup serves no standard library for riscv64gc-unknown-linux-musl
 # with this toolchain (404); the launcher uses neither C library.
-rust_targets=(aarch64-unknown-linux-musl x86_64-unknown-linux-musl riscv64gc-unknown-linux-gnu)
+# ppc64le: the -gnu target, the one rustup serves a standard library for.
+rust_targets=(aarch64-unknown-linux-musl x86_64-unknown-linux-musl riscv64gc-unknown-linux-gnu
+  powerpc64le-unknown-linux-gnu)
 # Packages taken from bookworm-backports, each with the lowest version the tests accept, and only
 # these: Debian 12's qemu-user (7.2) has no riscv_hwprobe system call (QEMU 8.2 added it), which
 # the riscv64 launcher reads the RVA22/RVA23 extensions from.

@@ -11,6 +11,7 @@ pub const EM_ARM: u16 = 40;
 pub const EM_X86_64: u16 = 62;
 pub const EM_AARCH64: u16 = 183;
 pub const EM_RISCV: u16 = 243;
+pub const EM_PPC64: u16 = 21;
 pub const PT_NULL: u32 = 0;
 pub const PT_LOAD: u32 = 1;
 pub const PF_R: u32 = 4;

@@ -20,6 +20,8 @@ pub enum Arch {
     Riscv64,
     /// 32-bit ARM (`GOARCH=arm`), little-endian, EABI: the one ELF32 machine.
     Arm,
+    /// 64-bit PowerPC, little-endian, ELFv2 (`ppc64le`).
+    Ppc64le,
 }
 
 impl Arch {
@@ -29,6 +31,7 @@ impl Arch {
             elf::EM_AARCH64 => Some(Arch::Aarch64),
             elf::EM_RISCV => Some(Arch::Riscv64),
             elf::EM_ARM => Some(Arch::Arm),
+            elf::EM_PPC64 => Some(Arch::Ppc64le),
             _ => None,
         }
     }
@@ -39,6 +42,7 @@ impl Arch {
             Arch::Aarch64 => elf::EM_AARCH64,
             Arch::Riscv64 => elf::EM_RISCV,
             Arch::Arm => elf::EM_ARM,
+            Arch::Ppc64le => elf::EM_PPC64,
         }
     }
 
@@ -48,6 +52,7 @@ impl Arch {
             Arch::Aarch64 => "aarch64",
             Arch::Riscv64 => "riscv64",
             Arch::Arm => "arm",
+            Arch::Ppc64le => "ppc64le",
         }
     }
 
@@ -55,7 +60,7 @@ impl Arch {
     pub const fn class(self) -> Class {
         match self {
             Arch::Arm => Class::Elf32,
-            Arch::X86_64 | Arch::Aarch64 | Arch::Riscv64 => Class::Elf64,
+            Arch::X86_64 | Arch::Aarch64 | Arch::Riscv64 | Arch::Ppc64le => Class::Elf64,
         }
     }
 
@@ -77,6 +82,8 @@ impl Arch {
             Arch::Aarch64 => 0x10000,
             // riscv64 and 32-bit ARM Linux have only 4 KiB base pages.
             Arch::Riscv64 | Arch::Arm => 0x1000,
+            // ppc64le kernels use 4 or 64 KiB pages (Debian's and most distributions' 64 KiB).
+            Arch::Ppc64le => 0x10000,
         }
     }
 
@@ -99,7 +106,7 @@ impl Arch {
     pub const fn payload_vaddr(self) -> u64 {
         match self {
             Arch::Arm => 0x0400_0000,
-            Arch::X86_64 | Arch::Aarch64 | Arch::Riscv64 => 0x10_0300_0000,
+            Arch::X86_64 | Arch::Aarch64 | Arch::Riscv64 | Arch::Ppc64le => 0x10_0300_0000,
         }
     }
 

@@ -15,7 +15,13 @@
 //! profiles are totally ordered, each including the ones before it (docs/ARCHITECTURES.md, "riscv64").
 //!
 //! 32-bit ARM: `GOARM=5`, `6`, `7` as the number itself, as Go's `internal/buildcfg` keeps it.
-//! Totally ordered too, and clear of the others (x86-64's 1..4, riscv64's 20..23).
+//! Totally ordered too, and clear of the others (x86-64's 1..4, riscv64's 20..23, ppc64le's
+//! 0x108..0x10a).
+//! ppc64le: `GOPPC64=power8`, `power9`, `power10` as `0x100 + N` for POWERN: 0x108, 0x109,
+//! 0x10a. Not plain 8, 9, 10, which no other architecture uses today but which sit next to
+//! the small numbers other settings are made of (x86-64's 1..4, riscv64's 20..23): the `0x100`
+//! keeps ppc64le's codes in a range of their own. The levels are totally ordered, each
+//! including the ones before it (docs/ARCHITECTURES.md, "ppc64le").
 
 use crate::Arch;
 
@@ -74,6 +80,30 @@ pub fn parse_riscv64(text: &[u8]) -> Option<u32> {
         b"rva20u64" => Some(20),
         b"rva22u64" => Some(22),
         b"rva23u64" => Some(23),
+        _ => None,
+    }
+}
+
+/// The ppc64le level codes, in order: each POWER level includes the ones before it.
+pub const PPC64LE_LEVELS: [u32; 3] = [0x108, 0x109, 0x10a];
+
+/// `"power8"`.. for a ppc64le level code, `"power?"` for anything else.
+pub const fn ppc64le_name(level: u32) -> &'static str {
+    match level {
+        0x108 => "power8",
+        0x109 => "power9",
+        0x10a => "power10",
+        _ => "power?",
+    }
+}
+
+/// Parses `power8`, `power9`, `power10` as `GOPPC64` spells them (Go's `internal/buildcfg`
+/// takes nothing else for ppc64le: `ppc970` is big-endian `ppc64` only).
+pub fn parse_ppc64le(text: &[u8]) -> Option<u32> {
+    match text {
+        b"power8" => Some(0x108),
+        b"power9" => Some(0x109),
+        b"power10" => Some(0x10a),
         _ => None,
     }
 }
@@ -249,6 +279,7 @@ pub fn name(arch: Arch, level: u32) -> LevelName {
         }
         Arch::Riscv64 => LevelName::Static(riscv64_name(level)),
         Arch::Arm => LevelName::Static(arm_name(level)),
+        Arch::Ppc64le => LevelName::Static(ppc64le_name(level)),
     }
 }
 
@@ -259,6 +290,7 @@ pub fn parse(arch: Arch, text: &[u8]) -> Option<u32> {
         Arch::Aarch64 => parse_aarch64(text),
         Arch::Riscv64 => parse_riscv64(text),
         Arch::Arm => parse_arm(text),
+        Arch::Ppc64le => parse_ppc64le(text),
     }
 }
 
@@ -269,6 +301,7 @@ pub fn is_valid(arch: Arch, level: u32) -> bool {
         Arch::Aarch64 => Aarch64Level::from_code(level).is_some(),
         Arch::Riscv64 => RISCV64_LEVELS.contains(&level),
         Arch::Arm => ARM_LEVELS.contains(&level),
+        Arch::Ppc64le => PPC64LE_LEVELS.contains(&level),
     }
 }
 
@@ -280,6 +313,7 @@ pub const fn variable(arch: Arch) -> &'static str {
         Arch::Aarch64 => "GOARM64",
         Arch::Riscv64 => "GORISCV64",
         Arch::Arm => "GOARM",
+        Arch::Ppc64le => "GOPPC64",
     }
 }
 
@@ -459,10 +493,41 @@ mod tests {
         ] {
             assert_eq!(parse_arm(bad), None, "{:?}", core::str::from_utf8(bad));
         }
-        for code in [0, 1, 4, 8, 20, 0x8_0000] {
+        for code in [0, 1, 4, 8, 20, 0x108, 0x8_0000] {
             assert!(!is_valid(Arch::Arm, code), "{code}");
         }
         assert_eq!(variable(Arch::Arm), "GOARM");
         assert_eq!(arm_name(8), "?");
+    }
+
+    #[test]
+    fn ppc64le_levels_round_trip_and_collide_with_no_other_architecture() {
+        for code in PPC64LE_LEVELS {
+            let text = name(Arch::Ppc64le, code);
+            assert_eq!(parse(Arch::Ppc64le, text.as_bytes()), Some(code));
+            assert!(is_valid(Arch::Ppc64le, code));
+            for other in [Arch::X86_64, Arch::Aarch64, Arch::Riscv64, Arch::Arm] {
+                assert!(
+                    !is_valid(other, code),
+                    "{code:#x} is also a {other:?} level"
+                );
+            }
+        }
+        for other in [1, 4, 20, 22, 23, 0x8_0000, 0x8_0203] {
+            assert!(!is_valid(Arch::Ppc64le, other), "{other:#x}");
+        }
+        for bad in [
+            &b"power7"[..],
+            b"POWER9",
+            b"power11",
+            b"ppc970",
+            b"pwr9",
+            b"",
+            b"v1",
+        ] {
+            assert_eq!(parse_ppc64le(bad), None, "{:?}", core::str::from_utf8(bad));
+        }
+        assert_eq!(variable(Arch::Ppc64le), "GOPPC64");
+        assert_eq!(ppc64le_name(8), "power?");
     }
 }

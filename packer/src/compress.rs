@@ -185,6 +185,8 @@ static RISCV64_ZSTD: &[u8] = include_bytes!("../../runtime/image/riscv64-zstd.el
 static RISCV64_GZIP: &[u8] = include_bytes!("../../runtime/image/riscv64-gzip.elf");
 static ARM_ZSTD: &[u8] = include_bytes!("../../runtime/image/arm-zstd.elf");
 static ARM_GZIP: &[u8] = include_bytes!("../../runtime/image/arm-gzip.elf");
+static PPC64LE_ZSTD: &[u8] = include_bytes!("../../runtime/image/ppc64le-zstd.elf");
+static PPC64LE_GZIP: &[u8] = include_bytes!("../../runtime/image/ppc64le-gzip.elf");
 
 /// The launcher image a bundle with `compression` needs: the plain one carries no decoder (the
 /// smallest, 20 KiB), each codec image carries one (docs/COMPRESSION.md lists their sizes).
@@ -199,6 +201,8 @@ pub(crate) fn runtime_image(arch: Arch, compression: Compression) -> Option<&'st
         (Arch::Riscv64, Some(Codec::Gzip)) => Some(RISCV64_GZIP),
         (Arch::Arm, Some(Codec::Zstd)) => Some(ARM_ZSTD),
         (Arch::Arm, Some(Codec::Gzip)) => Some(ARM_GZIP),
+        (Arch::Ppc64le, Some(Codec::Zstd)) => Some(PPC64LE_ZSTD),
+        (Arch::Ppc64le, Some(Codec::Gzip)) => Some(PPC64LE_GZIP),
     }
 }
 

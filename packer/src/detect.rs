@@ -15,7 +15,7 @@
 
 use std::fmt;
 
-use goblin::elf::header::{EM_AARCH64, EM_ARM, EM_RISCV, EM_X86_64};
+use goblin::elf::header::{EM_AARCH64, EM_ARM, EM_PPC64, EM_RISCV, EM_X86_64};
 use goblin::elf::program_header::{PT_LOAD, PT_NOTE};
 use goblin::elf::Elf;
 
@@ -159,6 +159,7 @@ fn go_build_info(elf: &Elf, program: &[u8], machine: u16) -> Option<Declared> {
         EM_RISCV => "GORISCV64",
         // Recorded by every Go that records settings (1.18 on), `GOARM=7`.
         EM_ARM => "GOARM",
+        EM_PPC64 => "GOPPC64",
         _ => return None,
     };
     let by_section = elf
@@ -213,8 +214,14 @@ fn go_build_info(elf: &Elf, program: &[u8], machine: u16) -> Option<Declared> {
 /// The level of a Go program that records no setting. On x86-64 that is v1: Go records GOAMD64
 /// since it introduced it (1.18), and before that there was only v1 code. On arm64 it is unknown:
 /// Go before 1.23 records no GOARM64 because it had none, so its builds may be given any level.
+/// ppc64le is like x86-64: Go records `GOPPC64` since 1.18, and before that its only ppc64le
+/// code was POWER8's.
 fn default_level(machine: u16) -> Option<u32> {
-    (machine == EM_X86_64).then_some(1)
+    match machine {
+        EM_X86_64 => Some(1),
+        EM_PPC64 => mgo_format::level::parse_ppc64le(b"power8"),
+        _ => None,
+    }
 }
 
 /// A recorded `GOAMD64` or `GOARM64` value (`v3`, `v8.2,lse`) as a level code.
@@ -224,6 +231,7 @@ fn parse_setting(machine: u16, value: &[u8]) -> Option<u32> {
         EM_AARCH64 => mgo_format::level::parse_aarch64(value),
         EM_RISCV => mgo_format::level::parse_riscv64(value),
         EM_ARM => mgo_format::level::parse_arm(value),
+        EM_PPC64 => mgo_format::level::parse_ppc64le(value),
         _ => None,
     }
 }
@@ -371,6 +379,9 @@ mod tests {
         assert_eq!(parse_setting(EM_ARM, b"7,softfloat"), None);
         assert_eq!(parse_setting(EM_ARM, b"v1"), None);
         assert_eq!(default_level(EM_ARM), None);
+        assert_eq!(parse_setting(EM_PPC64, b"power9"), Some(0x109));
+        assert_eq!(parse_setting(EM_PPC64, b"rva22u64"), None);
+        assert_eq!(default_level(EM_PPC64), Some(0x108));
     }
 
     #[test]

@@ -35,8 +35,8 @@ pub enum PackError {
     #[error(
         "`{}` is not a level: use v1, v2, v3 or v4 for x86-64 (as in `v3=./app.v3`), or v8.0 to \
          v8.9 or v9.0 to v9.5 with optional `,lse` and `,crypto` for arm64 (as in \
-         `v8.1,lse=./app.arm64`), or rva20u64, rva22u64 or rva23u64 for riscv64, or 5, 6 or 7 \
-         for 32-bit ARM (GOARM)",
+         `v8.1,lse=./app.arm64`), rva20u64, rva22u64 or rva23u64 for riscv64, power8, power9 or \
+         power10 for ppc64le, or 5, 6 or 7 for 32-bit ARM (GOARM)",
         escaped(.0)
     )]
     BadLevel(String),
@@ -179,17 +179,18 @@ pub enum PackError {
         level: String,
         encoding: &'static str,
     },
-    /// A level of the other architecture: `v3=` for an arm64 program, `v8.0=` for an x86-64 one.
+    /// A level of another architecture: `v3=` for an arm64 program, `v8.0=` for an x86-64 one.
     #[error(
-        "{}: {level} is not a level of {arch} programs, and this is one; name levels as Go \
-         does: v1..v4 for x86-64, v8.0..v9.5 with `,lse`/`,crypto` for arm64 (as in \
-         `v8.1,lse=PATH`), rva20u64, rva22u64 or rva23u64 for riscv64, 5, 6 or 7 for 32-bit ARM",
+        "{}: {level} is not a level of {arch} programs, and this is one; name its level as Go \
+         does: {hint}",
         escaped(path)
     )]
     LevelNotForArch {
         path: PathBuf,
         level: String,
         arch: &'static str,
+        /// The architecture's levels, as in `power8, power9 or power10 (as in `power9=PATH`)`.
+        hint: &'static str,
     },
     #[error(
         "{} is an {first_arch} program but {} is an {other_arch} program; a bundle holds builds \

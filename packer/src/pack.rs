@@ -86,15 +86,17 @@ impl Input {
     }
 }
 
-/// `v7=x` is a mistyped level, not a file called `v7=x`; so is `v8.1,lse=x` (arm64's spelling)
-/// and `rva21u64=x` (riscv64's), and `8=x` (32-bit ARM's `GOARM`, a bare digit, with Go 1.22's
-/// `,softfloat` or not). A path such as `./v3=x` or `build/v3=x` stays a path.
+/// `v7=x` is a mistyped level, not a file called `v7=x`; so is `v8.1,lse=x` (arm64's spelling),
+/// `rva21u64=x` (riscv64's), `power7=x` (ppc64le's) and `8=x` (32-bit ARM's `GOARM`, a bare
+/// digit, with Go 1.22's `,softfloat` or not). A path such as `./v3=x` or `build/v3=x` stays a
+/// path.
 fn looks_like_level(text: &[u8]) -> bool {
     let versioned = text.first() == Some(&b'v') && text.get(1).is_some_and(u8::is_ascii_digit);
     let profile = text.starts_with(b"rva") && text.get(3).is_some_and(u8::is_ascii_digit);
+    let power = text.starts_with(b"power") && text.get(5).is_some_and(u8::is_ascii_digit);
     let goarm =
         text.first().is_some_and(u8::is_ascii_digit) && text.get(1).is_none_or(|&b| b == b',');
-    (versioned || profile || goarm) && text.len() <= 16 && !text.contains(&b'/')
+    (versioned || profile || power || goarm) && text.len() <= 16 && !text.contains(&b'/')
 }
 
 /// Settings that change how a pack is done.
@@ -260,6 +262,7 @@ impl<'a> Packer<'a> {
                     path: variant.path.clone(),
                     level: level_name(level).to_string(),
                     arch: crate::input::arch_name(variant.arch),
+                    hint: crate::input::levels_hint(variant.arch),
                 });
             }
             variant.level = level;
@@ -320,9 +323,8 @@ fn read_input(input: &Input) -> Result<(Variant, Declared), PackError> {
     }
     let declared = declared_level(&bytes);
     // The file's own problems (not ELF, wrong machine) come before any question of its level;
-    // the level is settled once every input has been read.
-    // A position is an x86-64 level; another architecture's file is read at its own recorded
-    // level, which settling takes when every positional input records one.
+    // the level is settled once every input has been read. A position stands for an x86-64
+    // level, so a file that records its own (a ppc64le Go build's GOPPC64) is checked with that.
     let provisional = match input.level {
         LevelSpec::Given(level) => level,
         LevelSpec::Position(level) => declared.level.unwrap_or(level),
@@ -494,6 +496,19 @@ mod tests {
         assert_eq!(
             Input::parse_args(&["2024=x"]).unwrap()[0].path,
             Path::new("2024=x")
+        );
+        // ppc64le's levels, and a mistyped one.
+        assert_eq!(
+            Input::parse_args(&["power9=x"]).unwrap()[0].level,
+            LevelSpec::Given(0x109)
+        );
+        assert!(matches!(
+            Input::parse_args(&["power7=x"]),
+            Err(PackError::BadLevel(_))
+        ));
+        assert_eq!(
+            Input::parse_args(&["powerful=x"]).unwrap()[0].path,
+            Path::new("powerful=x")
         );
         // A path that merely contains `=` is a path.
         assert_eq!(

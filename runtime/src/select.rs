@@ -115,6 +115,25 @@ impl Limit for Riscv64Limit {
     }
 }
 
+/// ppc64le: the highest `GOPPC64` level the CPU's ISA version allows (0: none). The levels are
+/// totally ordered, as x86-64's are; only codes of ppc64le levels fit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ppc64leLimit(pub u32);
+
+impl Limit for Ppc64leLimit {
+    fn forced(level: u32) -> Self {
+        Ppc64leLimit(level)
+    }
+
+    fn fits(&self, level: u32) -> bool {
+        mgo_format::level::is_valid(mgo_format::Arch::Ppc64le, level) && level <= self.0
+    }
+
+    fn level(&self) -> u32 {
+        self.0
+    }
+}
+
 /// Index of the most preferred packed level that fits `limit`; the first of equal levels wins.
 /// Level codes are numbered so that a larger code is a preferred level (see mgo_format::level):
 /// on arm64 a higher version first, then `lse`, then `crypto`. `None` when nothing fits.
@@ -243,5 +262,23 @@ mod tests {
         assert_eq!(hwcap.level(), 20);
         assert!(hwcap.caveat().unwrap().contains("at most rva20u64"));
         assert_eq!(Riscv64Limit::forced(21).level(), 0);
+    }
+
+    #[test]
+    fn ppc64le_picks_the_highest_level_the_isa_allows() {
+        use crate::cpu::ppc64le::best_level;
+        let packed = [0x108, 0x109, 0x10a];
+        // qemu-ppc64le's power9 AT_HWCAP2.
+        let power9 = Ppc64leLimit(best_level(0x8ee0_0000));
+        assert_eq!(best_fit(packed.into_iter(), &power9), Some(1));
+        assert_eq!(best_fit([0x10a, 0x108].into_iter(), &power9), Some(1));
+        assert_eq!(best_fit([0x10a].into_iter(), &power9), None);
+        assert_eq!(
+            best_fit(packed.into_iter(), &Ppc64leLimit::forced(0x10a)),
+            Some(2)
+        );
+        // Other architectures' codes never run, even those below the limit.
+        assert_eq!(best_fit([1, 4, 23].into_iter(), &power9), None);
+        assert_eq!(Ppc64leLimit(best_level(0)).level(), 0);
     }
 }

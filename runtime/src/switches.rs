@@ -194,4 +194,21 @@ mod tests {
         assert_eq!(parse(&["GOAMD64=v5"]), Err(BadOverride));
         assert_eq!(parse(&["GOAMD64=3"]), Err(BadOverride));
     }
+
+    #[test]
+    fn ppc64le_reads_goppc64_only() {
+        let parse_ppc =
+            |env: &[&str]| Switches::from_env_for(Arch::Ppc64le, env.iter().map(|s| s.as_bytes()));
+        let s = parse_ppc(&["GOAMD64=v3", "GORISCV64=rva22u64", "GOPPC64=power9"]).unwrap();
+        assert_eq!(s.forced_level, Some(0x109));
+        assert_eq!(parse_ppc(&["GOPPC64="]).unwrap().forced_level, None);
+        for bad in [
+            "GOPPC64=power7",
+            "GOPPC64=POWER9",
+            "GOPPC64=ppc970",
+            "GOPPC64=v1",
+        ] {
+            assert_eq!(parse_ppc(&[bad]), Err(BadOverride), "{bad}");
+        }
+    }
 }

@@ -9,31 +9,18 @@
 //! to the host kernel, which hands 32-bit ARM executables back to QEMU through a private
 //! binfmt_misc (see `qemu_user`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 
 use crate::fixtures::workspace_root;
-use crate::qemu_user::{Cpu, Machine};
-
-/// QEMU for 32-bit ARM (`EM_ARM`, 40), little-endian ELF32 executables (`ET_EXEC`, `ET_DYN`).
-pub static ARM: Machine = Machine {
-    qemu: "qemu-arm",
-    rule: "mgo-arm",
-    magic: r"\x7fELF\x01\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x28\x00",
-    mask: r"\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff",
-    sysroot: "/usr/arm-linux-gnueabi",
-};
+use crate::qemu_user::Guest;
 
 /// The `GOARM` levels, lowest first.
 pub const LEVELS: [&str; 3] = ["5", "6", "7"];
 
 /// A built probe: its level and path.
-#[derive(Clone, Debug)]
-pub struct ArmBuild {
-    pub level: &'static str,
-    pub path: PathBuf,
-}
+pub type ArmBuild = crate::qemu_user::Build;
 
 /// `tests/fixtures/armprobe` built with `GOARCH=arm GOARM=5, 6, 7`.
 pub fn probes() -> &'static [ArmBuild] {
@@ -95,45 +82,22 @@ pub fn c_probes() -> &'static [ArmBuild] {
     })
 }
 
-/// `qemu-arm -cpu MODEL`, in a sandbox that can exec 32-bit ARM programs or without one
-/// (`qemu_user::Cpu`'s commands).
+/// 32-bit ARM for [`crate::qemu_user`]: little-endian ELF32 executables, `EM_ARM` (40).
 #[derive(Clone, Debug)]
-pub struct Qemu(Cpu);
+pub struct Arm;
 
-impl std::ops::Deref for Qemu {
-    type Target = Cpu;
-    fn deref(&self) -> &Cpu {
-        &self.0
+impl Guest for Arm {
+    const QEMU: &'static str = "qemu-arm";
+    const SYSROOT: &'static str = "/usr/arm-linux-gnueabi";
+    const MACHINE_ESCAPED: &'static str = "\\x28\\x00";
+    const CLASS_ESCAPED: &'static str = "\\x01";
+    const ARCH: mgo_format::Arch = mgo_format::Arch::Arm;
+    const ANY_MODEL: &'static str = "max";
+    fn smoke_test() -> &'static Path {
+        &probes()[0].path
     }
 }
 
-impl Qemu {
-    pub fn new(model: &str) -> Qemu {
-        Qemu(Cpu::new(&ARM, model))
-    }
-
-    /// Why 32-bit ARM bundles cannot run here, if they cannot.
-    pub fn unavailable() -> Option<&'static str> {
-        static CELL: OnceLock<Option<String>> = OnceLock::new();
-        CELL.get_or_init(|| ARM.unavailable(&probes()[0].path))
-            .as_deref()
-    }
-
-    /// The level a probe prints when it starts on this model, if it does.
-    pub fn starts(&self, program: &Path) -> Option<String> {
-        let out = self.command_without_binfmt(program).output().ok()?;
-        if !out.status.success() {
-            return None;
-        }
-        crate::harness::reported_level(&out)
-    }
-
-    /// The oracle: the highest level whose build starts on this model, if any does.
-    pub fn oracle(&self, builds: &[ArmBuild]) -> Option<&'static str> {
-        builds
-            .iter()
-            .filter(|b| self.starts(&b.path).as_deref() == Some(b.level))
-            .map(|b| b.level)
-            .next_back()
-    }
-}
+/// `qemu-arm -cpu MODEL`. Its oracle is the highest build that exits 0 when run directly: a Go
+/// build above the model's level dies by SIGILL or Go's own refusal.
+pub type Qemu = crate::qemu_user::Qemu<Arm>;

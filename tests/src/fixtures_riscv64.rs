@@ -8,7 +8,7 @@
 //!
 //! Running bundles: `qemu-riscv64 -cpu MODEL` runs the launcher; its exec of the chosen variant
 //! goes to the host kernel, which hands riscv64 executables back to QEMU through a private
-//! binfmt_misc (flags `P` and `O`), as `fixtures_arm64` does for arm64.
+//! binfmt_misc (flags `P` and `O`), as `fixtures_arm64` does for arm64 (see crate::qemu_user).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 
 use crate::fixtures::target_dir;
 use crate::fixtures::workspace_root;
-use crate::qemu_user::{Cpu, Machine};
+use crate::qemu_user::Guest;
 
 /// The emulator (Debian package `qemu-user`, from bookworm-backports: QEMU 8.2 added
 /// `riscv_hwprobe`).
@@ -35,11 +35,7 @@ pub const PROFILES: &[(&str, &str)] = &[
 ];
 
 /// A built probe: its profile and path.
-#[derive(Clone, Debug)]
-pub struct RvBuild {
-    pub level: &'static str,
-    pub path: PathBuf,
-}
+pub type RvBuild = crate::qemu_user::Build;
 
 fn build(name: &str, extra: &[&str]) -> Vec<RvBuild> {
     let dir = target_dir().join("fixtures-riscv64");
@@ -76,49 +72,23 @@ pub fn probes_dynamic() -> &'static [RvBuild] {
     CELL.get_or_init(|| build("rvprobe-dynamic", &[]))
 }
 
-/// QEMU for riscv64 ELF executables (`EM_RISCV`, `ET_EXEC` or `ET_DYN`).
-static RISCV64: Machine = Machine {
-    qemu: QEMU,
-    rule: "mgo-riscv64",
-    magic: r"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xf3\x00",
-    mask: r"\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff",
-    sysroot: SYSROOT,
-};
-
-/// `qemu-riscv64 -cpu MODEL`, in a sandbox that can exec riscv64 programs or without one
-/// (`qemu_user::Cpu`'s commands).
+/// riscv64 for [`crate::qemu_user`].
 #[derive(Clone, Debug)]
-pub struct Qemu(Cpu);
+pub struct Riscv64;
 
-impl std::ops::Deref for Qemu {
-    type Target = Cpu;
-    fn deref(&self) -> &Cpu {
-        &self.0
+impl Guest for Riscv64 {
+    const QEMU: &'static str = QEMU;
+    const SYSROOT: &'static str = SYSROOT;
+    const MACHINE_ESCAPED: &'static str = "\\xf3\\x00";
+    const ARCH: mgo_format::Arch = mgo_format::Arch::Riscv64;
+    const ANY_MODEL: &'static str = "max";
+    fn smoke_test() -> &'static Path {
+        &probes()[0].path
     }
 }
 
-impl Qemu {
-    pub fn new(model: &str) -> Qemu {
-        Qemu(Cpu::new(&RISCV64, model))
-    }
-
-    /// Why riscv64 bundles cannot run here, if they cannot: no QEMU, or no private binfmt_misc
-    /// (user namespaces and Linux 6.7 are needed).
-    pub fn unavailable() -> Option<&'static str> {
-        static CELL: OnceLock<Option<String>> = OnceLock::new();
-        CELL.get_or_init(|| RISCV64.unavailable(&probes()[0].path))
-            .as_deref()
-    }
-
-    /// The oracle: the highest profile whose build starts on this model, if any does.
-    pub fn oracle(&self, builds: &[RvBuild]) -> Option<&'static str> {
-        builds
-            .iter()
-            .filter(|b| self.runs(&b.path))
-            .map(|b| b.level)
-            .next_back()
-    }
-}
+/// `qemu-riscv64 -cpu MODEL`.
+pub type Qemu = crate::qemu_user::Qemu<Riscv64>;
 
 /// `tests/fixtures/goprobe` for `GOARCH=riscv64` (static, CGO off). Go 1.19 knows no
 /// `GORISCV64`, so whatever the builder sets, this is an rva20u64 build that records no profile.

@@ -7,19 +7,16 @@
 //! this host cannot (no QEMU, no private binfmt_misc).
 
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
 
-use mgo_format::{Arch, Bundle};
-use mgo_pack::{BundleOptions, Compression, Launch};
+use mgo_format::Arch;
+use mgo_pack::Launch;
 use mgo_tests::fixtures::{go_probe, parse_report};
 use mgo_tests::fixtures_arm64::c_probe_arm64;
 use mgo_tests::fixtures_riscv64::{
-    go_probe_riscv64, probes, probes_dynamic, Qemu, RvBuild, PROFILES,
+    go_probe_riscv64, probes, probes_dynamic, Qemu, Riscv64, PROFILES,
 };
-use mgo_tests::harness::{
-    can_exec as can_exec_with, level_code as level, pack_with, reported_level, run, scratch_dir,
-    stderr, stdout, write_executable,
-};
+use mgo_tests::guest_checks::{self, bundle, level, reported_level, run};
+use mgo_tests::harness::{pack_with, scratch_dir, stderr, stdout, write_executable};
 
 /// Every model tested: named CPUs, QEMU's profile CPUs, and `rv64` (the generic CPU: RVA22's
 /// extensions, without V, Zicond and Zfa by default) with single extensions taken away or added.
@@ -54,33 +51,7 @@ const MODELS: &[&str] = &[
 const BELOW_THE_ORACLE: &[(&str, &str)] = &[("rva23u64,v=false", "rva22u64")];
 
 fn can_exec(test: &str) -> bool {
-    can_exec_with(test, Qemu::unavailable())
-}
-
-fn variants(builds: &[RvBuild]) -> Vec<(u32, &Path)> {
-    builds
-        .iter()
-        .map(|b| (level(b.level), b.path.as_path()))
-        .collect()
-}
-
-fn bundle(name: &str, builds: &[RvBuild], launch: Launch) -> PathBuf {
-    pack_with(
-        &scratch_dir(name).join("rvprobe"),
-        &variants(builds),
-        launch,
-    )
-}
-
-fn bundle_with(name: &str, builds: &[RvBuild], options: &BundleOptions) -> PathBuf {
-    let variants: Vec<mgo_pack::Variant> = builds
-        .iter()
-        .map(|b| mgo_pack::Variant::read(&b.path, Some(level(b.level))).unwrap())
-        .collect();
-    let bytes = mgo_pack::build_bundle_with(&variants, options).expect("packing");
-    let path = scratch_dir(name).join("rvprobe");
-    write_executable(&path, &bytes).unwrap();
-    path
+    guest_checks::can_exec::<Riscv64>(test)
 }
 
 #[test]
@@ -102,30 +73,8 @@ fn the_riscv64_launcher_runs_under_qemu() {
 
 #[test]
 fn riscv64_bundles_carry_the_riscv64_launcher_and_inspect_verify_extract() {
-    let path = bundle("rv-layout", probes(), Launch::Memfd);
-    let bytes = std::fs::read(&path).unwrap();
-    assert_eq!(u16::from_le_bytes([bytes[18], bytes[19]]), 243, "e_machine");
-    let parsed = Bundle::parse_file(&bytes).unwrap();
-    assert_eq!(parsed.arch, Arch::Riscv64);
-    assert_eq!(parsed.len(), PROFILES.len());
-    let info = mgo_pack::inspect(&path).unwrap();
-    assert_eq!(info.arch, Arch::Riscv64);
-    let names: Vec<&str> = info
-        .variants
-        .iter()
-        .map(|v| mgo_pack::level_name(v.level))
-        .collect();
-    assert_eq!(names, ["rva20u64", "rva22u64", "rva23u64"]);
-    let verification = mgo_pack::verify(&path).unwrap();
-    assert!(verification.is_ok(), "{:?}", verification.first_error());
-    for build in probes() {
-        assert!(
-            mgo_pack::extract(&path, level(build.level)).unwrap()
-                == std::fs::read(&build.path).unwrap(),
-            "{}",
-            build.level
-        );
-    }
+    assert_eq!(Arch::Riscv64.elf_machine(), 243, "EM_RISCV");
+    guest_checks::layout_inspect_verify_extract::<Riscv64>("rv-layout", probes());
 }
 
 #[test]
@@ -233,60 +182,14 @@ fn every_model_runs_the_profile_the_oracle_chooses() {
 
 #[test]
 fn goriscv64_forces_a_profile_and_bad_values_are_refused() {
-    if !can_exec("goriscv64_forces_a_profile") {
-        return;
-    }
-    let path = bundle("rv-force", probes(), Launch::Memfd);
-    let qemu = Qemu::new("max");
-    for (forced, expected) in [
-        ("rva20u64", "rva20u64"),
-        ("rva22u64", "rva22u64"),
-        ("rva23u64", "rva23u64"),
-        // Empty counts as unset: the CPU decides.
-        ("", "rva23u64"),
-    ] {
-        let out = run(qemu
-            .command(&path)
-            .env("GORISCV64", forced)
-            .env("MGODEBUG", "log"));
-        assert_eq!(
-            reported_level(&out).as_deref(),
-            Some(expected),
-            "GORISCV64={forced}: {}",
-            stderr(&out)
-        );
-        if !forced.is_empty() {
-            assert!(
-                stderr(&out)
-                    .lines()
-                    .any(|l| l
-                        == format!("[mgo] launcher: GORISCV64={forced} set in the environment")),
-                "{}",
-                stderr(&out)
-            );
-        }
-    }
-    // Only a bundle holding no more than rva22u64 runs rva22u64 when the override says rva23u64.
-    let lower = bundle("rv-force-lower", &probes()[..2], Launch::Memfd);
-    let out = run(qemu.command(&lower).env("GORISCV64", "rva23u64"));
-    assert_eq!(reported_level(&out).as_deref(), Some("rva22u64"));
-    // GOAMD64 and GOARM64 mean nothing to the riscv64 launcher.
-    let out = run(qemu
-        .command(&path)
-        .env("GOAMD64", "v9")
-        .env("GOARM64", "v8.0")
-        .env("GORISCV64", "rva20u64"));
-    assert_eq!(reported_level(&out).as_deref(), Some("rva20u64"));
-    for bad in ["rva21u64", "RVA22U64", "rva22u64,zacas", "v1"] {
-        let out = run(qemu.command_without_binfmt(&path).env("GORISCV64", bad));
-        assert_eq!(out.status.code(), Some(120), "{bad}: {}", stderr(&out));
-        assert!(out.stdout.is_empty());
-        assert_eq!(
-            stderr(&out).trim_end(),
-            "mgo: GORISCV64 must be rva20u64, rva22u64 or rva23u64 (or unset)",
-            "{bad}"
-        );
-    }
+    guest_checks::the_override::<Riscv64>(
+        "rv-force",
+        probes(),
+        "max",
+        &[("GOAMD64", "v9"), ("GOARM64", "v8.0")],
+        &["rva21u64", "RVA22U64", "rva22u64,zacas", "v1"],
+        "mgo: GORISCV64 must be rva20u64, rva22u64 or rva23u64 (or unset)",
+    );
 }
 
 #[test]
@@ -301,115 +204,37 @@ fn a_cpu_below_every_packed_profile_is_a_clear_error() {
     );
 }
 
-/// `MGODEBUG=extract` with each profile forced gives back exactly that build.
-fn extracts_every_probe(path: &Path, what: &str) {
-    let qemu = Qemu::new("max");
-    for build in probes() {
-        let out = run(qemu
-            .command_without_binfmt(path)
-            .env("MGODEBUG", "extract")
-            .env("GORISCV64", build.level));
-        assert_eq!(out.status.code(), Some(0), "{what}: {}", stderr(&out));
-        assert!(
-            out.stdout == std::fs::read(&build.path).unwrap(),
-            "{what}: extracted {} differs from the packed input",
-            build.level
-        );
-    }
-}
-
 /// Every compression mode: each variant extracts byte for byte, `verify` passes, and the
 /// chosen one runs (through the memfd where riscv64 programs can be exec'd).
 #[test]
 fn every_compression_mode_extracts_verifies_and_runs() {
-    for mode in [
-        Compression::None,
-        Compression::Gzip(9),
-        Compression::Zstd(19),
-        Compression::ZstdDict(19),
-    ] {
-        let options = BundleOptions::default()
-            .with_launch(Launch::Memfd)
-            .with_compression(mode);
-        let path = bundle_with(
-            &format!("rv-compressed-{}", mode.to_string().replace(':', "")),
-            probes(),
-            &options,
-        );
-        extracts_every_probe(&path, &mode.to_string());
-        let verification = mgo_pack::verify(&path).unwrap();
-        assert!(
-            verification.is_ok(),
-            "{mode}: {:?}",
-            verification.first_error()
-        );
-        if can_exec("compressed riscv64 bundles run") {
-            let qemu = Qemu::new("rva22u64");
-            let out = run(qemu.command(&path).arg("x y"));
-            assert_eq!(out.status.code(), Some(0), "{mode}: {}", stderr(&out));
-            assert_eq!(reported_level(&out).as_deref(), Some("rva22u64"), "{mode}");
-        }
-    }
+    guest_checks::every_compression_mode::<Riscv64>(
+        "rv-compressed",
+        probes(),
+        "max",
+        ("rva22u64", "rva22u64"),
+    );
 }
 
 #[test]
 fn exit_statuses_and_signals_pass_through() {
-    if !can_exec("exit_statuses_and_signals_pass_through") {
-        return;
-    }
-    let path = bundle("rv-status", probes(), Launch::Memfd);
-    let qemu = Qemu::new("rva23u64");
-    let out = run(qemu.command(&path).env("PROBE_EXIT", "42"));
-    assert_eq!(out.status.code(), Some(42), "{}", stderr(&out));
-    let out = run(qemu.command(&path).env("PROBE_SIGNAL", "TERM"));
-    assert_eq!(out.status.signal(), Some(15), "{}", stderr(&out));
+    guest_checks::exit_statuses_and_signals::<Riscv64>("rv-status", probes(), "rva23u64");
 }
 
 /// The direct path: the launcher maps the variant from the bundle (decodes it, when compressed)
 /// and jumps to it, or to its dynamic loader: no exec, so QEMU alone runs the whole launch.
 #[test]
 fn direct_launch_path_runs_static_and_dynamic_programs() {
-    for (what, builds) in [("static", probes()), ("dynamic", probes_dynamic())] {
-        for mode in [
-            Compression::None,
-            Compression::Zstd(19),
-            Compression::Gzip(9),
-        ] {
-            let options = BundleOptions::default()
-                .with_launch(Launch::Direct)
-                .with_compression(mode);
-            let path = bundle_with(
-                &format!("rv-direct-{what}-{}", mode.to_string().replace(':', "")),
-                builds,
-                &options,
-            );
-            for (model, expected) in [
-                ("rva23u64", "rva23u64"),
-                ("rva22u64", "rva22u64"),
-                ("sifive-u54", "rva20u64"),
-            ] {
-                let qemu = Qemu::new(model);
-                let out = run(qemu
-                    .command_without_binfmt(&path)
-                    .arg("x y")
-                    .env("MGODEBUG", "log")
-                    .env("PROBE_EXIT", "7"));
-                let err = stderr(&out);
-                assert_eq!(out.status.code(), Some(7), "{what} {mode} {model}: {err}");
-                assert!(
-                    err.lines()
-                        .any(|l| l == "[mgo] launcher: launch path direct"),
-                    "{what} {mode} {model}: {err}"
-                );
-                assert_eq!(reported_level(&out).as_deref(), Some(expected));
-                assert!(stdout(&out).contains("arg=x y\n"));
-            }
-            let out = run(Qemu::new("max")
-                .command_without_binfmt(&path)
-                .env("PROBE_SIGNAL", "TERM"));
-            assert_eq!(out.status.signal(), Some(15), "{what} {mode}");
-        }
-    }
+    guest_checks::direct_launch_path::<Riscv64>(
+        "rv-direct",
+        &[("static", probes()), ("dynamic", probes_dynamic())],
+        &[
+            ("rva23u64", "rva23u64"),
+            ("rva22u64", "rva22u64"),
+            ("sifive-u54", "rva20u64"),
+        ],
+        "max",
+    );
 }
 
 /// A real Go program: Go 1.19's riscv64 build (rva20u64 code that records no `GORISCV64`, so

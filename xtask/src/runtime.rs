@@ -15,6 +15,9 @@ struct Image {
     linker_script: &'static str,
     /// Flags particular to this target, linker flags included.
     rustflags: &'static [&'static str],
+    /// The crates allowed unstable features on the pinned stable toolchain (`RUSTC_BOOTSTRAP`
+    /// names them, and only them); empty for every target that needs none.
+    unstable_crates: &'static str,
     /// Build `core` and `compiler_builtins` from the toolchain's sources (`-Zbuild-std`) where
     /// rustup serves no standard library for the target.
     build_std: bool,
@@ -53,6 +56,7 @@ const IMAGES: &[Image] = &[
             "-Clink-arg=-Wl,--build-id=none",
             "-Clink-arg=-Wl,-z,norelro",
         ],
+        unstable_crates: "",
         build_std: false,
         baseline: None,
     },
@@ -83,6 +87,7 @@ const IMAGES: &[Image] = &[
             "-Clink-arg=-zmax-page-size=65536",
             "-Clink-arg=-zcommon-page-size=65536",
         ],
+        unstable_crates: "",
         build_std: false,
         baseline: None,
     },
@@ -111,6 +116,41 @@ const IMAGES: &[Image] = &[
             "-Clink-arg=-zmax-page-size=4096",
             "-Clink-arg=-zcommon-page-size=4096",
         ],
+        unstable_crates: "",
+        build_std: false,
+        baseline: None,
+    },
+    Image {
+        arch: "ppc64le",
+        // rustup serves a standard library for the -gnu target; the launcher uses no C library.
+        target: "powerpc64le-unknown-linux-gnu",
+        linker_script: "runtime/link/ppc64le.ld",
+        rustflags: &[
+            // POWER8 (ISA 2.07), the baseline of ppc64le Linux and GOPPC64's lowest level, so that
+            // the launcher runs on every CPU it may be asked to judge.
+            "-Ctarget-cpu=pwr8",
+            // ELFv2 code reaches its data TOC-relative (through r2, which _start sets), so static
+            // code works at the launcher's address above 4 GiB.
+            "-Crelocation-model=static",
+            // rustix's raw system calls on PowerPC are inline assembly, which Rust still calls
+            // experimental (`asm_experimental_arch`): rustix uses them when told so by this cfg,
+            // and otherwise wants a C library the launcher does not have.
+            "--cfg=rustix_use_experimental_asm",
+            "--check-cfg=cfg(rustix_use_experimental_asm)",
+            "-Clinker=rust-lld",
+            "-Clinker-flavor=ld.lld",
+            "-Clink-self-contained=no",
+            "-Clink-arg=-static",
+            "-Clink-arg=--build-id=none",
+            "-Clink-arg=-znorelro",
+            "-Clink-arg=-zmax-page-size=65536",
+            "-Clink-arg=-zcommon-page-size=65536",
+        ],
+        // `asm_experimental_arch`, for rustix and the launcher's own assembly, the only unstable
+        // feature any image uses. RUSTC_BOOTSTRAP with crate names lets the pinned stable rustc
+        // accept it in those two crates alone, rather than switching the build to an unpinned
+        // nightly: the images must stay a function of the pinned toolchain.
+        unstable_crates: "rustix,mgo_launcher",
         build_std: false,
         baseline: None,
     },
@@ -134,6 +174,7 @@ const IMAGES: &[Image] = &[
             "-Clink-arg=-zmax-page-size=4096",
             "-Clink-arg=-zcommon-page-size=4096",
         ],
+        unstable_crates: "",
         build_std: true,
         baseline: Some(Baseline {
             objdump: "arm-linux-gnueabi-objdump",
@@ -167,19 +208,19 @@ const CODECS: &[Codec] = &[
     Codec {
         suffix: "",
         features: "launcher",
-        arches: &["x86_64", "aarch64", "riscv64", "arm"],
+        arches: &["x86_64", "aarch64", "riscv64", "ppc64le", "arm"],
         sources: &[],
     },
     Codec {
         suffix: "-zstd",
         features: "launcher,zstd",
-        arches: &["x86_64", "aarch64", "riscv64", "arm"],
+        arches: &["x86_64", "aarch64", "riscv64", "ppc64le", "arm"],
         sources: &[("MGO_ZSTD_SRC", "zstd-sys", "zstd/lib")],
     },
     Codec {
         suffix: "-gzip",
         features: "launcher,deflate",
-        arches: &["x86_64", "aarch64", "riscv64", "arm"],
+        arches: &["x86_64", "aarch64", "riscv64", "ppc64le", "arm"],
         sources: &[("MGO_LIBDEFLATE_SRC", "libdeflate-sys", "libdeflate")],
     },
 ];
@@ -473,9 +514,15 @@ fn run_cargo(
         } else {
             &[][..]
         })
-        .envs(image.build_std.then_some(("RUSTC_BOOTSTRAP", "1")))
         .envs((what == Cargo::Symbols).then_some(("CARGO_PROFILE_LAUNCHER_STRIP", "false")))
         .env_remove("RUSTFLAGS")
+        .env_remove("RUSTC_BOOTSTRAP")
+        .envs(
+            (!image.unstable_crates.is_empty())
+                .then_some(("RUSTC_BOOTSTRAP", image.unstable_crates)),
+        )
+        // After the crate list: cargo itself takes -Z only from RUSTC_BOOTSTRAP=1.
+        .envs(image.build_std.then_some(("RUSTC_BOOTSTRAP", "1")))
         .env("CARGO_ENCODED_RUSTFLAGS", flags.join("\x1f"))
         .env("SOURCE_DATE_EPOCH", "0")
         .envs(

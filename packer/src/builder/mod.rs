@@ -372,6 +372,11 @@ pub fn gcc_march(level: u32) -> String {
     if let Some(march) = arm_march(level) {
         return march.to_string();
     }
+    if mgo_format::level::is_valid(mgo_format::Arch::Ppc64le, level) {
+        // gcc's `-mcpu=power9`, for a `{march}` in a ppc64le recipe (gcc on POWER has no
+        // `-march`: the recipe's `-mcpu={march}` names the level).
+        return crate::level_name(level).to_string();
+    }
     match level {
         1 => "x86-64".to_string(),
         n => format!("x86-64-v{n}"),
@@ -445,6 +450,10 @@ pub fn rustc_flag(level: u32) -> String {
         7 => return "-Ctarget-feature=+v7,+vfp3d16".to_string(),
         _ => {}
     }
+    // ppc64le: rustc's POWER CPUs, `-Ctarget-cpu=pwr9`.
+    if mgo_format::level::is_valid(mgo_format::Arch::Ppc64le, level) {
+        return format!("-Ctarget-cpu=pwr{}", level - 0x100);
+    }
     format!("-Ctarget-cpu={}", gcc_march(level))
 }
 
@@ -511,6 +520,14 @@ mod tests {
             rustc_flag(code("rva22u64")),
             "-Ctarget-feature=+zba,+zbb,+zbs"
         );
+    }
+
+    #[test]
+    fn ppc64le_mcpu_and_rustc_flags() {
+        assert_eq!(gcc_march(code("power8")), "power8");
+        assert_eq!(gcc_march(code("power10")), "power10");
+        assert_eq!(rustc_flag(code("power9")), "-Ctarget-cpu=pwr9");
+        assert_eq!(rustc_flag(code("power10")), "-Ctarget-cpu=pwr10");
     }
 
     #[test]

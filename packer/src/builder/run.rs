@@ -152,13 +152,17 @@ fn job(build: &LevelBuild, level: u32, out: &Path) -> Job {
         Recipe::Go { args } => {
             let mut cmd = Command::new("go");
             cmd.arg("build").arg("-o").arg(out).args(args);
-            let riscv64 = mgo_format::level::is_valid(mgo_format::Arch::Riscv64, level);
-            let arm = mgo_format::level::is_valid(mgo_format::Arch::Arm, level);
-            let (variable, goarch) = match (arm64, riscv64, arm) {
-                (true, _, _) => ("GOARM64", "arm64"),
-                (_, true, _) => ("GORISCV64", "riscv64"),
-                (_, _, true) => ("GOARM", "arm"),
-                _ => ("GOAMD64", "amd64"),
+            let arch_of = |arch| mgo_format::level::is_valid(arch, level);
+            let (variable, goarch) = if arm64 {
+                ("GOARM64", "arm64")
+            } else if arch_of(mgo_format::Arch::Riscv64) {
+                ("GORISCV64", "riscv64")
+            } else if arch_of(mgo_format::Arch::Ppc64le) {
+                ("GOPPC64", "ppc64le")
+            } else if arch_of(mgo_format::Arch::Arm) {
+                ("GOARM", "arm")
+            } else {
+                ("GOAMD64", "amd64")
             };
             cmd.env(variable, name).env("GOARCH", goarch);
             (cmd, format!("{variable}={name}"))

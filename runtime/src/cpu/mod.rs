@@ -7,6 +7,7 @@
 
 pub mod aarch64;
 pub mod arm;
+pub mod ppc64le;
 pub mod riscv64;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_64;
@@ -20,13 +21,20 @@ use mgo_format::Arch;
 use crate::select::Aarch64Limit;
 #[cfg(target_arch = "arm")]
 use crate::select::ArmLimit;
+#[cfg(target_arch = "powerpc64")]
+use crate::select::Ppc64leLimit;
 #[cfg(target_arch = "riscv64")]
 use crate::select::Riscv64Limit;
 #[cfg(target_arch = "x86_64")]
 use crate::select::X86_64Limit;
 
 /// The architecture this code runs on, whose bundles the launcher reads.
-#[cfg(not(any(target_arch = "aarch64", target_arch = "riscv64", target_arch = "arm")))]
+#[cfg(not(any(
+    target_arch = "aarch64",
+    target_arch = "riscv64",
+    target_arch = "arm",
+    target_arch = "powerpc64"
+)))]
 pub const NATIVE: Arch = Arch::X86_64;
 #[cfg(target_arch = "aarch64")]
 pub const NATIVE: Arch = Arch::Aarch64;
@@ -34,6 +42,9 @@ pub const NATIVE: Arch = Arch::Aarch64;
 pub const NATIVE: Arch = Arch::Riscv64;
 #[cfg(target_arch = "arm")]
 pub const NATIVE: Arch = Arch::Arm;
+/// Little-endian only: the launcher is built for `powerpc64le-unknown-linux-gnu`.
+#[cfg(target_arch = "powerpc64")]
+pub const NATIVE: Arch = Arch::Ppc64le;
 
 /// What this CPU can run. `aux` looks up an entry of the auxiliary vector (arm64 reads its
 /// `AT_HWCAP` words there; x86-64 asks CPUID instead).
@@ -107,4 +118,11 @@ pub fn detect(aux: impl Fn(usize) -> Option<usize>) -> ArmLimit {
     });
     let hwcap = aux(AT_HWCAP).unwrap_or(0) as u32;
     ArmLimit(arm::best_level(arm::Cpu::from_auxv(hwcap, platform)))
+}
+
+/// What this CPU can run: the Power ISA version in the auxiliary vector's `AT_HWCAP2`.
+#[cfg(target_arch = "powerpc64")]
+pub fn detect(aux: impl Fn(usize) -> Option<usize>) -> Ppc64leLimit {
+    const AT_HWCAP2: usize = 26;
+    Ppc64leLimit(ppc64le::best_level(aux(AT_HWCAP2).unwrap_or(0) as u64))
 }

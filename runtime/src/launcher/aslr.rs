@@ -37,6 +37,16 @@ pub const ELF_ET_DYN_BASE: u64 = 0xbf00_0000 / 3 * 2;
 pub const PIE_RANDOM_BITS: u32 = 8;
 #[cfg(target_arch = "arm")]
 pub const BRK_RANGE: u64 = 0x0200_0000;
+// powerpc64 (Linux `arch/powerpc`): 64-bit PIE programs go to 4 GiB (`ELF_ET_DYN_BASE`),
+// mmap_rnd_bits defaults to 14 with 64 KiB pages (18 with 4 KiB ones; the lower, counted in
+// the larger pages here, moves no further than a kernel would), and `arch_randomize_brk` moves
+// 64-bit heaps within 1 GiB.
+#[cfg(target_arch = "powerpc64")]
+pub const ELF_ET_DYN_BASE: u64 = 0x1_0000_0000;
+#[cfg(target_arch = "powerpc64")]
+pub const PIE_RANDOM_BITS: u32 = 14;
+#[cfg(target_arch = "powerpc64")]
+pub const BRK_RANGE: u64 = 0x4000_0000;
 
 /// A random number from the kernel, or `None` where none can be had (a sandbox refusing
 /// `getrandom`): then nothing is moved at random, as with randomisation off.

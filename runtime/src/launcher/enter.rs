@@ -231,6 +231,66 @@ core::arch::global_asm!(
     ".popsection",
 );
 
+// powerpc64: munmap is 91 (the arguments wait in r28..r31, which `sc` preserves); the program is
+// entered as the kernel enters it under ELFv2: r1 at argc, r12 = the entry (which computes its
+// TOC pointer from it), every other general register zero (r7: the function a static glibc
+// program would register with atexit) and the link register zero, through ctr.
+#[cfg(target_arch = "powerpc64")]
+core::arch::global_asm!(
+    ".pushsection .rodata.mgo_trampoline, \"a\"",
+    ".globl mgo_trampoline_start",
+    ".globl mgo_trampoline_end",
+    ".balign 4",
+    "mgo_trampoline_start:",
+    "mr 30, 5",
+    "mr 31, 6",
+    "mr 28, 7",
+    "mr 29, 8",
+    "li 0, 91",
+    "sc",
+    "mr 3, 30",
+    "mr 4, 31",
+    "li 0, 91",
+    "sc",
+    "mr 1, 28",
+    "mr 12, 29",
+    "mtctr 29",
+    "li 0, 0",
+    "mtlr 0",
+    "li 2, 0",
+    "li 3, 0",
+    "li 4, 0",
+    "li 5, 0",
+    "li 6, 0",
+    "li 7, 0",
+    "li 8, 0",
+    "li 9, 0",
+    "li 10, 0",
+    "li 11, 0",
+    "li 13, 0",
+    "li 14, 0",
+    "li 15, 0",
+    "li 16, 0",
+    "li 17, 0",
+    "li 18, 0",
+    "li 19, 0",
+    "li 20, 0",
+    "li 21, 0",
+    "li 22, 0",
+    "li 23, 0",
+    "li 24, 0",
+    "li 25, 0",
+    "li 26, 0",
+    "li 27, 0",
+    "li 28, 0",
+    "li 29, 0",
+    "li 30, 0",
+    "li 31, 0",
+    "bctr",
+    "mgo_trampoline_end:",
+    ".popsection",
+);
+
 // 32-bit ARM: the direct path places ELF64 programs only (mgo_format::direct refuses ELF32
 // before anything is mapped), so this copy is made but never entered; should it be, it stops
 // the process with SIGILL rather than run a half-built entry sequence.
@@ -257,22 +317,21 @@ unsafe fn sync_instructions(_: *mut u8, _: usize) {}
 /// `at..at + len` is mapped memory.
 #[cfg(target_arch = "aarch64")]
 unsafe fn sync_instructions(at: *mut u8, len: usize) {
-    const LINE: usize = 16;
-    let start = at as usize & !(LINE - 1);
-    let end = at as usize + len;
     // SAFETY: cache maintenance by address on mapped memory changes no data.
     unsafe {
-        let mut line = start;
-        while line < end {
-            core::arch::asm!("dc cvau, {0}", in(reg) line);
-            line += LINE;
-        }
+        each_cache_line(
+            at,
+            len,
+            16,
+            |line| core::arch::asm!("dc cvau, {0}", in(reg) line),
+        );
         core::arch::asm!("dsb ish");
-        let mut line = start;
-        while line < end {
-            core::arch::asm!("ic ivau, {0}", in(reg) line);
-            line += LINE;
-        }
+        each_cache_line(
+            at,
+            len,
+            16,
+            |line| core::arch::asm!("ic ivau, {0}", in(reg) line),
+        );
         core::arch::asm!("dsb ish", "isb");
     }
 }
@@ -311,5 +370,40 @@ unsafe fn sync_instructions(at: *mut u8, len: usize) {
     unsafe {
         core::arch::asm!("svc 0", in("r7") CACHEFLUSH, inlateout("r0") at as usize => _,
             in("r1") at as usize + len, in("r2") 0usize, options(nostack));
+    }
+}
+
+/// Writes the copied code back from the data cache and discards stale instruction-cache lines
+/// over it (`dcbst`, `sync`, `icbi`, `isync`), as the Power ISA requires before running code
+/// written as data. 32 bytes per step: no POWER CPU has smaller cache lines, so every line of
+/// the copy is named at least once.
+///
+/// # Safety
+/// `at..at + len` is mapped memory.
+#[cfg(target_arch = "powerpc64")]
+unsafe fn sync_instructions(at: *mut u8, len: usize) {
+    // SAFETY: cache maintenance by address on mapped memory changes no data.
+    unsafe {
+        each_cache_line(at, len, 32, |line| {
+            core::arch::asm!("dcbst 0, {0}", in(reg_nonzero) line, options(nostack));
+        });
+        core::arch::asm!("sync", options(nostack));
+        each_cache_line(at, len, 32, |line| {
+            core::arch::asm!("icbi 0, {0}", in(reg_nonzero) line, options(nostack));
+        });
+        core::arch::asm!("sync", "isync", options(nostack));
+    }
+}
+
+/// Calls `f` with the address of each `step`-byte cache line over `at..at + len`, for
+/// maintenance by address.
+#[cfg(any(target_arch = "aarch64", target_arch = "powerpc64"))]
+#[inline(always)]
+fn each_cache_line(at: *mut u8, len: usize, step: usize, mut f: impl FnMut(usize)) {
+    let end = at as usize + len;
+    let mut line = at as usize & !(step - 1);
+    while line < end {
+        f(line);
+        line += step;
     }
 }

@@ -245,6 +245,7 @@ impl Failure {
                     }
                     Arch::Riscv64 => "GORISCV64 must be rva20u64, rva22u64 or rva23u64 (or unset)",
                     Arch::Arm => "GOARM must be 5, 6 or 7 (or unset)",
+                    Arch::Ppc64le => "GOPPC64 must be power8, power9 or power10 (or unset)",
                 });
             }
             Failure::Unchosen(Unchosen::NoVariant { lowest, cpu }) => no_variant(line, lowest, cpu),
@@ -319,6 +320,17 @@ fn no_variant(line: &mut Line, lowest: u32, cpu: u32) {
                 _ => line
                     .str("this CPU supports GOARM=")
                     .str(level::arm_name(cpu)),
+            };
+        }
+        Arch::Ppc64le => {
+            line.str("this program needs a ppc64le CPU with GOPPC64=")
+                .str(level::ppc64le_name(lowest))
+                .str(" or better, but ");
+            match cpu {
+                0 => line.str("this CPU reports no POWER8 (ISA 2.07) or later"),
+                _ => line
+                    .str("this CPU supports GOPPC64=")
+                    .str(level::ppc64le_name(cpu)),
             };
         }
     }

@@ -8,6 +8,10 @@
 
 #![no_std]
 #![no_main]
+// Inline assembly for PowerPC is still unstable (rust-lang/rust#93335); the pinned stable
+// toolchain accepts it for this crate alone because `cargo xtask runtime` sets RUSTC_BOOTSTRAP
+// for it (and for rustix) when it builds the ppc64le launcher, and for nothing else.
+#![cfg_attr(target_arch = "powerpc64", feature(asm_experimental_arch))]
 
 // The process as the kernel started it, what the launcher says, and the kernel's layout rules.
 mod aslr;

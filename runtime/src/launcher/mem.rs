@@ -49,31 +49,9 @@ mod imp {
     // 16 bytes per load/store pair, then single bytes: arm64 allows unaligned accesses to normal
     // memory, and the loops are assembly so that the optimiser cannot turn them back into calls.
 
-    #[no_mangle]
-    unsafe extern "C" fn memcpy(dest: *mut u8, src: *const u8, n: usize) -> *mut u8 {
-        // SAFETY: the caller guarantees non-overlapping valid ranges of n bytes.
-        unsafe { copy_forward(dest, src, n) };
-        dest
-    }
-
-    #[no_mangle]
-    unsafe extern "C" fn memmove(dest: *mut u8, src: *const u8, n: usize) -> *mut u8 {
-        // SAFETY: the caller guarantees valid ranges of n bytes. Copying forward is safe when
-        // dest does not start inside src, backward otherwise: each block is loaded before any
-        // store can reach the source bytes still to be read.
-        unsafe {
-            if (dest as usize).wrapping_sub(src as usize) >= n {
-                copy_forward(dest, src, n);
-            } else {
-                copy_backward(dest, src, n);
-            }
-        }
-        dest
-    }
-
     /// # Safety
     /// Valid ranges of n bytes; `dest` does not start inside `src`.
-    unsafe fn copy_forward(dest: *mut u8, src: *const u8, n: usize) {
+    pub(super) unsafe fn copy_forward(dest: *mut u8, src: *const u8, n: usize) {
         // SAFETY: as the caller promises; the loops touch exactly [src, src + n) and
         // [dest, dest + n).
         unsafe {
@@ -104,7 +82,7 @@ mod imp {
 
     /// # Safety
     /// Valid ranges of n bytes.
-    unsafe fn copy_backward(dest: *mut u8, src: *const u8, n: usize) {
+    pub(super) unsafe fn copy_backward(dest: *mut u8, src: *const u8, n: usize) {
         // SAFETY: as the caller promises; starting from the ends, the loops touch exactly
         // [src, src + n) and [dest, dest + n).
         unsafe {
@@ -161,49 +139,15 @@ mod imp {
     }
 }
 
-/// riscv64 and 32-bit ARM: byte loops in assembly (so that the optimiser cannot turn them back
-/// into calls). RVA20 does not promise fast misaligned accesses, ARMv5 faults or rotates on
-/// unaligned word accesses, and the launcher copies little on either outside the decoders, which
-/// bring their own copies. The C entry points are shared; `bytes` holds each architecture's
-/// three loops.
-#[cfg(any(target_arch = "riscv64", target_arch = "arm"))]
-mod imp {
-    use super::bytes::{copy_backward, copy_forward, fill};
-
-    #[no_mangle]
-    unsafe extern "C" fn memcpy(dest: *mut u8, src: *const u8, n: usize) -> *mut u8 {
-        // SAFETY: the caller guarantees non-overlapping valid ranges of n bytes.
-        unsafe { copy_forward(dest, src, n) };
-        dest
-    }
-
-    #[no_mangle]
-    unsafe extern "C" fn memmove(dest: *mut u8, src: *const u8, n: usize) -> *mut u8 {
-        // SAFETY: the caller guarantees valid ranges of n bytes. Forward is safe when dest does
-        // not start inside src, backward otherwise.
-        unsafe {
-            if (dest as usize).wrapping_sub(src as usize) >= n {
-                copy_forward(dest, src, n);
-            } else {
-                copy_backward(dest, src, n);
-            }
-        }
-        dest
-    }
-
-    #[no_mangle]
-    unsafe extern "C" fn memset(dest: *mut u8, c: i32, n: usize) -> *mut u8 {
-        // SAFETY: the caller guarantees a valid range of n bytes.
-        unsafe { fill(dest, c, n) };
-        dest
-    }
-}
-
 #[cfg(target_arch = "riscv64")]
-mod bytes {
+mod imp {
+    // Byte loops in assembly (so that the optimiser cannot turn them back into calls): RVA20
+    // does not promise fast misaligned accesses, and the launcher copies little on riscv64
+    // outside the decoders, which bring their own copies.
+
     /// # Safety
     /// Valid ranges of n bytes; `dest` does not start inside `src`.
-    pub unsafe fn copy_forward(dest: *mut u8, src: *const u8, n: usize) {
+    pub(super) unsafe fn copy_forward(dest: *mut u8, src: *const u8, n: usize) {
         // SAFETY: as the caller promises; the loop touches exactly [src, src + n) and
         // [dest, dest + n).
         unsafe {
@@ -228,7 +172,7 @@ mod bytes {
 
     /// # Safety
     /// Valid ranges of n bytes.
-    pub unsafe fn copy_backward(dest: *mut u8, src: *const u8, n: usize) {
+    pub(super) unsafe fn copy_backward(dest: *mut u8, src: *const u8, n: usize) {
         // SAFETY: as the caller promises; from the ends down, the loop touches exactly
         // [src, src + n) and [dest, dest + n).
         unsafe {
@@ -251,10 +195,9 @@ mod bytes {
         }
     }
 
-    /// # Safety
-    /// A valid range of n bytes, which is all the loop writes.
-    pub unsafe fn fill(dest: *mut u8, c: i32, n: usize) {
-        // SAFETY: as the caller promises.
+    #[no_mangle]
+    unsafe extern "C" fn memset(dest: *mut u8, c: i32, n: usize) -> *mut u8 {
+        // SAFETY: the caller guarantees a valid range of n bytes, which is all the loop writes.
         unsafe {
             core::arch::asm!(
                 "2:",
@@ -270,16 +213,18 @@ mod bytes {
                 options(nostack),
             );
         }
+        dest
     }
 }
 
-/// The same loops in ARM code, with post-indexed (forward) and pre-indexed (backward) byte
-/// accesses.
+/// The same byte loops in ARM code, with post-indexed (forward) and pre-indexed (backward)
+/// accesses: ARMv5 faults or rotates on unaligned word accesses, and the launcher copies little
+/// on 32-bit ARM outside the decoders, which bring their own copies.
 #[cfg(target_arch = "arm")]
-mod bytes {
+mod imp {
     /// # Safety
     /// Valid ranges of n bytes; `dest` does not start inside `src`.
-    pub unsafe fn copy_forward(dest: *mut u8, src: *const u8, n: usize) {
+    pub(super) unsafe fn copy_forward(dest: *mut u8, src: *const u8, n: usize) {
         // SAFETY: as the caller promises; the loop touches exactly [src, src + n) and
         // [dest, dest + n).
         unsafe {
@@ -303,7 +248,7 @@ mod bytes {
 
     /// # Safety
     /// Valid ranges of n bytes.
-    pub unsafe fn copy_backward(dest: *mut u8, src: *const u8, n: usize) {
+    pub(super) unsafe fn copy_backward(dest: *mut u8, src: *const u8, n: usize) {
         // SAFETY: as the caller promises; from the ends down, the loop touches exactly
         // [src, src + n) and [dest, dest + n).
         unsafe {
@@ -325,10 +270,9 @@ mod bytes {
         }
     }
 
-    /// # Safety
-    /// A valid range of n bytes, which is all the loop writes.
-    pub unsafe fn fill(dest: *mut u8, c: i32, n: usize) {
-        // SAFETY: as the caller promises.
+    #[no_mangle]
+    unsafe extern "C" fn memset(dest: *mut u8, c: i32, n: usize) -> *mut u8 {
+        // SAFETY: the caller guarantees a valid range of n bytes, which is all the loop writes.
         unsafe {
             core::arch::asm!(
                 "2:",
@@ -344,6 +288,115 @@ mod bytes {
                 options(nostack),
             );
         }
+        dest
+    }
+}
+
+#[cfg(target_arch = "powerpc64")]
+mod imp {
+    // Byte loops in assembly (so that the optimiser cannot turn them back into calls), counted
+    // down in ctr. Addresses are in `reg_nonzero` registers: as a base, r0 reads as zero. The
+    // launcher copies little on powerpc64 outside the decoders, which bring their own copies.
+
+    /// # Safety
+    /// Valid ranges of n bytes; `dest` does not start inside `src`.
+    pub(super) unsafe fn copy_forward(dest: *mut u8, src: *const u8, n: usize) {
+        if n > 0 {
+            // SAFETY: as the caller promises; one byte before each range, stepping up.
+            unsafe { copy_bytes::<1>(dest.wrapping_sub(1), src.wrapping_sub(1), n) }
+        }
+    }
+
+    /// # Safety
+    /// Valid ranges of n bytes.
+    pub(super) unsafe fn copy_backward(dest: *mut u8, src: *const u8, n: usize) {
+        if n > 0 {
+            // SAFETY: as the caller promises; one byte past each range, stepping down.
+            unsafe { copy_bytes::<-1>(dest.add(n), src.add(n), n) }
+        }
+    }
+
+    /// Copies `n` bytes, `STEP` (1 or -1) apart, each from `src` and to `dest` moved by `STEP`
+    /// first (`lbzu`/`stbu` update their base before the access).
+    ///
+    /// # Safety
+    /// `n > 0`; the `n` bytes from `src + STEP` on (in steps of `STEP`) are readable, those from
+    /// `dest + STEP` on writable, and the write of each byte reaches no byte still to be read.
+    unsafe fn copy_bytes<const STEP: i16>(dest: *mut u8, src: *const u8, n: usize) {
+        // SAFETY: as the caller promises; the loop runs n times and touches exactly those bytes.
+        unsafe {
+            core::arch::asm!(
+                "mtctr {n}",
+                "2:",
+                "lbzu {a}, {step}({s})",
+                "stbu {a}, {step}({d})",
+                "bdnz 2b",
+                step = const STEP,
+                d = inout(reg_nonzero) dest => _,
+                s = inout(reg_nonzero) src => _,
+                n = in(reg) n,
+                a = out(reg) _,
+                out("ctr") _,
+                options(nostack),
+            );
+        }
+    }
+
+    #[no_mangle]
+    unsafe extern "C" fn memset(dest: *mut u8, c: i32, n: usize) -> *mut u8 {
+        if n == 0 {
+            return dest;
+        }
+        // SAFETY: the caller guarantees a valid range of n bytes, which is all the loop writes
+        // (n > 0 times, pre-incremented from one byte before `dest`).
+        unsafe {
+            core::arch::asm!(
+                "mtctr {n}",
+                "2:",
+                "stbu {v}, 1({d})",
+                "bdnz 2b",
+                d = inout(reg_nonzero) dest.wrapping_sub(1) => _,
+                n = in(reg) n,
+                v = in(reg) c,
+                out("ctr") _,
+                options(nostack),
+            );
+        }
+        dest
+    }
+}
+
+// memcpy and memmove over each architecture's two copy loops, where x86-64's string
+// instructions do not serve.
+#[cfg(any(
+    target_arch = "aarch64",
+    target_arch = "riscv64",
+    target_arch = "arm",
+    target_arch = "powerpc64"
+))]
+mod copies {
+    use super::imp::{copy_backward, copy_forward};
+
+    #[no_mangle]
+    unsafe extern "C" fn memcpy(dest: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+        // SAFETY: the caller guarantees non-overlapping valid ranges of n bytes.
+        unsafe { copy_forward(dest, src, n) };
+        dest
+    }
+
+    #[no_mangle]
+    unsafe extern "C" fn memmove(dest: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+        // SAFETY: the caller guarantees valid ranges of n bytes. Copying forward is safe when
+        // dest does not start inside src, backward otherwise: each block (or byte) is loaded
+        // before any store can reach the source bytes still to be read.
+        unsafe {
+            if (dest as usize).wrapping_sub(src as usize) >= n {
+                copy_forward(dest, src, n);
+            } else {
+                copy_backward(dest, src, n);
+            }
+        }
+        dest
     }
 }
 

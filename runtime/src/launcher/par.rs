@@ -195,7 +195,8 @@ extern "C" fn helper_main(arg: *mut c_void) {
     target_arch = "x86_64",
     target_arch = "aarch64",
     target_arch = "riscv64",
-    target_arch = "arm"
+    target_arch = "arm",
+    target_arch = "powerpc64"
 ))]
 fn spawn(stack_top: *mut u8, helper: &Helper<'_>) -> bool {
     const CLONE_VM: usize = 0x100;
@@ -231,7 +232,8 @@ fn spawn(stack_top: *mut u8, helper: &Helper<'_>) -> bool {
     target_arch = "x86_64",
     target_arch = "aarch64",
     target_arch = "riscv64",
-    target_arch = "arm"
+    target_arch = "arm",
+    target_arch = "powerpc64"
 )))]
 fn spawn(_stack_top: *mut u8, _helper: &Helper<'_>) -> bool {
     false
@@ -241,7 +243,8 @@ fn spawn(_stack_top: *mut u8, _helper: &Helper<'_>) -> bool {
     target_arch = "x86_64",
     target_arch = "aarch64",
     target_arch = "riscv64",
-    target_arch = "arm"
+    target_arch = "arm",
+    target_arch = "powerpc64"
 ))]
 extern "C" {
     /// `clone(flags, stack, NULL, child_tid, 0)`; the child calls `func(arg)` on the new stack
@@ -393,6 +396,52 @@ core::arch::global_asm!(
     "2:",
     "pop {{r4, r7}}",
     "bx lr",
+    ".size mgo_clone, . - mgo_clone",
+    ".popsection",
+);
+
+// powerpc64: clone is system call 120 with (flags, stack, parent_tid, tls, child_tid), failure
+// reported in cr0.SO. func and arg wait in r30 and r31, which the child inherits (the caller's
+// values are kept below the stack pointer, in the ELFv2 protected zone, and restored in the
+// parent). The child starts with r1 = the new stack, given a minimal frame with a null back
+// chain, calls func as ELFv2 wants (r12 = its address, r2 the process's TOC, inherited), and
+// `exit`s (1).
+#[cfg(target_arch = "powerpc64")]
+core::arch::global_asm!(
+    ".pushsection .text.mgo_clone,\"ax\",@progbits",
+    ".globl mgo_clone",
+    ".hidden mgo_clone",
+    ".type mgo_clone,@function",
+    "mgo_clone:",
+    "std 30, -16(1)",
+    "std 31, -8(1)",
+    "mr 30, 6",
+    "mr 31, 7",
+    "clrrdi 4, 4, 4",
+    "li 0, 0",
+    "stdu 0, -32(4)",
+    "mr 7, 5",
+    "li 5, 0",
+    "li 6, 0",
+    "li 0, 120",
+    "sc",
+    "bns 2f",
+    "neg 3, 3",
+    "2:",
+    "cmpdi 3, 0",
+    "bne 3f",
+    "mr 12, 30",
+    "mtctr 30",
+    "mr 3, 31",
+    "bctrl",
+    "li 3, 0",
+    "li 0, 1",
+    "sc",
+    ".long 0",
+    "3:",
+    "ld 30, -16(1)",
+    "ld 31, -8(1)",
+    "blr",
     ".size mgo_clone, . - mgo_clone",
     ".popsection",
 );

@@ -19,6 +19,7 @@ pub const SETTING: &str = match NATIVE {
     Arch::Aarch64 => "GOARM64=",
     Arch::Riscv64 => "GORISCV64=",
     Arch::Arm => "GOARM=",
+    Arch::Ppc64le => "GOPPC64=",
 };
 
 /// `EACCES`, or `errno N` for a value without a name.

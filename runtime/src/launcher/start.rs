@@ -60,6 +60,31 @@ core::arch::global_asm!(
     entry = sym crate::entry,
 );
 
+// powerpc64 (ELFv2): the TOC pointer (r2), through which compiled code reaches its data, is
+// set from `.TOC.` relative to the code's own address, learnt with a branch-and-link (not
+// from r12, which the kernel sets to the entry but a debugger or emulator might not). Then a
+// minimal frame (32 bytes, a null back chain ending the frame chain) on the 16-byte aligned
+// stack, where the callee saves its link register.
+#[cfg(target_arch = "powerpc64")]
+core::arch::global_asm!(
+    ".globl _start",
+    "_start:",
+    "bl 2f",
+    "2:",
+    "mflr 12",
+    "addis 2, 12, (.TOC. - 2b)@ha",
+    "addi 2, 2, (.TOC. - 2b)@l",
+    "li 0, 0",
+    "mtlr 0",
+    "mr 3, 1",
+    "clrrdi 1, 1, 4",
+    "stdu 0, -32(1)",
+    "bl {entry}",
+    "nop",
+    ".long 0",
+    entry = sym crate::entry,
+);
+
 pub const AT_NULL: usize = 0;
 pub const AT_PAGESZ: usize = 6;
 pub const AT_SECURE: usize = 23;

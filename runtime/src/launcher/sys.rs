@@ -80,6 +80,24 @@ mod nr {
     pub const SETITIMER: usize = 104;
 }
 
+// powerpc64 keeps its own table (`arch/powerpc/kernel/syscalls/syscall.tbl`, the 64-bit ABI).
+#[cfg(target_arch = "powerpc64")]
+mod nr {
+    pub const EXECVE: usize = 11;
+    pub const EXIT_GROUP: usize = 234;
+    pub const EXECVEAT: usize = 362;
+    pub const RT_SIGACTION: usize = 173;
+    pub const BRK: usize = 45;
+    pub const PRCTL: usize = 171;
+    pub const GETRANDOM: usize = 359;
+    pub const PERSONALITY: usize = 136;
+    pub const CLOCK_GETTIME: usize = 246;
+    pub const TIMER_CREATE: usize = 240;
+    pub const TIMER_SETTIME: usize = 241;
+    pub const TIMER_DELETE: usize = 244;
+    pub const SETITIMER: usize = 104;
+}
+
 pub const AT_EMPTY_PATH: usize = 0x1000;
 
 /// # Safety
@@ -137,6 +155,26 @@ unsafe fn syscall5(nr: usize, a: usize, b: usize, c: usize, d: usize, e: usize) 
     ret
 }
 
+/// # Safety
+/// The arguments must be valid for system call `nr`.
+#[cfg(target_arch = "powerpc64")]
+unsafe fn syscall5(nr: usize, a: usize, b: usize, c: usize, d: usize, e: usize) -> isize {
+    let ret: isize;
+    // SAFETY: `sc` takes the number in r0 and the arguments in r3 to r7; it returns in r3 and
+    // reports a failure by setting cr0.SO with a positive errno in r3, turned into the negative
+    // value the other architectures return. The kernel may change r0 and r4 to r12, cr0, ctr
+    // and xer, all declared clobbered.
+    unsafe {
+        core::arch::asm!("sc", "bns 2f", "neg 3, 3", "2:",
+            inlateout("r0") nr => _, inlateout("r3") a as isize => ret, inlateout("r4") b => _,
+            inlateout("r5") c => _, inlateout("r6") d => _, inlateout("r7") e => _,
+            lateout("r8") _, lateout("r9") _, lateout("r10") _, lateout("r11") _,
+            lateout("r12") _, lateout("cr0") _, lateout("ctr") _, lateout("xer") _,
+            options(nostack));
+    }
+    ret
+}
+
 pub fn exit(code: i32) -> ! {
     // SAFETY: exit_group takes a status and never returns.
     unsafe {
@@ -163,6 +201,9 @@ pub fn trap() -> ! {
         // ARMv7's assembler syntax on; spelt out for the ARMv5 assembler).
         #[cfg(target_arch = "arm")]
         core::arch::asm!(".inst 0xe7f000f0", options(noreturn));
+        // The all-zero word is no instruction (`trap` would raise SIGTRAP instead).
+        #[cfg(target_arch = "powerpc64")]
+        core::arch::asm!(".long 0", options(noreturn));
     }
 }
 
@@ -223,6 +264,9 @@ fn result(ret: isize) -> Result<usize, Errno> {
 /// 32-bit ARM; riscv64's has no `restorer`, so there the kernel reads the mask from `restorer`,
 /// 0 as well, and writes the old mask there). The 64-bit mask is two words so that it follows
 /// `restorer` without padding on 32-bit ARM too, where a `u64` would be aligned to 8.
+/// powerpc64;
+/// riscv64's has no `restorer`, so there the kernel reads the mask from `restorer`, 0 as well,
+/// and writes the old mask there).
 #[repr(C)]
 struct KernelSigaction {
     handler: usize,
