@@ -207,31 +207,6 @@ pub fn oracle_level(levels: &[PathBuf; 4]) -> u32 {
     best
 }
 
-/// The level a probe's output names (`level=rva22u64`, `level=7`, or the C probe's JSON
-/// `level="7"`).
-pub fn reported_level(out: &Output) -> Option<String> {
-    stdout(out)
-        .lines()
-        .find_map(|l| l.strip_prefix("level="))
-        .map(|l| l.trim_matches('"').to_string())
-}
-
-/// A level's code, as the packer parses its name.
-pub fn level_code(name: &str) -> u32 {
-    mgo_pack::parse_level(name).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
-/// Whether `test` can exec foreign programs here; prints `SKIPPED` with the reason if not.
-pub fn can_exec(test: &str, unavailable: Option<&str>) -> bool {
-    match unavailable {
-        None => true,
-        Some(why) => {
-            println!("SKIPPED: {test}: {why}");
-            false
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

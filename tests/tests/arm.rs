@@ -6,17 +6,14 @@
 //! Tests that need to exec a 32-bit ARM program from the launcher print `SKIPPED: reason` and
 //! check nothing more when this host cannot (no QEMU, no private binfmt_misc).
 
-use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use mgo_format::{Arch, Bundle};
-use mgo_pack::{BundleOptions, Compression, Launch};
+use mgo_format::Arch;
+use mgo_pack::{BundleOptions, Launch};
 use mgo_tests::fixtures::go_probe;
-use mgo_tests::fixtures_arm::{c_probes, probes, ArmBuild, Qemu, LEVELS};
-use mgo_tests::harness::{
-    can_exec as can_exec_with, level_code as level, pack_with, reported_level, run, scratch_dir,
-    stderr, stdout, write_executable,
-};
+use mgo_tests::fixtures_arm::{c_probes, probes, Arm, Qemu, LEVELS};
+use mgo_tests::guest_checks::{self, bundle, level, reported_level, run};
+use mgo_tests::harness::{scratch_dir, stderr, stdout, write_executable};
 
 /// Every model tested: QEMU's ARMv4 (which Go does not run on), ARMv5, ARMv6 and ARMv7 (and
 /// `max`, ARMv8 in AArch32) CPUs, and models with features taken away where QEMU allows it:
@@ -49,33 +46,7 @@ const MODELS: &[&str] = &[
 ];
 
 fn can_exec(test: &str) -> bool {
-    can_exec_with(test, Qemu::unavailable())
-}
-
-fn variants(builds: &[ArmBuild]) -> Vec<(u32, &Path)> {
-    builds
-        .iter()
-        .map(|b| (level(b.level), b.path.as_path()))
-        .collect()
-}
-
-fn bundle(name: &str, builds: &[ArmBuild], launch: Launch) -> PathBuf {
-    pack_with(
-        &scratch_dir(name).join("armprobe"),
-        &variants(builds),
-        launch,
-    )
-}
-
-fn bundle_with(name: &str, builds: &[ArmBuild], options: &BundleOptions) -> PathBuf {
-    let variants: Vec<mgo_pack::Variant> = builds
-        .iter()
-        .map(|b| mgo_pack::Variant::read(&b.path, None).unwrap())
-        .collect();
-    let bytes = mgo_pack::build_bundle_with(&variants, options).expect("packing");
-    let path = scratch_dir(name).join("armprobe");
-    write_executable(&path, &bytes).unwrap();
-    path
+    guest_checks::can_exec::<Arm>(test)
 }
 
 #[test]
@@ -95,6 +66,9 @@ fn the_arm_launcher_runs_on_an_armv5_without_vfp() {
     }
 }
 
+/// Go records each build's level (`build GOARM=N`); the bundle starts with the ELF32 launcher,
+/// and `inspect`, `verify` and `extract` see every build as packed; a damaged launcher byte is
+/// caught by `verify` (the launcher hash covers the ELF32 headers and segments).
 #[test]
 fn go_build_info_gives_the_levels_and_bundles_inspect_verify_extract() {
     for build in probes() {
@@ -102,39 +76,19 @@ fn go_build_info_gives_the_levels_and_bundles_inspect_verify_extract() {
         assert_eq!(declared.level, Some(level(build.level)), "{declared}");
         assert!(declared.to_string().contains("GOARM"), "{declared}");
     }
+    guest_checks::layout_inspect_verify_extract::<Arm>("arm-layout", probes());
     // The levels come from the files: given in any order, unnamed.
-    let path = bundle_with("arm-layout", probes(), &BundleOptions::default());
-    let bytes = std::fs::read(&path).unwrap();
-    assert_eq!(bytes[4], 1, "ELFCLASS32");
-    assert_eq!(u16::from_le_bytes([bytes[18], bytes[19]]), 40, "e_machine");
-    let parsed = Bundle::parse_file(&bytes).unwrap();
-    assert_eq!(parsed.arch, Arch::Arm);
-    assert_eq!(parsed.len(), LEVELS.len());
-    let info = mgo_pack::inspect(&path).unwrap();
-    assert_eq!(info.arch, Arch::Arm);
-    let names: Vec<&str> = info
-        .variants
+    let variants: Vec<mgo_pack::Variant> = probes()
         .iter()
-        .map(|v| mgo_pack::level_name(v.level))
+        .rev()
+        .map(|b| mgo_pack::Variant::read(&b.path, None).unwrap())
         .collect();
-    assert_eq!(names, LEVELS);
-    let verification = mgo_pack::verify(&path).unwrap();
-    assert!(verification.is_ok(), "{:?}", verification.first_error());
-    for build in probes() {
-        assert!(
-            mgo_pack::extract(&path, level(build.level)).unwrap()
-                == std::fs::read(&build.path).unwrap(),
-            "{}",
-            build.level
-        );
-    }
-    // A damaged launcher byte is caught by verify (the ELF32 launcher hash covers it).
-    let mut damaged = bytes.clone();
-    damaged[0x200] ^= 1;
-    let damaged_path = scratch_dir("arm-layout-damaged").join("armprobe");
-    write_executable(&damaged_path, &damaged).unwrap();
-    let verification = mgo_pack::verify(&damaged_path).unwrap();
-    assert!(!verification.is_ok());
+    let mut bytes = mgo_pack::build_bundle(&variants).unwrap();
+    assert_eq!(bytes[4], 1, "ELFCLASS32");
+    bytes[0x200] ^= 1;
+    let damaged = scratch_dir("arm-layout-damaged").join("armprobe");
+    write_executable(&damaged, &bytes).unwrap();
+    assert!(!mgo_pack::verify(&damaged).unwrap().is_ok());
 }
 
 #[test]
@@ -259,49 +213,14 @@ fn every_model_runs_the_level_the_oracle_chooses() {
 
 #[test]
 fn goarm_forces_a_level_and_bad_values_are_refused() {
-    if !can_exec("goarm_forces_a_level") {
-        return;
-    }
-    let path = bundle("arm-force", probes(), Launch::Memfd);
-    let qemu = Qemu::new("cortex-a15");
-    for (forced, expected) in [("5", "5"), ("6", "6"), ("7", "7"), ("", "7")] {
-        let out = run(qemu
-            .command(&path)
-            .env("GOARM", forced)
-            .env("MGODEBUG", "log"));
-        assert_eq!(
-            reported_level(&out).as_deref(),
-            Some(expected),
-            "GOARM={forced}: {}",
-            stderr(&out)
-        );
-        if !forced.is_empty() {
-            assert!(
-                stderr(&out)
-                    .lines()
-                    .any(|l| l == format!("[mgo] launcher: GOARM={forced} set in the environment")),
-                "{}",
-                stderr(&out)
-            );
-        }
-    }
-    // GOAMD64 and GOARM64 mean nothing to the 32-bit ARM launcher.
-    let out = run(qemu
-        .command(&path)
-        .env("GOAMD64", "v9")
-        .env("GOARM64", "v8.0")
-        .env("GOARM", "5"));
-    assert_eq!(reported_level(&out).as_deref(), Some("5"));
-    for bad in ["8", "v7", "7,softfloat", "4"] {
-        let out = run(qemu.command_without_binfmt(&path).env("GOARM", bad));
-        assert_eq!(out.status.code(), Some(120), "{bad}: {}", stderr(&out));
-        assert!(out.stdout.is_empty());
-        assert_eq!(
-            stderr(&out).trim_end(),
-            "mgo: GOARM must be 5, 6 or 7 (or unset)",
-            "{bad}"
-        );
-    }
+    guest_checks::the_override::<Arm>(
+        "arm-force",
+        probes(),
+        "cortex-a15",
+        &[("GOAMD64", "v9"), ("GOARM64", "v8.0")],
+        &["8", "v7", "7,softfloat", "4"],
+        "mgo: GOARM must be 5, 6 or 7 (or unset)",
+    );
 }
 
 #[test]
@@ -316,60 +235,21 @@ fn a_cpu_below_every_packed_level_is_a_clear_error() {
     );
 }
 
-/// Every compression mode: each variant extracts byte for byte through the ARM launcher (its
-/// decoders run under an ARMv5 without VFP), `verify` passes, and the chosen one runs.
+/// Every compression mode; the extracting launcher (its decoders included) runs on an ARMv5
+/// without VFP.
 #[test]
 fn every_compression_mode_extracts_verifies_and_runs() {
-    for mode in [
-        Compression::None,
-        Compression::Gzip(9),
-        Compression::Zstd(19),
-        Compression::ZstdDict(19),
-    ] {
-        let options = BundleOptions::default().with_compression(mode);
-        let path = bundle_with(
-            &format!("arm-compressed-{}", mode.to_string().replace(':', "")),
-            probes(),
-            &options,
-        );
-        let verification = mgo_pack::verify(&path).unwrap();
-        assert!(
-            verification.is_ok(),
-            "{mode}: {:?}",
-            verification.first_error()
-        );
-        let qemu = Qemu::new("arm926,vfp=false");
-        for build in probes() {
-            let out = run(qemu
-                .command_without_binfmt(&path)
-                .env("MGODEBUG", "extract")
-                .env("GOARM", build.level));
-            assert_eq!(out.status.code(), Some(0), "{mode}: {}", stderr(&out));
-            assert!(
-                out.stdout == std::fs::read(&build.path).unwrap(),
-                "{mode}: extracted GOARM={} differs from the packed input",
-                build.level
-            );
-        }
-        if can_exec("compressed 32-bit ARM bundles run") {
-            let out = run(Qemu::new("arm1176").command(&path).arg("x y"));
-            assert_eq!(out.status.code(), Some(0), "{mode}: {}", stderr(&out));
-            assert_eq!(reported_level(&out).as_deref(), Some("6"), "{mode}");
-        }
-    }
+    guest_checks::every_compression_mode::<Arm>(
+        "arm-compressed",
+        probes(),
+        "arm926,vfp=false",
+        ("arm1176", "6"),
+    );
 }
 
 #[test]
 fn exit_statuses_and_signals_pass_through() {
-    if !can_exec("exit_statuses_and_signals_pass_through") {
-        return;
-    }
-    let path = bundle("arm-status", probes(), Launch::Memfd);
-    let qemu = Qemu::new("cortex-a7");
-    let out = run(qemu.command(&path).env("PROBE_EXIT", "42"));
-    assert_eq!(out.status.code(), Some(42), "{}", stderr(&out));
-    let out = run(qemu.command(&path).env("PROBE_SIGNAL", "TERM"));
-    assert_eq!(out.status.signal(), Some(15), "{}", stderr(&out));
+    guest_checks::exit_statuses_and_signals::<Arm>("arm-status", probes(), "cortex-a7");
 }
 
 /// The direct path places ELF64 programs only: the packer refuses it for 32-bit ARM by name,
