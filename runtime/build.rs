@@ -29,6 +29,8 @@ fn main() {
         "x86_64" => "gcc",
         "aarch64" => "aarch64-linux-gnu-gcc",
         "riscv64" => "riscv64-linux-gnu-gcc",
+        // Debian's armel compiler: soft-float EABI, as the Rust side.
+        "arm" => "arm-linux-gnueabi-gcc",
         "powerpc64" => "powerpc64le-linux-gnu-gcc",
         other => panic!("no C compiler known for the {other} launcher"),
     };
@@ -112,6 +114,17 @@ fn common_flags(arch: &str, src: &Path, mapped: &str, opt: &str) -> Vec<String> 
                 "-mabi=lp64d",
                 "-mcmodel=medany",
                 "-mno-relax",
+            ]
+            .map(String::from),
+        ),
+        // ARMv5TE in ARM (not Thumb) code, soft-float: no VFP instruction, as the Rust side,
+        // so that the launcher runs on the lowest GOARM level it judges.
+        "arm" => flags.extend(
+            [
+                "-march=armv5te",
+                "-marm",
+                "-mfloat-abi=soft",
+                "-mno-unaligned-access",
             ]
             .map(String::from),
         ),

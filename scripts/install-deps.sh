@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the builds, tests and samples need on Debian 12: Go 1.19, gcc,
 # g++, make and cmake build the fixtures and the build recipes (docs/BUILDING.md),
-# qemu-user and the aarch64, riscv64 and ppc64le toolchains (compilers and
-# C library headers) run cross tests, hyperfine, strace, file and binutils
+# qemu-user and the aarch64, riscv64, ppc64le and 32-bit ARM (soft-float, armel) toolchains
+# (compilers and C library headers) run cross tests, hyperfine, strace, file and binutils
 # inspect and time the bundles; gdb, valgrind, ltrace, linux-perf (perf), procps
 # (ps, pgrep) and psmisc (killall) are the tools the fidelity tests
 # (tests/tests/fidelity.rs) point at bundles.
@@ -21,6 +21,7 @@ packages=(
   golang-go gcc g++ make cmake qemu-user hyperfine musl-tools
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross
   gcc-riscv64-linux-gnu libc6-dev-riscv64-cross
+  gcc-arm-linux-gnueabi libc6-dev-armel-cross
   gcc-powerpc64le-linux-gnu libc6-dev-ppc64el-cross
   strace file binutils
   gdb valgrind ltrace linux-perf procps psmisc
@@ -34,6 +35,10 @@ rust_targets=(aarch64-unknown-linux-musl x86_64-unknown-linux-musl riscv64gc-unk
 # these: Debian 12's qemu-user (7.2) has no riscv_hwprobe system call (QEMU 8.2 added it), which
 # the riscv64 launcher reads the RVA22/RVA23 extensions from.
 declare -A backports=([qemu-user]=1:8.2)
+# 32-bit ARM: rustup serves no standard library for armv5te (and no musl one for any 32-bit ARM
+# target with this toolchain), so the no_std launcher builds core and compiler_builtins from the
+# toolchain's own sources (-Zbuild-std, xtask/src/runtime.rs), which this component holds.
+rust_components=(rust-src)
 
 case "${1:-}" in
   --list)
@@ -122,6 +127,17 @@ if command -v rustup >/dev/null 2>&1; then
       echo "installed rust target $target"
     fi
   done
+  have=$(rustup component list --installed)
+  for component in "${rust_components[@]}"; do
+    if ! grep -q "^$component" <<<"$have"; then
+      if ! out=$(rustup component add "$component" 2>&1); then
+        echo "$out" >&2
+        exit 1
+      fi
+      echo "installed rust component $component"
+    fi
+  done
 else
-  echo "warning: rustup not found; add the Rust targets ${rust_targets[*]} by hand" >&2
+  echo "warning: rustup not found; add the Rust targets ${rust_targets[*]} and the components \
+${rust_components[*]} by hand" >&2
 fi

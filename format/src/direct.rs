@@ -178,7 +178,11 @@ fn layout(
     page: u64,
     allow_interp: bool,
 ) -> Result<Image<'_>, NotDirect> {
-    let elf = Elf::parse(bytes).map_err(|_| NotDirect::NotElf)?;
+    // The direct path places ELF64 programs only: 32-bit ARM's go through a memfd.
+    let elf = Elf::parse(bytes)
+        .ok()
+        .filter(|elf| elf.class == crate::elf::Class::Elf64)
+        .ok_or(NotDirect::NotElf)?;
     if elf.machine != machine {
         return Err(NotDirect::WrongMachine);
     }

@@ -30,7 +30,7 @@ impl FormatError {
     pub const fn message(self) -> &'static str {
         match self {
             FormatError::NotElf => "not an ELF file",
-            FormatError::UnsupportedElf => "not a 64-bit little-endian ELF executable",
+            FormatError::UnsupportedElf => "not a little-endian ELF32 or ELF64 executable",
             FormatError::UnknownArch => "ELF machine type is not supported by mgo-pack",
             FormatError::NoPayloadSegment => {
                 "no mgo-pack payload segment: not a bundle, or a tool rewrote it and dropped the payloads"

@@ -12,7 +12,7 @@
 //! program header (`strip` and `objcopy` move the region in the file; the header and index
 //! hashes check what it maps).
 
-use crate::elf::{u64_at, Elf, ProgramHeader, EHDR_LEN, PHDR_LEN, PT_LOAD};
+use crate::elf::{Elf, ProgramHeader, PHDR_MAX, PT_LOAD};
 use crate::{Arch, ContentHasher, FormatError};
 
 /// Hashes the launcher's segments: for each program header in `phdrs` that is a launcher
@@ -23,21 +23,24 @@ pub fn launcher_hash<'a>(
     phdrs: impl Iterator<Item = ProgramHeader> + Clone,
     mut bytes_of: impl FnMut(&ProgramHeader) -> Option<&'a [u8]>,
 ) -> Option<u64> {
+    let class = arch.class();
+    let phdr_len = class.phdr_len();
     let payload = phdrs.clone().position(|ph| arch.is_payload_segment(&ph));
     let mut hasher = ContentHasher::new();
     for ph in phdrs.filter(|ph| ph.p_type == PT_LOAD && !arch.is_payload_segment(ph)) {
         let bytes = bytes_of(&ph)?;
-        if ph.p_offset != 0 || bytes.len() < EHDR_LEN {
+        if ph.p_offset != 0 || bytes.len() < class.ehdr_len() {
             hasher.update(bytes);
             continue;
         }
         // The segment that starts the file: the ELF header and (where it holds them) the program
-        // headers, with what tools rewrite masked.
-        let phoff = usize::try_from(u64_at(bytes, 32)).ok()?;
+        // headers, with what tools rewrite masked: the section table's offset (`e_shoff`) and
+        // shape (`e_shentsize`, `e_shnum`, `e_shstrndx`), and the payload's program header.
+        let phoff = usize::try_from(class.word_at(bytes, class.phoff_field().start)).ok()?;
         let masked = [
-            Some(SECTION_TABLE_OFFSET),
-            Some(SECTION_TABLE_SHAPE),
-            payload.map(|i| phoff + i * PHDR_LEN..phoff + (i + 1) * PHDR_LEN),
+            Some(class.shoff_field()),
+            Some(class.section_shape_field()),
+            payload.map(|i| phoff + i * phdr_len..phoff + (i + 1) * phdr_len),
         ];
         let mut at = 0;
         for range in masked.into_iter().flatten() {
@@ -63,12 +66,8 @@ pub fn launcher_hash_in_phdr(payload: &ProgramHeader) -> Option<u64> {
     (payload.p_paddr != 0 && payload.p_paddr != payload.p_vaddr).then_some(payload.p_paddr)
 }
 
-/// `e_shoff` in an ELF64 header.
-const SECTION_TABLE_OFFSET: core::ops::Range<usize> = 40..48;
-/// `e_shentsize`, `e_shnum` and `e_shstrndx`.
-const SECTION_TABLE_SHAPE: core::ops::Range<usize> = 58..64;
 /// Stands in for masked bytes (a program header is the longest).
-const ZEROS: [u8; PHDR_LEN] = [0; PHDR_LEN];
+const ZEROS: [u8; PHDR_MAX] = [0; PHDR_MAX];
 
 /// [`launcher_hash`] of a bundle (or runtime image) file.
 pub fn launcher_hash_of_file(file: &[u8]) -> Result<u64, FormatError> {
@@ -84,22 +83,29 @@ pub fn launcher_hash_of_file(file: &[u8]) -> Result<u64, FormatError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::elf::Class;
 
-    /// A launcher-like file: an ELF header, three program headers (text from offset 0, data,
-    /// payload), and bytes.
-    fn image() -> [u8; 512] {
+    /// A launcher-like file of `class` (x86-64's or 32-bit ARM's): an ELF header, three program
+    /// headers right after it (text from offset 0, data, payload), and bytes.
+    fn image(class: Class) -> [u8; 512] {
+        let (arch, base) = match class {
+            Class::Elf64 => (Arch::X86_64, 0x10_0000_0000),
+            Class::Elf32 => (Arch::Arm, 0x100_0000),
+        };
+        let (ehdr, phdr) = (class.ehdr_len(), class.phdr_len());
         let mut f = [0u8; 512];
         f[..4].copy_from_slice(b"\x7fELF");
-        f[4] = 2;
+        f[4] = class.ident();
         f[5] = 1;
-        f[18..20].copy_from_slice(&62u16.to_le_bytes());
-        f[32..40].copy_from_slice(&64u64.to_le_bytes());
-        f[54..56].copy_from_slice(&(PHDR_LEN as u16).to_le_bytes());
-        f[56..58].copy_from_slice(&3u16.to_le_bytes());
+        f[18..20].copy_from_slice(&arch.elf_machine().to_le_bytes());
+        class.put_word(&mut f, class.phoff_field().start, ehdr as u64);
+        let at = class.phentsize_at();
+        f[at..at + 2].copy_from_slice(&(phdr as u16).to_le_bytes());
+        f[at + 2..at + 4].copy_from_slice(&3u16.to_le_bytes());
         let phdrs = [
-            (PT_LOAD, 5, 0, 0x10_0000_0000, 400),
-            (PT_LOAD, 6, 400, 0x10_0000_1190, 100),
-            (PT_LOAD, 4, 500, Arch::X86_64.payload_vaddr(), 12),
+            (PT_LOAD, 5, 0, base, 400),
+            (PT_LOAD, 6, 400, base + 0x1190, 100),
+            (PT_LOAD, 4, 500, arch.payload_vaddr(), 12),
         ];
         for (i, (t, flags, offset, vaddr, size)) in phdrs.into_iter().enumerate() {
             let ph = ProgramHeader {
@@ -112,29 +118,57 @@ mod tests {
                 p_memsz: size,
                 p_align: 0x1000,
             };
-            f[64 + i * PHDR_LEN..64 + (i + 1) * PHDR_LEN].copy_from_slice(&ph.to_bytes());
+            ph.write(class, &mut f[ehdr + i * phdr..ehdr + (i + 1) * phdr]);
         }
-        for (i, b) in f[232..].iter_mut().enumerate() {
+        for (i, b) in f[ehdr + 3 * phdr..].iter_mut().enumerate() {
             *b = i as u8;
         }
         f
     }
 
+    /// Whether flipping one bit at `at` changes the launcher hash.
+    fn hash_changes(class: Class, at: usize) -> bool {
+        let mut f = image(class);
+        f[at] ^= 1;
+        launcher_hash_of_file(&f).unwrap() != launcher_hash_of_file(&image(class)).unwrap()
+    }
+
     #[test]
     fn covers_code_and_headers_but_not_what_tools_rewrite() {
-        let base = launcher_hash_of_file(&image()).unwrap();
-        let changed = |at: usize| {
-            let mut f = image();
-            f[at] ^= 1;
-            launcher_hash_of_file(&f).unwrap() != base
-        };
-        // Code, data, the ELF header's other fields, the launcher's own program headers.
-        for at in [300, 450, 16, 24, 64 + 8, 64 + PHDR_LEN + 16] {
-            assert!(changed(at), "byte {at}");
+        for class in [Class::Elf64, Class::Elf32] {
+            let (ehdr, phdr) = (class.ehdr_len(), class.phdr_len());
+            // Code, data, the ELF header's other fields, the launcher's own program headers.
+            for at in [300, 450, 16, 24, ehdr + 8, ehdr + phdr + 8] {
+                assert!(hash_changes(class, at), "{class:?} byte {at}");
+            }
+            // e_shoff, e_shnum, the payload program header's offset, and the payload's bytes.
+            let shape = class.section_shape_field().start;
+            let p_offset = match class {
+                Class::Elf64 => 8,
+                Class::Elf32 => 4,
+            };
+            let skipped = [
+                class.shoff_field().start,
+                shape + 2,
+                ehdr + 2 * phdr + p_offset,
+                505,
+            ];
+            for at in skipped {
+                assert!(!hash_changes(class, at), "{class:?} byte {at}");
+            }
         }
-        // e_shoff, e_shnum, the payload program header's offset, and the payload's bytes.
-        for at in [40, 60, 64 + 2 * PHDR_LEN + 8, 505] {
-            assert!(!changed(at), "byte {at}");
-        }
+    }
+
+    #[test]
+    fn elf32_headers_read_back_and_the_hash_copy_is_its_low_half() {
+        let f = image(Class::Elf32);
+        let elf = Elf::parse(&f).unwrap();
+        assert_eq!(elf.class, Class::Elf32);
+        assert_eq!(elf.phnum(), 3);
+        assert_eq!(elf.phdr(1).p_vaddr, 0x100_1190);
+        assert_eq!(elf.phdr(1).p_flags, 6);
+        assert!(Arch::Arm.is_payload_segment(&elf.phdr(2)));
+        assert_eq!(Arch::Arm.hash_in_phdr(u64::MAX), 0xffff_ffff);
+        assert_eq!(Arch::Aarch64.hash_in_phdr(u64::MAX), u64::MAX);
     }
 }

@@ -1,6 +1,6 @@
 //! The payload region: header, variant data, index. All integers little-endian.
 
-use crate::elf::{self, u16_at, u32_at, u64_at, Elf, ProgramHeader, PF_R, PT_LOAD};
+use crate::elf::{self, u16_at, u32_at, u64_at, Class, Elf, ProgramHeader, PF_R, PT_LOAD};
 use crate::{content_hash, FormatError};
 
 pub const MAGIC: [u8; 8] = *b"MGO-PACK";
@@ -18,6 +18,8 @@ pub enum Arch {
     X86_64,
     Aarch64,
     Riscv64,
+    /// 32-bit ARM (`GOARCH=arm`), little-endian, EABI: the one ELF32 machine.
+    Arm,
     /// 64-bit PowerPC, little-endian, ELFv2 (`ppc64le`).
     Ppc64le,
 }
@@ -28,6 +30,7 @@ impl Arch {
             elf::EM_X86_64 => Some(Arch::X86_64),
             elf::EM_AARCH64 => Some(Arch::Aarch64),
             elf::EM_RISCV => Some(Arch::Riscv64),
+            elf::EM_ARM => Some(Arch::Arm),
             elf::EM_PPC64 => Some(Arch::Ppc64le),
             _ => None,
         }
@@ -38,6 +41,7 @@ impl Arch {
             Arch::X86_64 => elf::EM_X86_64,
             Arch::Aarch64 => elf::EM_AARCH64,
             Arch::Riscv64 => elf::EM_RISCV,
+            Arch::Arm => elf::EM_ARM,
             Arch::Ppc64le => elf::EM_PPC64,
         }
     }
@@ -47,7 +51,26 @@ impl Arch {
             Arch::X86_64 => "x86_64",
             Arch::Aarch64 => "aarch64",
             Arch::Riscv64 => "riscv64",
+            Arch::Arm => "arm",
             Arch::Ppc64le => "ppc64le",
+        }
+    }
+
+    /// The ELF class of the architecture's executables, bundles included.
+    pub const fn class(self) -> Class {
+        match self {
+            Arch::Arm => Class::Elf32,
+            Arch::X86_64 | Arch::Aarch64 | Arch::Riscv64 | Arch::Ppc64le => Class::Elf64,
+        }
+    }
+
+    /// What the payload program header's `p_paddr` holds of a launcher hash
+    /// ([`crate::launcher_hash_in_phdr`]): all of it in ELF64, its low 32 bits in ELF32, whose
+    /// field is that wide.
+    pub const fn hash_in_phdr(self, hash: u64) -> u64 {
+        match self.class() {
+            Class::Elf32 => hash & 0xffff_ffff,
+            Class::Elf64 => hash,
         }
     }
 
@@ -57,8 +80,8 @@ impl Arch {
         match self {
             Arch::X86_64 => 0x1000,
             Arch::Aarch64 => 0x10000,
-            // riscv64 Linux has only 4 KiB base pages.
-            Arch::Riscv64 => 0x1000,
+            // riscv64 and 32-bit ARM Linux have only 4 KiB base pages.
+            Arch::Riscv64 | Arch::Arm => 0x1000,
             // ppc64le kernels use 4 or 64 KiB pages (Debian's and most distributions' 64 KiB).
             Arch::Ppc64le => 0x10000,
         }
@@ -73,8 +96,18 @@ impl Arch {
     /// 0x1001000000: a single flipped bit of that `p_vaddr` (bit 24) lands on the launcher's own text,
     /// and the kernel would map the payload over it and kill the process before the launcher runs;
     /// no single bit flip of 0x1003000000 reaches the launcher's range.
+    ///
+    /// 32-bit ARM has 4 GiB at most (3 or 2 GiB under the usual kernel splits): its launcher is
+    /// linked at 16 MiB (0x1000000), above `mmap_min_addr` and clear of where ARM linkers put
+    /// programs (0x10000), and the region 48 MiB above it at 0x4000000, leaving nearly all the
+    /// space above for the region (a variant shares the launcher's process only on the direct
+    /// path, which 32-bit ARM does not take). A single bit flip of 0x4000000 gives 0 or an
+    /// address above it, never the launcher's.
     pub const fn payload_vaddr(self) -> u64 {
-        0x10_0300_0000
+        match self {
+            Arch::Arm => 0x0400_0000,
+            Arch::X86_64 | Arch::Aarch64 | Arch::Riscv64 | Arch::Ppc64le => 0x10_0300_0000,
+        }
     }
 
     /// Whether `ph` is the program header that maps a bundle's payload region: the read-only
@@ -260,6 +293,9 @@ impl Region {
     pub fn locate(file: &[u8]) -> Result<Region, FormatError> {
         let elf = Elf::parse(file)?;
         let arch = Arch::from_elf_machine(elf.machine).ok_or(FormatError::UnknownArch)?;
+        if elf.class != arch.class() {
+            return Err(FormatError::UnsupportedElf);
+        }
         let ph = elf
             .phdrs()
             .find(|ph| arch.is_payload_segment(ph))

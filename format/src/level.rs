@@ -14,6 +14,9 @@
 //! profile's year, 20, 22 or 23, the number Go's own `internal/buildcfg` keeps for it. The
 //! profiles are totally ordered, each including the ones before it (docs/ARCHITECTURES.md, "riscv64").
 //!
+//! 32-bit ARM: `GOARM=5`, `6`, `7` as the number itself, as Go's `internal/buildcfg` keeps it.
+//! Totally ordered too, and clear of the others (x86-64's 1..4, riscv64's 20..23, ppc64le's
+//! 0x108..0x10a).
 //! ppc64le: `GOPPC64=power8`, `power9`, `power10` as `0x100 + N` for POWERN: 0x108, 0x109,
 //! 0x10a. Not plain 8, 9, 10, which no other architecture uses today but which sit next to
 //! the small numbers other settings are made of (x86-64's 1..4, riscv64's 20..23): the `0x100`
@@ -34,6 +37,31 @@ pub const AARCH64_NAME_MAX: usize = 15;
 
 /// The riscv64 level codes, in order: each profile includes the ones before it.
 pub const RISCV64_LEVELS: [u32; 3] = [20, 22, 23];
+
+/// The 32-bit ARM level codes, in order: each level includes the ones before it.
+pub const ARM_LEVELS: [u32; 3] = [5, 6, 7];
+
+/// `"5"`, `"6"`, `"7"` for a 32-bit ARM level code, as `GOARM` spells it; `"?"` for anything
+/// else.
+pub const fn arm_name(level: u32) -> &'static str {
+    match level {
+        5 => "5",
+        6 => "6",
+        7 => "7",
+        _ => "?",
+    }
+}
+
+/// Parses `5`, `6`, `7` as `GOARM` spells them. Go 1.22's `,softfloat` and `,hardfloat`
+/// suffixes say how floating point is done, which the levels here cannot express: refused.
+pub fn parse_arm(text: &[u8]) -> Option<u32> {
+    match text {
+        b"5" => Some(5),
+        b"6" => Some(6),
+        b"7" => Some(7),
+        _ => None,
+    }
+}
 
 /// `"rva20u64"`.. for a riscv64 level code, `"rva?"` for anything else.
 pub const fn riscv64_name(level: u32) -> &'static str {
@@ -250,6 +278,7 @@ pub fn name(arch: Arch, level: u32) -> LevelName {
             LevelName::Formatted { bytes, len }
         }
         Arch::Riscv64 => LevelName::Static(riscv64_name(level)),
+        Arch::Arm => LevelName::Static(arm_name(level)),
         Arch::Ppc64le => LevelName::Static(ppc64le_name(level)),
     }
 }
@@ -260,6 +289,7 @@ pub fn parse(arch: Arch, text: &[u8]) -> Option<u32> {
         Arch::X86_64 => parse_x86_64(text),
         Arch::Aarch64 => parse_aarch64(text),
         Arch::Riscv64 => parse_riscv64(text),
+        Arch::Arm => parse_arm(text),
         Arch::Ppc64le => parse_ppc64le(text),
     }
 }
@@ -270,6 +300,7 @@ pub fn is_valid(arch: Arch, level: u32) -> bool {
         Arch::X86_64 => (X86_64_MIN..=X86_64_MAX).contains(&level),
         Arch::Aarch64 => Aarch64Level::from_code(level).is_some(),
         Arch::Riscv64 => RISCV64_LEVELS.contains(&level),
+        Arch::Arm => ARM_LEVELS.contains(&level),
         Arch::Ppc64le => PPC64LE_LEVELS.contains(&level),
     }
 }
@@ -281,6 +312,7 @@ pub const fn variable(arch: Arch) -> &'static str {
         Arch::X86_64 => "GOAMD64",
         Arch::Aarch64 => "GOARM64",
         Arch::Riscv64 => "GORISCV64",
+        Arch::Arm => "GOARM",
         Arch::Ppc64le => "GOPPC64",
     }
 }
@@ -444,12 +476,37 @@ mod tests {
     }
 
     #[test]
+    fn arm_levels_round_trip_and_strangers_are_refused() {
+        for code in ARM_LEVELS {
+            let text = name(Arch::Arm, code);
+            assert_eq!(parse(Arch::Arm, text.as_bytes()), Some(code));
+            assert!(is_valid(Arch::Arm, code));
+        }
+        for bad in [
+            &b"4"[..],
+            b"8",
+            b"v7",
+            b"7,softfloat",
+            b"6,hardfloat",
+            b"",
+            b"07",
+        ] {
+            assert_eq!(parse_arm(bad), None, "{:?}", core::str::from_utf8(bad));
+        }
+        for code in [0, 1, 4, 8, 20, 0x108, 0x8_0000] {
+            assert!(!is_valid(Arch::Arm, code), "{code}");
+        }
+        assert_eq!(variable(Arch::Arm), "GOARM");
+        assert_eq!(arm_name(8), "?");
+    }
+
+    #[test]
     fn ppc64le_levels_round_trip_and_collide_with_no_other_architecture() {
         for code in PPC64LE_LEVELS {
             let text = name(Arch::Ppc64le, code);
             assert_eq!(parse(Arch::Ppc64le, text.as_bytes()), Some(code));
             assert!(is_valid(Arch::Ppc64le, code));
-            for other in [Arch::X86_64, Arch::Aarch64, Arch::Riscv64] {
+            for other in [Arch::X86_64, Arch::Aarch64, Arch::Riscv64, Arch::Arm] {
                 assert!(
                     !is_valid(other, code),
                     "{code:#x} is also a {other:?} level"

@@ -126,10 +126,11 @@ pub fn go(
     }
     let mut build = LevelBuild::go(args.tool_args.iter().cloned());
     if let Some(levels) = &args.levels {
-        if let Some(&arm64) = levels.iter().find(|&&l| l > 4) {
+        if let Some(&other) = levels.iter().find(|&&l| l > 4) {
             return Err(CommandError::Usage(format!(
-                "mgo-pack build makes GOAMD64 variants; {} is an arm64 level",
-                mgo_pack::level_name(arm64)
+                "mgo-pack build makes GOAMD64 variants; {} is another architecture's level (pack \
+                 its builds with `mgo-pack -o OUT LEVEL=PATH ...`)",
+                mgo_pack::level_name(other)
             )));
         }
         build = build.levels(levels.iter().copied());

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use mgo_format::elf::{Elf, ProgramHeader, PF_R, PT_LOAD, PT_NULL};
+use mgo_format::elf::{Class, Elf, ProgramHeader, PF_R, PT_LOAD, PT_NULL};
 use mgo_format::{
     content_hash, direct, Arch, Encoding, Entry, Header, ENTRY_CACHE, ENTRY_DIRECT, ENTRY_LEN,
     ENTRY_OWN_LOCATION, FORMAT_VERSION, HEADER_LEN, NO_DICTIONARY,
@@ -12,6 +12,11 @@ use mgo_format::{
 
 use crate::compress::{self, Compression};
 use crate::{elf_sections, PackError, Variant};
+
+/// The largest bundle of 32-bit programs: the kernel maps the whole of it, the payload region
+/// from 64 MiB up (`Arch::payload_vaddr`), in an address space that ends at 2 GiB under the
+/// smallest user split 32-bit ARM kernels are built with.
+const MAX_ELF32_BUNDLE_LEN: u64 = 1 << 30;
 
 /// How the launcher starts the packed program (docs/ARCHITECTURE.md, "Launch paths").
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -90,6 +95,13 @@ pub fn build_bundle_with(
                 second: pair[1].path.clone(),
             });
         }
+    }
+    // The direct path's loader (runtime/src/launcher/{moved,segments,enter}.rs) places ELF64
+    // programs only: refused outright rather than silently taking the memfd.
+    if options.launch == Launch::Direct && arch.class() == Class::Elf32 {
+        return Err(PackError::DirectUnsupported {
+            arch: crate::input::arch_name(arch),
+        });
     }
     let image =
         compress::runtime_image(arch, options.compression).ok_or(PackError::RuntimeImage {
@@ -205,10 +217,14 @@ pub fn build_bundle_with(
 
     // What mgo-pack writes, it reads back.
     let len = (image.len() as u64).div_ceil(align) * align + region.len() as u64;
-    if len > crate::MAX_BUNDLE_LEN {
+    let max = match arch.class() {
+        Class::Elf64 => crate::MAX_BUNDLE_LEN,
+        Class::Elf32 => MAX_ELF32_BUNDLE_LEN,
+    };
+    if len > max {
         return Err(PackError::BundleTooLarge {
             len,
-            max_gib: crate::MAX_BUNDLE_LEN >> 30,
+            max_gib: max >> 30,
         });
     }
     // The launcher with its payload program header filled in comes first: the header records
@@ -227,19 +243,20 @@ pub fn build_bundle_with(
         p_align: align,
     };
     let slot = spare_phdr_offset(image, arch.name())?;
-    out[slot..slot + phdr.to_bytes().len()].copy_from_slice(&phdr.to_bytes());
+    let class = arch.class();
+    phdr.write(class, &mut out[slot..slot + class.phdr_len()]);
     let launcher_hash =
         mgo_format::launcher_hash_of_file(&out).map_err(|e| PackError::RuntimeImage {
             arch: arch.name(),
             reason: e.message(),
         })?;
     // A second copy of the hash, where the launcher reads it before the region (the payload
-    // program header is not hashed, so writing it keeps the hash).
+    // program header is not hashed, so writing it keeps the hash; ELF32 keeps its low half).
     let phdr = ProgramHeader {
-        p_paddr: launcher_hash,
+        p_paddr: arch.hash_in_phdr(launcher_hash),
         ..phdr
     };
-    out[slot..slot + phdr.to_bytes().len()].copy_from_slice(&phdr.to_bytes());
+    phdr.write(class, &mut out[slot..slot + class.phdr_len()]);
     let header = Header {
         version: FORMAT_VERSION,
         machine: arch.elf_machine(),

@@ -183,6 +183,8 @@ static AARCH64_ZSTD: &[u8] = include_bytes!("../../runtime/image/aarch64-zstd.el
 static AARCH64_GZIP: &[u8] = include_bytes!("../../runtime/image/aarch64-gzip.elf");
 static RISCV64_ZSTD: &[u8] = include_bytes!("../../runtime/image/riscv64-zstd.elf");
 static RISCV64_GZIP: &[u8] = include_bytes!("../../runtime/image/riscv64-gzip.elf");
+static ARM_ZSTD: &[u8] = include_bytes!("../../runtime/image/arm-zstd.elf");
+static ARM_GZIP: &[u8] = include_bytes!("../../runtime/image/arm-gzip.elf");
 static PPC64LE_ZSTD: &[u8] = include_bytes!("../../runtime/image/ppc64le-zstd.elf");
 static PPC64LE_GZIP: &[u8] = include_bytes!("../../runtime/image/ppc64le-gzip.elf");
 
@@ -197,6 +199,8 @@ pub(crate) fn runtime_image(arch: Arch, compression: Compression) -> Option<&'st
         (Arch::Aarch64, Some(Codec::Gzip)) => Some(AARCH64_GZIP),
         (Arch::Riscv64, Some(Codec::Zstd)) => Some(RISCV64_ZSTD),
         (Arch::Riscv64, Some(Codec::Gzip)) => Some(RISCV64_GZIP),
+        (Arch::Arm, Some(Codec::Zstd)) => Some(ARM_ZSTD),
+        (Arch::Arm, Some(Codec::Gzip)) => Some(ARM_GZIP),
         (Arch::Ppc64le, Some(Codec::Zstd)) => Some(PPC64LE_ZSTD),
         (Arch::Ppc64le, Some(Codec::Gzip)) => Some(PPC64LE_GZIP),
     }

@@ -15,7 +15,7 @@
 
 use std::fmt;
 
-use goblin::elf::header::{EM_AARCH64, EM_PPC64, EM_RISCV, EM_X86_64};
+use goblin::elf::header::{EM_AARCH64, EM_ARM, EM_PPC64, EM_RISCV, EM_X86_64};
 use goblin::elf::program_header::{PT_LOAD, PT_NOTE};
 use goblin::elf::Elf;
 
@@ -157,6 +157,8 @@ fn go_build_info(elf: &Elf, program: &[u8], machine: u16) -> Option<Declared> {
         EM_X86_64 => "GOAMD64",
         EM_AARCH64 => "GOARM64",
         EM_RISCV => "GORISCV64",
+        // Recorded by every Go that records settings (1.18 on), `GOARM=7`.
+        EM_ARM => "GOARM",
         EM_PPC64 => "GOPPC64",
         _ => return None,
     };
@@ -228,6 +230,7 @@ fn parse_setting(machine: u16, value: &[u8]) -> Option<u32> {
         EM_X86_64 => mgo_format::level::parse_x86_64(value),
         EM_AARCH64 => mgo_format::level::parse_aarch64(value),
         EM_RISCV => mgo_format::level::parse_riscv64(value),
+        EM_ARM => mgo_format::level::parse_arm(value),
         EM_PPC64 => mgo_format::level::parse_ppc64le(value),
         _ => None,
     }
@@ -372,6 +375,10 @@ mod tests {
         assert_eq!(parse_setting(EM_RISCV, b"rva22u64"), Some(22));
         assert_eq!(parse_setting(EM_RISCV, b"v8.2,lse"), None);
         assert_eq!(default_level(EM_RISCV), None);
+        assert_eq!(parse_setting(EM_ARM, b"6"), Some(6));
+        assert_eq!(parse_setting(EM_ARM, b"7,softfloat"), None);
+        assert_eq!(parse_setting(EM_ARM, b"v1"), None);
+        assert_eq!(default_level(EM_ARM), None);
         assert_eq!(parse_setting(EM_PPC64, b"power9"), Some(0x109));
         assert_eq!(parse_setting(EM_PPC64, b"rva22u64"), None);
         assert_eq!(default_level(EM_PPC64), Some(0x108));

@@ -7,15 +7,9 @@
 //! then belongs to an allocated section inside a loadable segment, `strip` and `objcopy` keep it.
 
 use goblin::elf::section_header::{SHF_ALLOC, SHT_PROGBITS, SHT_STRTAB};
+use mgo_format::elf::Class;
 
 use crate::PackError;
-
-const SHDR_LEN: usize = 64;
-/// ELF header fields: e_shoff, e_shentsize, e_shnum, e_shstrndx.
-const E_SHOFF: usize = 0x28;
-const E_SHENTSIZE: usize = 0x3a;
-const E_SHNUM: usize = 0x3c;
-const E_SHSTRNDX: usize = 0x3e;
 
 /// The magic that starts Go's build information blob.
 const GO_BUILDINFO_MAGIC: &[u8] = b"\xff Go buildinf:";
@@ -63,6 +57,14 @@ pub(crate) fn append_section_table(
     };
     let elf =
         goblin::elf::Elf::parse(image).map_err(|_| damaged("cannot read its section headers"))?;
+    let class = if elf.is_64 {
+        Class::Elf64
+    } else {
+        Class::Elf32
+    };
+    let shdr = |name, kind, flags, addr, offset, size, align| {
+        shdr(class, name, kind, flags, addr, offset, size, align)
+    };
 
     let mut names = vec![0u8];
     let mut name = |text: &str| {
@@ -71,7 +73,7 @@ pub(crate) fn append_section_table(
         names.push(0);
         at
     };
-    let mut table = vec![0u8; SHDR_LEN];
+    let mut table = vec![0u8; class.shdr_len()];
     for sh in elf.section_headers.iter().skip(1) {
         let text = elf.shdr_strtab.get_at(sh.sh_name).unwrap_or("");
         if sh.sh_type == SHT_STRTAB && text == ".shstrtab" {
@@ -115,17 +117,24 @@ pub(crate) fn append_section_table(
 
     bundle.resize(bundle.len().div_ceil(8) * 8, 0);
     let table_offset = bundle.len() as u64;
-    let count = table.len() / SHDR_LEN;
+    let count = table.len() / class.shdr_len();
     bundle.extend_from_slice(&table);
     let count = u16::try_from(count).map_err(|_| damaged("too many sections"))?;
-    bundle[E_SHOFF..E_SHOFF + 8].copy_from_slice(&table_offset.to_le_bytes());
-    bundle[E_SHENTSIZE..E_SHENTSIZE + 2].copy_from_slice(&(SHDR_LEN as u16).to_le_bytes());
-    bundle[E_SHNUM..E_SHNUM + 2].copy_from_slice(&count.to_le_bytes());
-    bundle[E_SHSTRNDX..E_SHSTRNDX + 2].copy_from_slice(&(count - 1).to_le_bytes());
+    class.put_word(bundle, class.shoff_field().start, table_offset);
+    // e_shentsize, e_shnum, e_shstrndx.
+    let shape = class.section_shape_field().start;
+    let shentsize = class.shdr_len() as u16;
+    for (i, value) in [shentsize, count, count - 1].into_iter().enumerate() {
+        bundle[shape + 2 * i..shape + 2 * i + 2].copy_from_slice(&value.to_le_bytes());
+    }
     Ok(())
 }
 
+/// One section header of `class`: sh_link, sh_info and sh_entsize stay 0; the address-sized
+/// fields (flags, address, offset, size, alignment) are words of the class.
+#[allow(clippy::too_many_arguments)]
 fn shdr(
+    class: Class,
     name: u32,
     kind: u32,
     flags: u64,
@@ -133,15 +142,18 @@ fn shdr(
     offset: u64,
     size: u64,
     align: u64,
-) -> [u8; SHDR_LEN] {
-    let mut b = [0u8; SHDR_LEN];
+) -> Vec<u8> {
+    let mut b = vec![0u8; class.shdr_len()];
     b[0..4].copy_from_slice(&name.to_le_bytes());
     b[4..8].copy_from_slice(&kind.to_le_bytes());
-    b[8..16].copy_from_slice(&flags.to_le_bytes());
-    b[16..24].copy_from_slice(&addr.to_le_bytes());
-    b[24..32].copy_from_slice(&offset.to_le_bytes());
-    b[32..40].copy_from_slice(&size.to_le_bytes());
-    // sh_link and sh_info stay 0; sh_entsize stays 0.
-    b[48..56].copy_from_slice(&align.to_le_bytes());
+    let word = match class {
+        Class::Elf32 => 4,
+        Class::Elf64 => 8,
+    };
+    for (i, value) in [flags, addr, offset, size].into_iter().enumerate() {
+        class.put_word(&mut b, 8 + i * word, value);
+    }
+    // After sh_size: sh_link and sh_info (4 bytes each), then sh_addralign.
+    class.put_word(&mut b, 8 + 4 * word + 8, align);
     b
 }

@@ -35,8 +35,8 @@ pub enum PackError {
     #[error(
         "`{}` is not a level: use v1, v2, v3 or v4 for x86-64 (as in `v3=./app.v3`), or v8.0 to \
          v8.9 or v9.0 to v9.5 with optional `,lse` and `,crypto` for arm64 (as in \
-         `v8.1,lse=./app.arm64`), rva20u64, rva22u64 or rva23u64 for riscv64, or power8, power9 or \
-         power10 for ppc64le",
+         `v8.1,lse=./app.arm64`), rva20u64, rva22u64 or rva23u64 for riscv64, power8, power9 or \
+         power10 for ppc64le, or 5, 6 or 7 for 32-bit ARM (GOARM)",
         escaped(.0)
     )]
     BadLevel(String),
@@ -72,12 +72,18 @@ pub enum PackError {
         role: &'static str,
     },
     /// The bundle would be larger than `inspect`, `extract` and `verify` read back
-    /// ([`crate::MAX_BUNDLE_LEN`]).
+    /// ([`crate::MAX_BUNDLE_LEN`]), or, for 32-bit programs, than a 32-bit address space maps.
     #[error(
-        "the bundle would be at least {len} bytes, more than the {max_gib} GiB mgo-pack reads back; \
-         pack fewer variants, or compress them"
+        "the bundle would be at least {len} bytes, more than the {max_gib} GiB mgo-pack packs \
+         for this architecture (and reads back); pack fewer variants, or compress them"
     )]
     BundleTooLarge { len: u64, max_gib: u64 },
+    /// `--launch direct` for an architecture whose launcher has no direct path.
+    #[error(
+        "--launch direct is not available for {arch} programs (the launcher's in-place loader \
+         handles 64-bit programs only): use --launch memfd (the default) or --launch cache"
+    )]
+    DirectUnsupported { arch: &'static str },
     /// An existing output that is not a regular file: replacing it (a device node, a FIFO) is
     /// never what was meant.
     #[error(

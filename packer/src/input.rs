@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use goblin::elf::header::{
-    EM_AARCH64, EM_PPC64, EM_RISCV, EM_X86_64, ET_CORE, ET_DYN, ET_EXEC, ET_REL,
+    EM_AARCH64, EM_ARM, EM_PPC64, EM_RISCV, EM_X86_64, ET_CORE, ET_DYN, ET_EXEC, ET_REL,
 };
 use goblin::elf::program_header::PT_INTERP;
 use mgo_format::Arch;
@@ -193,11 +193,13 @@ fn check_executable(path: &Path, bytes: &[u8]) -> Result<Arch, PackError> {
         EM_X86_64 => Some(Arch::X86_64),
         EM_AARCH64 => Some(Arch::Aarch64),
         EM_RISCV => Some(Arch::Riscv64),
+        EM_ARM => Some(Arch::Arm),
         // Little-endian only (checked below): big-endian ppc64 has no launcher.
         EM_PPC64 => Some(Arch::Ppc64le),
         _ => None,
     };
-    let Some(arch) = arch.filter(|_| elf.is_64 && elf.little_endian) else {
+    let class_fits = |arch: &Arch| elf.is_64 == (arch.class() == mgo_format::elf::Class::Elf64);
+    let Some(arch) = arch.filter(|a| class_fits(a) && elf.little_endian) else {
         let machine = goblin::elf::header::machine_to_str(elf.header.e_machine);
         let bits = if elf.is_64 { 64 } else { 32 };
         return Err(PackError::WrongArch {
@@ -265,8 +267,9 @@ pub fn needs_own_location(bytes: &[u8]) -> Option<&'static str> {
     }
 }
 
-/// Parses a level as Go's setting spells it: `v1`..`v4` (x86-64, `GOAMD64`) or `v8.0`..`v9.5`
-/// with `,lse` and `,crypto` (arm64, `GOARM64`). The two never collide, so a level can be parsed
+/// Parses a level as Go's setting spells it: `v1`..`v4` (x86-64, `GOAMD64`), `v8.0`..`v9.5`
+/// with `,lse` and `,crypto` (arm64, `GOARM64`), `rva20u64`.. (riscv64, `GORISCV64`), `5`,
+/// `6`, `7` (32-bit ARM, `GOARM`) or `power8`.. (ppc64le, `GOPPC64`). They never collide, so a level can be parsed
 /// before the file it belongs to is read; [`Variant::from_bytes`] then checks that it is a level
 /// of the file's architecture.
 pub fn parse_level(text: &str) -> Result<u32, PackError> {
@@ -274,12 +277,13 @@ pub fn parse_level(text: &str) -> Result<u32, PackError> {
     mgo_format::level::parse_x86_64(bytes)
         .or_else(|| mgo_format::level::parse_aarch64(bytes))
         .or_else(|| mgo_format::level::parse_riscv64(bytes))
+        .or_else(|| mgo_format::level::parse_arm(bytes))
         .or_else(|| mgo_format::level::parse_ppc64le(bytes))
         .ok_or_else(|| PackError::BadLevel(text.to_string()))
 }
 
-/// A level's name as Go's setting spells it: `v3` (x86-64) or `v8.2,lse` (arm64); `v?` for a
-/// code that is neither.
+/// A level's name as Go's setting spells it: `v3` (x86-64), `v8.2,lse` (arm64), `rva22u64`
+/// (riscv64), `7` (32-bit ARM) or `power9` (ppc64le); `v?` for a code that is none of them.
 pub fn level_name(level: u32) -> &'static str {
     use mgo_format::level::{name, Aarch64Level};
     // The 34 arm64 names, made once: callers keep names as long as they like.
@@ -302,17 +306,22 @@ pub fn level_name(level: u32) -> &'static str {
         }
         names
     });
-    names.iter().find(|&&(code, _)| code == level).map_or_else(
-        || match (
-            mgo_format::level::riscv64_name(level),
-            mgo_format::level::ppc64le_name(level),
-        ) {
-            ("rva?", "power?") => mgo_format::level::x86_64_name(level),
-            ("rva?", power) => power,
-            (riscv, _) => riscv,
-        },
-        |&(_, n)| n,
-    )
+    let other = || {
+        use mgo_format::level::{arm_name, is_valid, ppc64le_name, riscv64_name, x86_64_name};
+        if is_valid(Arch::Riscv64, level) {
+            riscv64_name(level)
+        } else if is_valid(Arch::Arm, level) {
+            arm_name(level)
+        } else if is_valid(Arch::Ppc64le, level) {
+            ppc64le_name(level)
+        } else {
+            x86_64_name(level)
+        }
+    };
+    names
+        .iter()
+        .find(|&&(code, _)| code == level)
+        .map_or_else(other, |&(_, n)| n)
 }
 
 /// `x86-64` or `arm64`, as messages name an architecture.
@@ -321,17 +330,19 @@ pub(crate) fn arch_name(arch: Arch) -> &'static str {
         Arch::X86_64 => "x86-64",
         Arch::Aarch64 => "arm64",
         Arch::Riscv64 => "riscv64",
+        Arch::Arm => "32-bit ARM",
         Arch::Ppc64le => "ppc64le",
     }
 }
 
 /// An architecture's levels as Go spells them, for messages.
-fn levels_hint(arch: Arch) -> &'static str {
+pub(crate) fn levels_hint(arch: Arch) -> &'static str {
     match arch {
         Arch::X86_64 => "v1, v2, v3 or v4 (as in `v3=PATH`)",
         Arch::Aarch64 => "v8.0..v8.9 or v9.0..v9.5 with `,lse`/`,crypto` (as in `v8.1,lse=PATH`)",
         Arch::Riscv64 => "rva20u64, rva22u64 or rva23u64 (as in `rva22u64=PATH`)",
         Arch::Ppc64le => "power8, power9 or power10 (as in `power9=PATH`)",
+        Arch::Arm => "5, 6 or 7, as GOARM (as in `7=PATH`)",
     }
 }
 

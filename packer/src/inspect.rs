@@ -10,10 +10,6 @@ use mgo_format::{content_hash, Arch, Bundle, Encoding, Entry, FormatError, Regio
 
 use crate::{level_name, runtime_image, PackError};
 
-/// ELF header fields a pack may rewrite in the launcher image: `e_shoff`, and `e_shnum` with
-/// `e_shstrndx`.
-const PACK_REWRITTEN_HEADER_FIELDS: [(usize, usize); 2] = [(0x28, 8), (0x3c, 4)];
-
 /// A bundle file read into memory and checked as far as its header and index.
 pub struct BundleFile {
     path: PathBuf,
@@ -336,7 +332,8 @@ impl BundleFile {
                     .find(|ph| self.bundle().arch.is_payload_segment(ph))
             })
             .and_then(|ph| mgo_format::launcher_hash_in_phdr(&ph));
-        if let Some(copy) = copy.filter(|&copy| copy != recorded) {
+        let arch = self.bundle().arch;
+        if let Some(copy) = copy.filter(|&copy| copy != arch.hash_in_phdr(recorded)) {
             return Err(damaged(format!(
                 "{}: the payload program header says {copy:016x}, the header {recorded:016x}",
                 FormatError::LauncherCorrupt.message()
@@ -396,12 +393,15 @@ pub fn verify(path: impl AsRef<Path>) -> Result<Verification, PackError> {
 /// fields. `payload_vaddr` is `None` for a pristine image.
 fn launcher_id(launcher: &[u8], payload_vaddr: Option<u64>) -> u64 {
     let mut normalised = launcher.to_vec();
-    for (at, len) in PACK_REWRITTEN_HEADER_FIELDS {
-        if let Some(field) = normalised.get_mut(at..at + len) {
-            field.fill(0);
-        }
-    }
     if let Ok(elf) = Elf::parse(launcher) {
+        // The ELF header fields a pack may rewrite: `e_shoff`, and `e_shnum` with `e_shstrndx`
+        // (the shape's last four bytes).
+        let shape = elf.class.section_shape_field();
+        for range in [elf.class.shoff_field(), shape.start + 2..shape.end] {
+            if let Some(field) = normalised.get_mut(range) {
+                field.fill(0);
+            }
+        }
         let slot = (0..elf.phnum()).find(|&i| {
             let ph = elf.phdr(i);
             match payload_vaddr {
@@ -411,7 +411,7 @@ fn launcher_id(launcher: &[u8], payload_vaddr: Option<u64>) -> u64 {
         });
         if let Some(i) = slot {
             let at = elf.phdr_offset(i);
-            let end = (at + mgo_format::elf::PHDR_LEN).min(normalised.len());
+            let end = (at + elf.class.phdr_len()).min(normalised.len());
             normalised[at..end].fill(0);
         }
     }

@@ -38,6 +38,7 @@ them records one, in any order; otherwise they are v1, v2, v3, v4 in the order g
 given or implied by position that contradicts the file's own is refused unless --force.
 arm64 programs take GOARM64 levels, named as Go spells them: `v8.0=PATH`, `v8.2,lse=PATH`.
 riscv64 programs take GORISCV64 profiles: `rva20u64=PATH`, `rva22u64=PATH`, `rva23u64=PATH`.
+32-bit ARM programs take GOARM levels: `5=PATH`, `6=PATH`, `7=PATH` (Go records GOARM itself).
 ppc64le programs take GOPPC64 levels: `power8=PATH`, `power9=PATH`, `power10=PATH`.
 
 Exit status: 0 done; 1 an input, a level, the output or a file operation failed;

@@ -86,14 +86,17 @@ impl Input {
     }
 }
 
-/// `v7=x` is a mistyped level, not a file called `v7=x`; so is `v8.1,lse=x` (arm64's spelling)
-/// and `rva21u64=x` (riscv64's) and `power7=x` (ppc64le's). A path such as `./v3=x` or
-/// `build/v3=x` stays a path.
+/// `v7=x` is a mistyped level, not a file called `v7=x`; so is `v8.1,lse=x` (arm64's spelling),
+/// `rva21u64=x` (riscv64's), `power7=x` (ppc64le's) and `8=x` (32-bit ARM's `GOARM`, a bare
+/// digit, with Go 1.22's `,softfloat` or not). A path such as `./v3=x` or `build/v3=x` stays a
+/// path.
 fn looks_like_level(text: &[u8]) -> bool {
     let versioned = text.first() == Some(&b'v') && text.get(1).is_some_and(u8::is_ascii_digit);
     let profile = text.starts_with(b"rva") && text.get(3).is_some_and(u8::is_ascii_digit);
     let power = text.starts_with(b"power") && text.get(5).is_some_and(u8::is_ascii_digit);
-    (versioned || profile || power) && text.len() <= 16 && !text.contains(&b'/')
+    let goarm =
+        text.first().is_some_and(u8::is_ascii_digit) && text.get(1).is_none_or(|&b| b == b',');
+    (versioned || profile || power || goarm) && text.len() <= 16 && !text.contains(&b'/')
 }
 
 /// Settings that change how a pack is done.
@@ -253,6 +256,15 @@ impl<'a> Packer<'a> {
         let mut report = Vec::with_capacity(inputs.len());
         for ((variant, (level, origin)), declared) in variants.iter_mut().zip(levels).zip(declared)
         {
+            // Settling may fall back on positions, which are x86-64 levels.
+            if !mgo_format::level::is_valid(variant.arch, level) {
+                return Err(PackError::LevelNotForArch {
+                    path: variant.path.clone(),
+                    level: level_name(level).to_string(),
+                    arch: crate::input::arch_name(variant.arch),
+                    hint: crate::input::levels_hint(variant.arch),
+                });
+            }
             variant.level = level;
             report.push(PackedVariant {
                 path: variant.path.clone(),
@@ -469,6 +481,21 @@ mod tests {
         assert_eq!(
             Input::parse_args(&["rvalue=x"]).unwrap()[0].path,
             Path::new("rvalue=x")
+        );
+        // 32-bit ARM's GOARM levels, and mistyped ones.
+        assert_eq!(
+            Input::parse_args(&["7=x"]).unwrap()[0].level,
+            LevelSpec::Given(7)
+        );
+        for bad in ["8=x", "7,softfloat=x"] {
+            assert!(
+                matches!(Input::parse_args(&[bad]), Err(PackError::BadLevel(_))),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            Input::parse_args(&["2024=x"]).unwrap()[0].path,
+            Path::new("2024=x")
         );
         // ppc64le's levels, and a mistyped one.
         assert_eq!(

@@ -66,6 +66,25 @@ impl Limit for Aarch64Limit {
     }
 }
 
+/// 32-bit ARM: the highest `GOARM` level the CPU can run (0: none). The levels are totally
+/// ordered, each including the ones below.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArmLimit(pub u32);
+
+impl Limit for ArmLimit {
+    fn forced(level: u32) -> Self {
+        ArmLimit(level)
+    }
+
+    fn fits(&self, level: u32) -> bool {
+        mgo_format::level::ARM_LEVELS.contains(&level) && level <= self.0
+    }
+
+    fn level(&self) -> u32 {
+        self.0
+    }
+}
+
 /// riscv64: the extensions a variant may require. The profiles are totally ordered, but a CPU
 /// is known by its extensions, so a level fits when it requires nothing the CPU lacks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -206,6 +225,20 @@ mod tests {
         assert_eq!(Aarch64Limit::forced(v8_2).level(), v8_2);
         assert_eq!(A53.level(), codes(&["v8.0,crypto"])[0]);
         assert!(A76.fits(v8_2) && !A53.fits(v8_2));
+    }
+
+    #[test]
+    fn arm_levels_are_ordered() {
+        use crate::cpu::arm::{best_level, hwcap, Cpu};
+        let arm1176 = ArmLimit(best_level(Cpu::from_auxv(hwcap::VFP, Some(b"v6l"))));
+        assert_eq!(arm1176.level(), 6);
+        assert_eq!(best_fit([5, 6, 7].into_iter(), &arm1176), Some(1));
+        assert_eq!(best_fit([7].into_iter(), &arm1176), None);
+        assert_eq!(
+            best_fit([5, 6, 7].into_iter(), &ArmLimit::forced(5)),
+            Some(0)
+        );
+        assert!(!ArmLimit(7).fits(4) && !ArmLimit(7).fits(1));
     }
 
     #[test]

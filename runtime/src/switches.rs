@@ -161,6 +161,19 @@ mod tests {
     }
 
     #[test]
+    fn arm_reads_goarm_only() {
+        let parse_arm =
+            |env: &[&str]| Switches::from_env_for(Arch::Arm, env.iter().map(|s| s.as_bytes()));
+        let s = parse_arm(&["GOARM64=v8.1", "GOAMD64=v3", "GOARM=6"]).unwrap();
+        assert_eq!(s.forced_level, Some(6));
+        assert_eq!(parse_arm(&["GOARM64=v8.1"]).unwrap().forced_level, None);
+        assert_eq!(parse_arm(&["GOARM="]).unwrap().forced_level, None);
+        for bad in ["GOARM=8", "GOARM=7,softfloat", "GOARM=v7"] {
+            assert_eq!(parse_arm(&[bad]), Err(BadOverride), "{bad}");
+        }
+    }
+
+    #[test]
     fn riscv64_reads_goriscv64_only() {
         let parse_rv =
             |env: &[&str]| Switches::from_env_for(Arch::Riscv64, env.iter().map(|s| s.as_bytes()));

@@ -1,4 +1,4 @@
-//! The end-to-end checks riscv64 and ppc64le share: packing a probe's per-level builds (see
+//! The end-to-end checks riscv64, ppc64le and 32-bit ARM share: packing a probe's per-level builds (see
 //! crate::qemu_user) and running the bundles under QEMU models, on each launch path and with
 //! each compression. Each probe prints `level=NAME` and its arguments, and ends as
 //! `PROBE_EXIT` or `PROBE_SIGNAL` say.
@@ -21,12 +21,12 @@ pub fn run(cmd: &mut Command) -> Output {
     cmd.output().expect("spawning")
 }
 
-/// The level a probe's output names (`level=power9`).
+/// The level a probe's output names (`level=power9`, or `level="7"` as JSON from cprobe.c).
 pub fn reported_level(out: &Output) -> Option<String> {
     stdout(out)
         .lines()
         .find_map(|l| l.strip_prefix("level="))
-        .map(str::to_string)
+        .map(|l| l.trim_matches('"').to_string())
 }
 
 /// Whether the guest's programs can be exec'd here; prints `SKIPPED: test: why` if not.

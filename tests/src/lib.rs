@@ -4,6 +4,7 @@
 pub mod checks;
 pub mod fidelity;
 pub mod fixtures;
+pub mod fixtures_arm;
 pub mod fixtures_arm64;
 pub mod fixtures_ppc64le;
 pub mod fixtures_riscv64;

@@ -17,6 +17,8 @@ pub trait Guest: 'static {
     const SYSROOT: &'static str;
     /// Its ELF `e_machine`, as the two `\xNN` escapes of a binfmt_misc magic.
     const MACHINE_ESCAPED: &'static str;
+    /// Its ELF class (`EI_CLASS`) as one such escape: ELF64 unless the guest says otherwise.
+    const CLASS_ESCAPED: &'static str = r"\x02";
     /// The architecture, as bundles name it.
     const ARCH: mgo_format::Arch;
     /// A model every program of the architecture runs on.
@@ -32,13 +34,13 @@ pub struct Build {
     pub path: PathBuf,
 }
 
-/// Registers QEMU (`$QEMU_PATH`) for 64-bit little-endian `ET_EXEC` and `ET_DYN` executables
-/// with the machine in `$MACHINE` in the namespace's own binfmt_misc, then runs the command
-/// given after the script.
+/// Registers QEMU (`$QEMU_PATH`) for little-endian `ET_EXEC` and `ET_DYN` executables of the
+/// class in `$CLASS` with the machine in `$MACHINE` in the namespace's own binfmt_misc, then
+/// runs the command given after the script.
 const SANDBOX_SCRIPT: &str = r#"set -e
 mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
-printf ":mgo-guest:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00${MACHINE}:\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff:%s:PO" "$QEMU_PATH" >/proc/sys/fs/binfmt_misc/register
-unset QEMU_PATH MACHINE
+printf ":mgo-guest:M::\x7fELF${CLASS}\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00${MACHINE}:\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff:%s:PO" "$QEMU_PATH" >/proc/sys/fs/binfmt_misc/register
+unset QEMU_PATH MACHINE CLASS
 exec "$@"
 "#;
 
@@ -126,6 +128,7 @@ fn sandbox<G: Guest>() -> Command {
         .env("PATH", "/usr/bin:/bin")
         .env("QEMU_PATH", qemu_path::<G>())
         .env("MACHINE", G::MACHINE_ESCAPED)
+        .env("CLASS", G::CLASS_ESCAPED)
         .stdin(Stdio::null());
     cmd
 }

@@ -32,6 +32,8 @@ fn every_listed_package_is_installed() {
         "libc6-dev-arm64-cross",
         "gcc-riscv64-linux-gnu",
         "libc6-dev-riscv64-cross",
+        "gcc-arm-linux-gnueabi",
+        "libc6-dev-armel-cross",
         "gcc-powerpc64le-linux-gnu",
         "libc6-dev-ppc64el-cross",
         "golang-go",

@@ -18,6 +18,22 @@ struct Image {
     /// The crates allowed unstable features on the pinned stable toolchain (`RUSTC_BOOTSTRAP`
     /// names them, and only them); empty for every target that needs none.
     unstable_crates: &'static str,
+    /// Build `core` and `compiler_builtins` from the toolchain's sources (`-Zbuild-std`) where
+    /// rustup serves no standard library for the target.
+    build_std: bool,
+    /// Where the image must hold no instruction above its architecture's baseline: the
+    /// disassembler, and the mnemonics (prefixes) it must not print.
+    baseline: Option<Baseline>,
+}
+
+/// Instructions an image must not contain, checked on a disassembly of the image as built
+/// before stripping, whose mapping symbols tell code from literal data.
+struct Baseline {
+    objdump: &'static str,
+    /// Mnemonic prefixes, as the disassembler prints them.
+    forbidden: &'static [&'static str],
+    /// What the baseline is, for the message.
+    what: &'static str,
 }
 
 const IMAGES: &[Image] = &[
@@ -41,6 +57,8 @@ const IMAGES: &[Image] = &[
             "-Clink-arg=-Wl,-z,norelro",
         ],
         unstable_crates: "",
+        build_std: false,
+        baseline: None,
     },
     Image {
         arch: "aarch64",
@@ -70,6 +88,8 @@ const IMAGES: &[Image] = &[
             "-Clink-arg=-zcommon-page-size=65536",
         ],
         unstable_crates: "",
+        build_std: false,
+        baseline: None,
     },
     Image {
         arch: "riscv64",
@@ -97,6 +117,8 @@ const IMAGES: &[Image] = &[
             "-Clink-arg=-zcommon-page-size=4096",
         ],
         unstable_crates: "",
+        build_std: false,
+        baseline: None,
     },
     Image {
         arch: "ppc64le",
@@ -129,6 +151,44 @@ const IMAGES: &[Image] = &[
         // accept it in those two crates alone, rather than switching the build to an unpinned
         // nightly: the images must stay a function of the pinned toolchain.
         unstable_crates: "rustix,mgo_launcher",
+        build_std: false,
+        baseline: None,
+    },
+    Image {
+        arch: "arm",
+        // ARMv5TE, soft-float: the lowest level packed (GOARM=5, no VFP), so that the launcher
+        // runs on every CPU it may be asked to judge. rustup serves no standard library for it,
+        // and the launcher needs only `core`: built from the rust-src component.
+        target: "armv5te-unknown-linux-gnueabi",
+        linker_script: "runtime/link/arm.ld",
+        rustflags: &[
+            // Static code at the launcher's fixed address: ARM code reaches addresses through
+            // literal pools, which static linking fills in.
+            "-Crelocation-model=static",
+            "-Clinker=rust-lld",
+            "-Clinker-flavor=ld.lld",
+            "-Clink-self-contained=no",
+            "-Clink-arg=-static",
+            "-Clink-arg=--build-id=none",
+            "-Clink-arg=-znorelro",
+            "-Clink-arg=-zmax-page-size=4096",
+            "-Clink-arg=-zcommon-page-size=4096",
+        ],
+        unstable_crates: "",
+        build_std: true,
+        baseline: Some(Baseline {
+            objdump: "arm-linux-gnueabi-objdump",
+            forbidden: &[
+                // VFP and NEON (UAL names), and any coprocessor access (VFP's older spelling,
+                // CP15 barriers).
+                "v", "cdp", "ldc", "stc", "mcr", "mrc", // ARMv6 and later.
+                "ldrex", "strex", "clrex", "dmb", "dsb", "isb", "rev", "rbit", "uxt", "sxt", "sel",
+                "ssat", "usat", "pkh", "movw", "movt", "ubfx", "sbfx", "bfi", "bfc", "mls", "udiv",
+                "sdiv", "sev", "wfe", "wfi", "yield", "umaal", "smmul", "smmla", "smmls", "smlad",
+                "smlsd", "smuad", "smusd", "setend", "cps", "srs", "rfe",
+            ],
+            what: "ARMv5TE without VFP",
+        }),
     },
 ];
 
@@ -148,19 +208,19 @@ const CODECS: &[Codec] = &[
     Codec {
         suffix: "",
         features: "launcher",
-        arches: &["x86_64", "aarch64", "riscv64", "ppc64le"],
+        arches: &["x86_64", "aarch64", "riscv64", "ppc64le", "arm"],
         sources: &[],
     },
     Codec {
         suffix: "-zstd",
         features: "launcher,zstd",
-        arches: &["x86_64", "aarch64", "riscv64", "ppc64le"],
+        arches: &["x86_64", "aarch64", "riscv64", "ppc64le", "arm"],
         sources: &[("MGO_ZSTD_SRC", "zstd-sys", "zstd/lib")],
     },
     Codec {
         suffix: "-gzip",
         features: "launcher,deflate",
-        arches: &["x86_64", "aarch64", "riscv64", "ppc64le"],
+        arches: &["x86_64", "aarch64", "riscv64", "ppc64le", "arm"],
         sources: &[("MGO_LIBDEFLATE_SRC", "libdeflate-sys", "libdeflate")],
     },
 ];
@@ -188,6 +248,10 @@ pub fn main(args: &[String]) -> Result<()> {
         let bytes =
             std::fs::read(&built).with_context(|| format!("reading {}", built.display()))?;
         zero_fill_outside_hashed_bytes(&bytes).with_context(|| format!("image {name}"))?;
+        if let Some(baseline) = &image.baseline {
+            let symbols = run_cargo(&root, image, codec, &sources, Cargo::Symbols)?;
+            check_baseline(&symbols, baseline).with_context(|| format!("image {name}"))?;
+        }
         if check {
             let expected = std::fs::read(&committed).with_context(|| {
                 format!(
@@ -237,13 +301,24 @@ fn zero_fill_outside_hashed_bytes(elf: &[u8]) -> Result<()> {
     const SHF_ALLOC: u64 = 2;
     let u16_at = |at: usize| u16::from_le_bytes(elf[at..at + 2].try_into().unwrap()) as usize;
     let u32_at = |at: usize| u32::from_le_bytes(elf[at..at + 4].try_into().unwrap());
-    let u64_at = |at: usize| u64::from_le_bytes(elf[at..at + 8].try_into().unwrap());
     let parsed = mgo_format::elf::Elf::parse(elf)
         .map_err(|e| anyhow::anyhow!("not an ELF file the packer reads: {e}"))?;
-    let (shoff, shentsize, shnum) = (u64_at(40) as usize, u16_at(58), u16_at(60));
+    let class = parsed.class;
+    let word = |at: usize| class.word_at(elf, at);
+    let shape = class.section_shape_field().start;
+    let (shoff, shentsize, shnum) = (
+        word(class.shoff_field().start) as usize,
+        u16_at(shape),
+        u16_at(shape + 2),
+    );
+    // sh_flags and sh_addr follow sh_name and sh_type, each a word of the class.
+    let width = match class {
+        mgo_format::elf::Class::Elf32 => 4,
+        mgo_format::elf::Class::Elf64 => 8,
+    };
     for i in 0..shnum {
         let sh = shoff + i * shentsize;
-        let (kind, flags, addr) = (u32_at(sh + 4), u64_at(sh + 8), u64_at(sh + 16));
+        let (kind, flags, addr) = (u32_at(sh + 4), word(sh + 8), word(sh + 8 + width));
         if kind != SHT_NOBITS || flags & SHF_ALLOC == 0 {
             continue;
         }
@@ -315,6 +390,53 @@ fn clippy() -> Result<()> {
 enum Cargo {
     Build,
     Clippy,
+    /// The image as built, symbols kept (for [`check_baseline`]).
+    Symbols,
+}
+
+/// Disassembles the unstripped image and refuses any instruction above the baseline. The
+/// mapping symbols a stripped image lacks tell the disassembler code from literal pools.
+fn check_baseline(image: &Path, baseline: &Baseline) -> Result<()> {
+    let out = Command::new(baseline.objdump)
+        .args(["-d", "--no-show-raw-insn"])
+        .arg(image)
+        .output()
+        .with_context(|| format!("running {} (scripts/install-deps.sh)", baseline.objdump))?;
+    if !out.status.success() {
+        bail!(
+            "{} failed: {}",
+            baseline.objdump,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut instructions = 0;
+    for line in text.lines() {
+        // `  1000074:\tmov\tr0, sp`; data shows as `.word`, labels and headers have no tab.
+        let mut fields = line.split('\t');
+        let (Some(address), Some(mnemonic)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        if !address.trim_end().ends_with(':') || mnemonic.starts_with('.') {
+            continue;
+        }
+        let mnemonic = mnemonic.split_whitespace().next().unwrap_or("");
+        instructions += 1;
+        if let Some(bad) = baseline.forbidden.iter().find(|p| mnemonic.starts_with(*p)) {
+            bail!(
+                "the launcher must stay {} but holds `{}` ({bad}...): {line}",
+                baseline.what,
+                mnemonic
+            );
+        }
+    }
+    if instructions < 1000 {
+        bail!(
+            "{} printed only {instructions} instructions",
+            baseline.objdump
+        );
+    }
+    Ok(())
 }
 
 fn build(
@@ -336,6 +458,7 @@ fn run_cargo(
     let target_dir = root.join(match what {
         Cargo::Build => "target/runtime",
         Cargo::Clippy => "target/runtime-clippy",
+        Cargo::Symbols => "target/runtime-symbols",
     });
     let cargo_home = std::env::var("CARGO_HOME")
         .map(PathBuf::from)
@@ -352,11 +475,18 @@ fn run_cargo(
         format!("--remap-path-prefix={}=/mgo-pack", root.display()),
         format!("--remap-path-prefix={}=/cargo", cargo_home.display()),
     ]);
+    if image.build_std {
+        // `core`'s own sources, from wherever the toolchain is installed.
+        flags.push(format!(
+            "--remap-path-prefix={}=/rust",
+            rust_src()?.display()
+        ));
+    }
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .current_dir(root)
         .args([
             match what {
-                Cargo::Build => "build",
+                Cargo::Build | Cargo::Symbols => "build",
                 Cargo::Clippy => "clippy",
             },
             "--quiet",
@@ -376,12 +506,23 @@ fn run_cargo(
         ])
         .arg("--target-dir")
         .arg(&target_dir)
+        // -Zbuild-std is unstable. RUSTC_BOOTSTRAP lets the pinned stable toolchain take it,
+        // rather than an unpinned nightly, whose code generation would change the image under
+        // `--check` from one day to the next; the flag touches nothing but how `core` is found.
+        .args(if image.build_std {
+            &["-Zbuild-std=core,compiler_builtins"][..]
+        } else {
+            &[][..]
+        })
+        .envs((what == Cargo::Symbols).then_some(("CARGO_PROFILE_LAUNCHER_STRIP", "false")))
         .env_remove("RUSTFLAGS")
         .env_remove("RUSTC_BOOTSTRAP")
         .envs(
             (!image.unstable_crates.is_empty())
                 .then_some(("RUSTC_BOOTSTRAP", image.unstable_crates)),
         )
+        // After the crate list: cargo itself takes -Z only from RUSTC_BOOTSTRAP=1.
+        .envs(image.build_std.then_some(("RUSTC_BOOTSTRAP", "1")))
         .env("CARGO_ENCODED_RUSTFLAGS", flags.join("\x1f"))
         .env("SOURCE_DATE_EPOCH", "0")
         .envs(
@@ -391,7 +532,7 @@ fn run_cargo(
                 .map(|(var, path)| (*var, path)),
         )
         .args(match what {
-            Cargo::Build => &[][..],
+            Cargo::Build | Cargo::Symbols => &[][..],
             Cargo::Clippy => &["--", "-D", "warnings"][..],
         })
         .status()
@@ -400,7 +541,7 @@ fn run_cargo(
         bail!(
             "{} the {}{} launcher failed",
             match what {
-                Cargo::Build => "building",
+                Cargo::Build | Cargo::Symbols => "building",
                 Cargo::Clippy => "clippy on",
             },
             image.arch,
@@ -408,6 +549,23 @@ fn run_cargo(
         );
     }
     Ok(target_dir.join(image.target).join("launcher/mgo-launcher"))
+}
+
+/// The toolchain's Rust sources (the rust-src component), which `-Zbuild-std` compiles.
+fn rust_src() -> Result<PathBuf> {
+    let out = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
+        .args(["--print", "sysroot"])
+        .output()
+        .context("running rustc --print sysroot")?;
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let src = sysroot.join("lib/rustlib/src/rust");
+    if !src.join("library/core").is_dir() {
+        bail!(
+            "{} has no Rust sources: install the rust-src component (scripts/install-deps.sh)",
+            sysroot.display()
+        );
+    }
+    Ok(src)
 }
 
 fn rustc_version() -> Result<String> {
@@ -432,4 +590,46 @@ fn home() -> PathBuf {
     std::env::var("HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|_| PathBuf::from("/root"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The baseline check refuses VFP and ARMv7 code: a C function built for ARMv7-A with VFPv3
+    /// (Debian's armel compiler) must fail it, naming an instruction.
+    #[test]
+    fn the_arm_baseline_check_refuses_vfp_and_armv7_code() {
+        let Some(baseline) = IMAGES.iter().find_map(|i| i.baseline.as_ref()) else {
+            panic!("no image has a baseline");
+        };
+        let dir = std::env::temp_dir().join(format!("mgo-baseline-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let source = dir.join("f.c");
+        std::fs::write(
+            &source,
+            "double f(double x, int y) { return x * 1.5 + (short)y; }\n",
+        )
+        .unwrap();
+        let object = dir.join("f.o");
+        let built = Command::new("arm-linux-gnueabi-gcc")
+            .args([
+                "-O2",
+                "-march=armv7-a",
+                "-mfpu=vfpv3",
+                "-mfloat-abi=softfp",
+                "-c",
+            ])
+            .arg(&source)
+            .arg("-o")
+            .arg(&object)
+            .status();
+        if !built.is_ok_and(|s| s.success()) {
+            println!("SKIPPED: no arm-linux-gnueabi-gcc (scripts/install-deps.sh)");
+            return;
+        }
+        let err = check_baseline(&object, baseline).unwrap_err().to_string();
+        assert!(err.contains("ARMv5TE without VFP"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -369,6 +369,9 @@ pub fn gcc_march(level: u32) -> String {
     if let Some(march) = riscv64_march(level) {
         return march.to_string();
     }
+    if let Some(march) = arm_march(level) {
+        return march.to_string();
+    }
     if mgo_format::level::is_valid(mgo_format::Arch::Ppc64le, level) {
         // gcc's `-mcpu=power9`, for a `{march}` in a ppc64le recipe (gcc on POWER has no
         // `-march`: the recipe's `-mcpu={march}` names the level).
@@ -388,6 +391,20 @@ fn riscv64_march(level: u32) -> Option<&'static str> {
         20 => Some("rv64gc"),
         22 => Some("rv64gc_zba_zbb_zbs"),
         23 => Some("rv64gcv_zba_zbb_zbs"),
+        _ => None,
+    }
+}
+
+/// gcc's `-march` for a `GOARM` level: the architecture version and floating-point unit the
+/// level requires (docs/ARCHITECTURES.md, "32-bit ARM"): ARMv5TE without VFP, ARMv6 with VFPv2,
+/// ARMv7-A with VFPv3-D16 (the kernel reports VFPv3 for the 16-register variant too, so Go's
+/// GOARM=7 may meet it). With Debian's soft-float `arm-linux-gnueabi-gcc`, add
+/// `-mfloat-abi=softfp` to let it use the unit.
+fn arm_march(level: u32) -> Option<&'static str> {
+    match level {
+        5 => Some("armv5te"),
+        6 => Some("armv6+fp"),
+        7 => Some("armv7-a+vfpv3-d16"),
         _ => None,
     }
 }
@@ -427,6 +444,10 @@ pub fn rustc_flag(level: u32) -> String {
         20 => return "-Ctarget-cpu=generic-rv64".to_string(),
         22 => return "-Ctarget-feature=+zba,+zbb,+zbs".to_string(),
         23 => return "-Ctarget-feature=+zba,+zbb,+zbs,+v,+zfa,+zicond".to_string(),
+        // 32-bit ARM: the architecture version and floating-point unit, as gcc's -march.
+        5 => return "-Ctarget-feature=+v5te".to_string(),
+        6 => return "-Ctarget-feature=+v6,+vfp2".to_string(),
+        7 => return "-Ctarget-feature=+v7,+vfp3d16".to_string(),
         _ => {}
     }
     // ppc64le: rustc's POWER CPUs, `-Ctarget-cpu=pwr9`.
@@ -479,6 +500,14 @@ mod tests {
 
     fn code(name: &str) -> u32 {
         crate::parse_level(name).unwrap()
+    }
+
+    #[test]
+    fn arm_march_and_rustc_flags() {
+        assert_eq!(gcc_march(code("5")), "armv5te");
+        assert_eq!(gcc_march(code("6")), "armv6+fp");
+        assert_eq!(gcc_march(code("7")), "armv7-a+vfpv3-d16");
+        assert_eq!(rustc_flag(code("6")), "-Ctarget-feature=+v6,+vfp2");
     }
 
     #[test]

@@ -159,6 +159,8 @@ fn job(build: &LevelBuild, level: u32, out: &Path) -> Job {
                 ("GORISCV64", "riscv64")
             } else if arch_of(mgo_format::Arch::Ppc64le) {
                 ("GOPPC64", "ppc64le")
+            } else if arch_of(mgo_format::Arch::Arm) {
+                ("GOARM", "arm")
             } else {
                 ("GOAMD64", "amd64")
             };

@@ -6,6 +6,7 @@
 //! auxiliary vector and passes in, so all of `aarch64` is pure and built on every host.
 
 pub mod aarch64;
+pub mod arm;
 pub mod ppc64le;
 pub mod riscv64;
 #[cfg(target_arch = "x86_64")]
@@ -18,6 +19,8 @@ use mgo_format::Arch;
 
 #[cfg(target_arch = "aarch64")]
 use crate::select::Aarch64Limit;
+#[cfg(target_arch = "arm")]
+use crate::select::ArmLimit;
 #[cfg(target_arch = "powerpc64")]
 use crate::select::Ppc64leLimit;
 #[cfg(target_arch = "riscv64")]
@@ -29,6 +32,7 @@ use crate::select::X86_64Limit;
 #[cfg(not(any(
     target_arch = "aarch64",
     target_arch = "riscv64",
+    target_arch = "arm",
     target_arch = "powerpc64"
 )))]
 pub const NATIVE: Arch = Arch::X86_64;
@@ -36,6 +40,8 @@ pub const NATIVE: Arch = Arch::X86_64;
 pub const NATIVE: Arch = Arch::Aarch64;
 #[cfg(target_arch = "riscv64")]
 pub const NATIVE: Arch = Arch::Riscv64;
+#[cfg(target_arch = "arm")]
+pub const NATIVE: Arch = Arch::Arm;
 /// Little-endian only: the launcher is built for `powerpc64le-unknown-linux-gnu`.
 #[cfg(target_arch = "powerpc64")]
 pub const NATIVE: Arch = Arch::Ppc64le;
@@ -87,6 +93,31 @@ fn hwprobe() -> Option<(Option<u64>, Option<u64>)> {
     }
     let value = |(key, value): (i64, u64)| (key != -1).then_some(value);
     Some((value(pairs[0]), value(pairs[1])))
+}
+
+/// What this CPU can run: `AT_HWCAP`'s floating-point bits and the architecture version
+/// `AT_PLATFORM` names (see `arm`).
+#[cfg(target_arch = "arm")]
+pub fn detect(aux: impl Fn(usize) -> Option<usize>) -> ArmLimit {
+    const AT_PLATFORM: usize = 15;
+    const AT_HWCAP: usize = 16;
+    /// `elf_platform` is a handful of bytes; anything longer is not one.
+    const PLATFORM_MAX: usize = 16;
+    let platform = aux(AT_PLATFORM).filter(|&p| p != 0).map(|p| {
+        let at = p as *const u8;
+        let mut len = 0;
+        // SAFETY: the kernel points AT_PLATFORM at a NUL-terminated string it copied onto the
+        // initial stack, which lives as long as the process; the loop stops at the NUL (or after
+        // PLATFORM_MAX bytes), so every byte read and the slice lie inside that string.
+        unsafe {
+            while len < PLATFORM_MAX && *at.add(len) != 0 {
+                len += 1;
+            }
+            core::slice::from_raw_parts(at, len)
+        }
+    });
+    let hwcap = aux(AT_HWCAP).unwrap_or(0) as u32;
+    ArmLimit(arm::best_level(arm::Cpu::from_auxv(hwcap, platform)))
 }
 
 /// What this CPU can run: the Power ISA version in the auxiliary vector's `AT_HWCAP2`.

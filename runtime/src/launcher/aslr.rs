@@ -28,6 +28,15 @@ pub const PIE_RANDOM_BITS: u32 = 18;
 #[cfg(target_arch = "riscv64")]
 pub const BRK_RANGE: u64 = 0x4000_0000;
 
+// 32-bit ARM (Linux `arch/arm`): ELF_ET_DYN_BASE is two thirds of TASK_SIZE (3 GiB less
+// 16 MiB under the usual split), mmap_rnd_bits 8 by default, and a 32 MiB heap range. Only the
+// direct path reads them, and it places no 32-bit program (mgo_format::direct refuses ELF32).
+#[cfg(target_arch = "arm")]
+pub const ELF_ET_DYN_BASE: u64 = 0xbf00_0000 / 3 * 2;
+#[cfg(target_arch = "arm")]
+pub const PIE_RANDOM_BITS: u32 = 8;
+#[cfg(target_arch = "arm")]
+pub const BRK_RANGE: u64 = 0x0200_0000;
 // powerpc64 (Linux `arch/powerpc`): 64-bit PIE programs go to 4 GiB (`ELF_ET_DYN_BASE`),
 // mmap_rnd_bits defaults to 14 with 64 KiB pages (18 with 4 KiB ones; the lower, counted in
 // the larger pages here, moves no further than a kernel would), and `arch_randomize_brk` moves

@@ -80,6 +80,7 @@ impl Choice {
                     Arch::X86_64 => why.str("CPU supports x86-64-"),
                     Arch::Aarch64 => why.str("CPU supports GOARM64="),
                     Arch::Riscv64 => why.str("CPU supports GORISCV64="),
+                    Arch::Arm => why.str("CPU supports GOARM="),
                     Arch::Ppc64le => why.str("CPU supports GOPPC64="),
                 };
                 why.push(level_name(self.limit).as_bytes());

@@ -291,6 +291,21 @@ core::arch::global_asm!(
     ".popsection",
 );
 
+// 32-bit ARM: the direct path places ELF64 programs only (mgo_format::direct refuses ELF32
+// before anything is mapped), so this copy is made but never entered; should it be, it stops
+// the process with SIGILL rather than run a half-built entry sequence.
+#[cfg(target_arch = "arm")]
+core::arch::global_asm!(
+    ".pushsection .rodata.mgo_trampoline, \"a\"",
+    ".globl mgo_trampoline_start",
+    ".globl mgo_trampoline_end",
+    ".balign 4",
+    "mgo_trampoline_start:",
+    ".inst 0xe7f000f0",
+    "mgo_trampoline_end:",
+    ".popsection",
+);
+
 /// Makes freshly written instructions visible to instruction fetch: nothing to do on x86-64.
 #[cfg(target_arch = "x86_64")]
 unsafe fn sync_instructions(_: *mut u8, _: usize) {}
@@ -337,6 +352,24 @@ unsafe fn sync_instructions(at: *mut u8, len: usize) {
         core::arch::asm!("ecall", in("a7") RISCV_FLUSH_ICACHE,
             inlateout("a0") at as usize => _, in("a1") at as usize + len, in("a2") 0usize,
             options(nostack));
+    }
+}
+
+/// Asks the kernel to write back the data cache and invalidate the instruction cache over the
+/// copied code (`cacheflush`, ARM's private system call 0xf0002): ARMv5 and ARMv6 have no user
+/// instruction for it.
+///
+/// # Safety
+/// `at..at + len` is mapped memory.
+#[cfg(target_arch = "arm")]
+unsafe fn sync_instructions(at: *mut u8, len: usize) {
+    const CACHEFLUSH: usize = 0xf_0002;
+    // SAFETY: the system call only cleans and invalidates caches over a mapped range; it returns
+    // in r0 and preserves every other register. Its result is not needed: it cannot fail for a
+    // mapped range and flags 0.
+    unsafe {
+        core::arch::asm!("svc 0", in("r7") CACHEFLUSH, inlateout("r0") at as usize => _,
+            in("r1") at as usize + len, in("r2") 0usize, options(nostack));
     }
 }
 

@@ -244,6 +244,7 @@ impl Failure {
                          ,lse and ,crypto (or unset)"
                     }
                     Arch::Riscv64 => "GORISCV64 must be rva20u64, rva22u64 or rva23u64 (or unset)",
+                    Arch::Arm => "GOARM must be 5, 6 or 7 (or unset)",
                     Arch::Ppc64le => "GOPPC64 must be power8, power9 or power10 (or unset)",
                 });
             }
@@ -308,6 +309,17 @@ fn no_variant(line: &mut Line, lowest: u32, cpu: u32) {
                 _ => line
                     .str("this CPU supports GORISCV64=")
                     .str(level::riscv64_name(cpu)),
+            };
+        }
+        Arch::Arm => {
+            line.str("this program needs a 32-bit ARM CPU with GOARM=")
+                .str(level::arm_name(lowest))
+                .str(" or better, but ");
+            match cpu {
+                0 => line.str("this CPU is older than ARMv5"),
+                _ => line
+                    .str("this CPU supports GOARM=")
+                    .str(level::arm_name(cpu)),
             };
         }
         Arch::Ppc64le => {

@@ -217,6 +217,81 @@ mod imp {
     }
 }
 
+/// The same byte loops in ARM code, with post-indexed (forward) and pre-indexed (backward)
+/// accesses: ARMv5 faults or rotates on unaligned word accesses, and the launcher copies little
+/// on 32-bit ARM outside the decoders, which bring their own copies.
+#[cfg(target_arch = "arm")]
+mod imp {
+    /// # Safety
+    /// Valid ranges of n bytes; `dest` does not start inside `src`.
+    pub(super) unsafe fn copy_forward(dest: *mut u8, src: *const u8, n: usize) {
+        // SAFETY: as the caller promises; the loop touches exactly [src, src + n) and
+        // [dest, dest + n).
+        unsafe {
+            core::arch::asm!(
+                "2:",
+                "cmp {n}, #0",
+                "beq 3f",
+                "ldrb {a}, [{s}], #1",
+                "strb {a}, [{d}], #1",
+                "sub {n}, {n}, #1",
+                "b 2b",
+                "3:",
+                d = inout(reg) dest => _,
+                s = inout(reg) src => _,
+                n = inout(reg) n => _,
+                a = out(reg) _,
+                options(nostack),
+            );
+        }
+    }
+
+    /// # Safety
+    /// Valid ranges of n bytes.
+    pub(super) unsafe fn copy_backward(dest: *mut u8, src: *const u8, n: usize) {
+        // SAFETY: as the caller promises; from the ends down, the loop touches exactly
+        // [src, src + n) and [dest, dest + n).
+        unsafe {
+            core::arch::asm!(
+                "2:",
+                "cmp {n}, #0",
+                "beq 3f",
+                "ldrb {a}, [{s}, #-1]!",
+                "strb {a}, [{d}, #-1]!",
+                "sub {n}, {n}, #1",
+                "b 2b",
+                "3:",
+                d = inout(reg) dest.add(n) => _,
+                s = inout(reg) src.add(n) => _,
+                n = inout(reg) n => _,
+                a = out(reg) _,
+                options(nostack),
+            );
+        }
+    }
+
+    #[no_mangle]
+    unsafe extern "C" fn memset(dest: *mut u8, c: i32, n: usize) -> *mut u8 {
+        // SAFETY: the caller guarantees a valid range of n bytes, which is all the loop writes.
+        unsafe {
+            core::arch::asm!(
+                "2:",
+                "cmp {n}, #0",
+                "beq 3f",
+                "strb {v}, [{d}], #1",
+                "sub {n}, {n}, #1",
+                "b 2b",
+                "3:",
+                d = inout(reg) dest => _,
+                n = inout(reg) n => _,
+                v = in(reg) c,
+                options(nostack),
+            );
+        }
+        dest
+    }
+}
+
 #[cfg(target_arch = "powerpc64")]
 mod imp {
     // Byte loops in assembly (so that the optimiser cannot turn them back into calls), counted
@@ -296,6 +371,7 @@ mod imp {
 #[cfg(any(
     target_arch = "aarch64",
     target_arch = "riscv64",
+    target_arch = "arm",
     target_arch = "powerpc64"
 ))]
 mod copies {

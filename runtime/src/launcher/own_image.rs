@@ -6,7 +6,7 @@
 //! Before anything else trusts the launcher's own code and tables, its loaded segments are hashed
 //! and compared with the hash the packer recorded in the region's header.
 
-use mgo_format::elf::{ProgramHeader, PHDR_LEN};
+use mgo_format::elf::{Class, ProgramHeader};
 use mgo_format::{launcher_hash, launcher_hash_in_phdr, Bundle, FormatError, Header, HEADER_LEN};
 use mgo_runtime::cpu::NATIVE;
 use rustix::io::Errno;
@@ -67,11 +67,14 @@ pub struct LoadedHeaders {
 
 impl LoadedHeaders {
     pub fn read(start: &StartInfo) -> Result<LoadedHeaders, Unreadable> {
-        let (Some(at), Some(PHDR_LEN), Some(count)) =
+        let (Some(at), Some(phent), Some(count)) =
             (start.aux(AT_PHDR), start.aux(AT_PHENT), start.aux(AT_PHNUM))
         else {
             return Err(Unreadable::NoProgramHeaders);
         };
+        if phent != Class::NATIVE.phdr_len() {
+            return Err(Unreadable::NoProgramHeaders);
+        }
         if at == 0 || count > MAX_PHDRS {
             return Err(Unreadable::Damaged(FormatError::UnsupportedElf));
         }
@@ -79,12 +82,15 @@ impl LoadedHeaders {
     }
 
     fn iter(&self) -> impl Iterator<Item = ProgramHeader> + Clone + '_ {
-        (0..self.count).map(|i| {
+        let len = Class::NATIVE.phdr_len();
+        (0..self.count).map(move |i| {
             // SAFETY: the kernel points AT_PHDR at the program header table inside the launcher's
             // first loaded segment (runtime/link/*.ld puts it there), AT_PHNUM (checked: at most
-            // MAX_PHDRS) entries of AT_PHENT (checked: PHDR_LEN) bytes, mapped readable for the
-            // process's life.
-            ProgramHeader::parse(unsafe { &*((self.at + i * PHDR_LEN) as *const [u8; PHDR_LEN]) })
+            // MAX_PHDRS) entries of AT_PHENT (checked: the native class's size) bytes, mapped
+            // readable for the process's life.
+            let bytes =
+                unsafe { core::slice::from_raw_parts((self.at + i * len) as *const u8, len) };
+            ProgramHeader::read(Class::NATIVE, bytes)
         })
     }
 
@@ -101,9 +107,10 @@ impl LoadedHeaders {
             .iter()
             .find(|ph| NATIVE.is_payload_segment(ph))
             .ok_or(damaged(FormatError::NoPayloadSegment))?;
+        // ELF32's copy is the hash's low 32 bits (Arch::hash_in_phdr).
         let copy = launcher_hash_in_phdr(&ph);
-        if let Some(recorded) = copy {
-            self.check_self(recorded);
+        if let Some(copy) = copy {
+            self.check_self(|hash| NATIVE.hash_in_phdr(hash) == copy);
         }
         let region = loaded(&ph).ok_or(damaged(FormatError::Truncated))?;
         if region.len() < HEADER_LEN {
@@ -115,19 +122,19 @@ impl LoadedHeaders {
         let recorded = Header::parse(region).map_err(damaged)?.launcher_hash;
         match copy {
             // The two copies differ: one of them is damaged.
-            Some(copy) if copy != recorded => crate::damaged::launcher(),
+            Some(copy) if copy != NATIVE.hash_in_phdr(recorded) => crate::damaged::launcher(),
             Some(_) => {}
             // 0: a packer that did not record it; the index and content hashes still hold.
-            None if recorded != 0 => self.check_self(recorded),
+            None if recorded != 0 => self.check_self(|hash| hash == recorded),
             None => {}
         }
         Bundle::parse_region(NATIVE, region).map_err(damaged)
     }
 
-    /// Returns if the launcher's loaded segments hash to `recorded`; otherwise says the
-    /// launcher is damaged and exits.
-    fn check_self(&self, recorded: u64) {
-        if launcher_hash(NATIVE, self.iter(), loaded) != Some(recorded) {
+    /// Returns if the hash of the launcher's loaded segments is the `recorded` one; otherwise
+    /// says the launcher is damaged and exits.
+    fn check_self(&self, recorded: impl Fn(u64) -> bool) {
+        if !launcher_hash(NATIVE, self.iter(), loaded).is_some_and(recorded) {
             crate::damaged::launcher();
         }
     }

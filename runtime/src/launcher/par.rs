@@ -195,6 +195,7 @@ extern "C" fn helper_main(arg: *mut c_void) {
     target_arch = "x86_64",
     target_arch = "aarch64",
     target_arch = "riscv64",
+    target_arch = "arm",
     target_arch = "powerpc64"
 ))]
 fn spawn(stack_top: *mut u8, helper: &Helper<'_>) -> bool {
@@ -231,6 +232,7 @@ fn spawn(stack_top: *mut u8, helper: &Helper<'_>) -> bool {
     target_arch = "x86_64",
     target_arch = "aarch64",
     target_arch = "riscv64",
+    target_arch = "arm",
     target_arch = "powerpc64"
 )))]
 fn spawn(_stack_top: *mut u8, _helper: &Helper<'_>) -> bool {
@@ -241,6 +243,7 @@ fn spawn(_stack_top: *mut u8, _helper: &Helper<'_>) -> bool {
     target_arch = "x86_64",
     target_arch = "aarch64",
     target_arch = "riscv64",
+    target_arch = "arm",
     target_arch = "powerpc64"
 ))]
 extern "C" {
@@ -353,6 +356,46 @@ core::arch::global_asm!(
     "unimp",
     "2:",
     "ret",
+    ".size mgo_clone, . - mgo_clone",
+    ".popsection",
+);
+
+// 32-bit ARM (EABI): clone is system call 120 with (flags, stack, parent_tid, tls, child_tid),
+// the fifth argument of mgo_clone comes on the stack (AAPCS), the child starts on the new stack
+// with r0 = 0, and `exit` is 1. r4 and r7 are callee-saved, hence pushed around the call.
+#[cfg(target_arch = "arm")]
+core::arch::global_asm!(
+    ".pushsection .text.mgo_clone,\"ax\",%progbits",
+    ".globl mgo_clone",
+    ".hidden mgo_clone",
+    ".type mgo_clone,%function",
+    "mgo_clone:",
+    "push {{r4, r7}}",
+    "ldr r12, [sp, #8]",
+    "bic r1, r1, #15",
+    "sub r1, r1, #16",
+    "str r3, [r1]",
+    "str r12, [r1, #4]",
+    "mov r4, r2",
+    "mov r2, #0",
+    "mov r3, #0",
+    "mov r7, #120",
+    "svc 0",
+    "cmp r0, #0",
+    "bne 2f",
+    "mov r11, #0",
+    "mov lr, #0",
+    "ldr r3, [sp]",
+    "ldr r0, [sp, #4]",
+    "add sp, sp, #16",
+    "blx r3",
+    "mov r0, #0",
+    "mov r7, #1",
+    "svc 0",
+    ".inst 0xe7f000f0",
+    "2:",
+    "pop {{r4, r7}}",
+    "bx lr",
     ".size mgo_clone, . - mgo_clone",
     ".popsection",
 );

@@ -18,6 +18,7 @@ pub const SETTING: &str = match NATIVE {
     Arch::X86_64 => "GOAMD64=",
     Arch::Aarch64 => "GOARM64=",
     Arch::Riscv64 => "GORISCV64=",
+    Arch::Arm => "GOARM=",
     Arch::Ppc64le => "GOPPC64=",
 };
 

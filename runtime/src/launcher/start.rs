@@ -45,6 +45,21 @@ core::arch::global_asm!(
     entry = sym crate::entry,
 );
 
+// 32-bit ARM (ARM code, AAPCS): the frame pointer (r11) and link register cleared, the stack
+// aligned to the 8 bytes a call needs.
+#[cfg(target_arch = "arm")]
+core::arch::global_asm!(
+    ".globl _start",
+    "_start:",
+    "mov r11, #0",
+    "mov lr, #0",
+    "mov r0, sp",
+    "bic sp, sp, #7",
+    "bl {entry}",
+    ".inst 0xe7f000f0",
+    entry = sym crate::entry,
+);
+
 // powerpc64 (ELFv2): the TOC pointer (r2), through which compiled code reaches its data, is
 // set from `.TOC.` relative to the code's own address, learnt with a branch-and-link (not
 // from r12, which the kernel sets to the entry but a debugger or emulator might not). Then a

@@ -61,6 +61,25 @@ mod nr {
     pub const SETITIMER: usize = 103;
 }
 
+// 32-bit ARM (EABI, `arch/arm/tools/syscall.tbl`). The clock and the CPU-time deadline take
+// 64-bit `struct timespec`s here, as on the 64-bit machines: their `*time64` calls (Linux 5.1).
+#[cfg(target_arch = "arm")]
+mod nr {
+    pub const EXECVE: usize = 11;
+    pub const EXIT_GROUP: usize = 248;
+    pub const EXECVEAT: usize = 387;
+    pub const RT_SIGACTION: usize = 174;
+    pub const BRK: usize = 45;
+    pub const PRCTL: usize = 172;
+    pub const GETRANDOM: usize = 384;
+    pub const PERSONALITY: usize = 136;
+    pub const CLOCK_GETTIME: usize = 403;
+    pub const TIMER_CREATE: usize = 257;
+    pub const TIMER_SETTIME: usize = 409;
+    pub const TIMER_DELETE: usize = 261;
+    pub const SETITIMER: usize = 104;
+}
+
 // powerpc64 keeps its own table (`arch/powerpc/kernel/syscalls/syscall.tbl`, the 64-bit ABI).
 #[cfg(target_arch = "powerpc64")]
 mod nr {
@@ -123,6 +142,21 @@ unsafe fn syscall5(nr: usize, a: usize, b: usize, c: usize, d: usize, e: usize) 
 
 /// # Safety
 /// The arguments must be valid for system call `nr`.
+#[cfg(target_arch = "arm")]
+unsafe fn syscall5(nr: usize, a: usize, b: usize, c: usize, d: usize, e: usize) -> isize {
+    let ret: isize;
+    // SAFETY: EABI: the number in r7, arguments in r0 to r4; the kernel returns in r0 and
+    // preserves every other register. r7 is free to use: the launcher is ARM code (not Thumb),
+    // whose frame pointer is r11.
+    unsafe {
+        core::arch::asm!("svc 0", in("r7") nr, inlateout("r0") a as isize => ret, in("r1") b,
+            in("r2") c, in("r3") d, in("r4") e, options(nostack));
+    }
+    ret
+}
+
+/// # Safety
+/// The arguments must be valid for system call `nr`.
 #[cfg(target_arch = "powerpc64")]
 unsafe fn syscall5(nr: usize, a: usize, b: usize, c: usize, d: usize, e: usize) -> isize {
     let ret: isize;
@@ -163,6 +197,10 @@ pub fn trap() -> ! {
         core::arch::asm!("udf #0", options(noreturn));
         #[cfg(target_arch = "riscv64")]
         core::arch::asm!("unimp", options(noreturn));
+        // A permanently undefined encoding on every ARM architecture version (`udf #0` from
+        // ARMv7's assembler syntax on; spelt out for the ARMv5 assembler).
+        #[cfg(target_arch = "arm")]
+        core::arch::asm!(".inst 0xe7f000f0", options(noreturn));
         // The all-zero word is no instruction (`trap` would raise SIGTRAP instead).
         #[cfg(target_arch = "powerpc64")]
         core::arch::asm!(".long 0", options(noreturn));
@@ -223,6 +261,9 @@ fn result(ret: isize) -> Result<usize, Errno> {
 }
 
 /// The kernel's `struct sigaction` for `rt_sigaction` (the same layout on x86-64, arm64 and
+/// 32-bit ARM; riscv64's has no `restorer`, so there the kernel reads the mask from `restorer`,
+/// 0 as well, and writes the old mask there). The 64-bit mask is two words so that it follows
+/// `restorer` without padding on 32-bit ARM too, where a `u64` would be aligned to 8.
 /// powerpc64;
 /// riscv64's has no `restorer`, so there the kernel reads the mask from `restorer`, 0 as well,
 /// and writes the old mask there).
@@ -231,7 +272,7 @@ struct KernelSigaction {
     handler: usize,
     flags: usize,
     restorer: usize,
-    mask: u64,
+    mask: [u32; 2],
 }
 
 const SIG_DFL: usize = 0;
@@ -244,13 +285,13 @@ pub fn set_ignored(signal: usize, ignore: bool) -> Result<bool, Errno> {
         handler: if ignore { SIG_IGN } else { SIG_DFL },
         flags: 0,
         restorer: 0,
-        mask: 0,
+        mask: [0; 2],
     };
     let mut old = KernelSigaction {
         handler: 0,
         flags: 0,
         restorer: 0,
-        mask: 0,
+        mask: [0; 2],
     };
     // SAFETY: both structs are the kernel's layout, valid for the call; the mask is 8 bytes.
     let ret = unsafe {
