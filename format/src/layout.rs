@@ -25,6 +25,16 @@ pub enum Arch {
 }
 
 impl Arch {
+    /// Every architecture a bundle can be for, so that code checking all of them (the fuzz
+    /// targets, tests) gains a new one where it is added here.
+    pub const ALL: [Arch; 5] = [
+        Arch::X86_64,
+        Arch::Aarch64,
+        Arch::Riscv64,
+        Arch::Arm,
+        Arch::Ppc64le,
+    ];
+
     pub fn from_elf_machine(machine: u16) -> Option<Arch> {
         match machine {
             elf::EM_X86_64 => Some(Arch::X86_64),
@@ -413,4 +423,25 @@ fn slice(bytes: &[u8], offset: u64, len: u64) -> Option<&[u8]> {
         return None;
     }
     Some(&bytes[offset as usize..end as usize])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Arch;
+
+    /// A new architecture fails to compile here until it is in [`Arch::ALL`] too.
+    #[test]
+    fn all_lists_every_architecture_once() {
+        let position = |arch: Arch| match arch {
+            Arch::X86_64 => 0,
+            Arch::Aarch64 => 1,
+            Arch::Riscv64 => 2,
+            Arch::Arm => 3,
+            Arch::Ppc64le => 4,
+        };
+        for (i, arch) in Arch::ALL.into_iter().enumerate() {
+            assert_eq!(position(arch), i, "{arch:?}");
+            assert_eq!(Arch::from_elf_machine(arch.elf_machine()), Some(arch));
+        }
+    }
 }
