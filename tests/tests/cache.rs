@@ -438,6 +438,21 @@ fn tampered_entries_are_never_run_and_are_replaced() {
     assert_eq!(line, found(&entry));
 }
 
+/// `count` starts of `bundle` on the cache path, all spawned before any is waited for; start `i`
+/// gets the argument `launch-i`.
+fn launch_at_once(bundle: &Path, home: &Path, count: usize) -> Vec<std::process::Child> {
+    (0..count)
+        .map(|i| {
+            spawn(
+                cached(bundle, home)
+                    .arg(format!("launch-{i}"))
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped()),
+            )
+        })
+        .collect()
+}
+
 /// 200 first starts at once all run, each through the cache, and leave exactly one entry: the
 /// entries are linked in whole, the first link wins, and the others use it.
 #[test]
@@ -447,16 +462,7 @@ fn concurrent_first_starts_all_run_and_leave_one_entry() {
     let bundle = cache_bundle(&dir.join("prog"), c_probe_static(), Compression::None);
     let (level, build) = best(c_probe_static());
     let entry = cache_entry(&home, &bundle, &level);
-    let children: Vec<_> = (0..LAUNCHES)
-        .map(|i| {
-            spawn(
-                cached(&bundle, &home)
-                    .arg(format!("launch-{i}"))
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped()),
-            )
-        })
-        .collect();
+    let children = launch_at_once(&bundle, &home, LAUNCHES);
     for (i, child) in children.into_iter().enumerate() {
         let out = child.wait_with_output().unwrap();
         let report = ok_report(&out, &format!("launch {i}"));
@@ -1094,16 +1100,7 @@ fn concurrent_starts_after_a_reboot_never_run_a_damaged_entry() {
     let len = std::fs::metadata(build).unwrap().len();
     damage_in_place(&entry, &tampered_script(len));
     vouch(&entry, OTHER_BOOT);
-    let children: Vec<_> = (0..LAUNCHES)
-        .map(|i| {
-            spawn(
-                cached(&bundle, &home)
-                    .arg(format!("launch-{i}"))
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped()),
-            )
-        })
-        .collect();
+    let children = launch_at_once(&bundle, &home, LAUNCHES);
     let mut from_cache = 0;
     for (i, child) in children.into_iter().enumerate() {
         let out = child.wait_with_output().unwrap();
