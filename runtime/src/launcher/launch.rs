@@ -287,51 +287,35 @@ fn unsupported(line: &mut Line, encoding: Encoding) {
 }
 
 fn no_variant(line: &mut Line, lowest: u32, cpu: u32) {
-    match NATIVE {
+    // The CPU as the message names it, and what to say of one below every level (code 0) where
+    // the architecture has such a CPU.
+    let (cpu_kind, below_all) = match NATIVE {
         Arch::X86_64 => {
             line.str("this program needs an x86-64-")
                 .str(level::x86_64_name(lowest))
                 .str(" CPU or better, but this CPU is x86-64-")
                 .str(level::x86_64_name(cpu));
+            return;
         }
-        Arch::Aarch64 => {
-            line.str("this program needs an arm64 CPU with GOARM64=")
-                .push(level_name(lowest).as_bytes())
-                .str(" or better, but this CPU supports GOARM64=")
-                .push(level_name(cpu).as_bytes());
-        }
-        Arch::Riscv64 => {
-            line.str("this program needs a riscv64 CPU with GORISCV64=")
-                .str(level::riscv64_name(lowest))
-                .str(" or better, but ");
-            match cpu {
-                0 => line.str("this CPU has none of the RVA profiles"),
-                _ => line
-                    .str("this CPU supports GORISCV64=")
-                    .str(level::riscv64_name(cpu)),
-            };
-        }
-        Arch::Arm => {
-            line.str("this program needs a 32-bit ARM CPU with GOARM=")
-                .str(level::arm_name(lowest))
-                .str(" or better, but ");
-            match cpu {
-                0 => line.str("this CPU is older than ARMv5"),
-                _ => line
-                    .str("this CPU supports GOARM=")
-                    .str(level::arm_name(cpu)),
-            };
-        }
-        Arch::Ppc64le => {
-            line.str("this program needs a ppc64le CPU with GOPPC64=")
-                .str(level::ppc64le_name(lowest))
-                .str(" or better, but ");
-            match cpu {
-                0 => line.str("this CPU reports no POWER8 (ISA 2.07) or later"),
-                _ => line
-                    .str("this CPU supports GOPPC64=")
-                    .str(level::ppc64le_name(cpu)),
-            };
-        }
-    }
+        Arch::Aarch64 => ("an arm64", None),
+        Arch::Riscv64 => ("a riscv64", Some("this CPU has none of the RVA profiles")),
+        Arch::Arm => ("a 32-bit ARM", Some("this CPU is older than ARMv5")),
+        Arch::Ppc64le => (
+            "a ppc64le",
+            Some("this CPU reports no POWER8 (ISA 2.07) or later"),
+        ),
+    };
+    line.str("this program needs ")
+        .str(cpu_kind)
+        .str(" CPU with ")
+        .str(SETTING)
+        .push(level_name(lowest).as_bytes())
+        .str(" or better, but ");
+    match below_all {
+        Some(text) if cpu == 0 => line.str(text),
+        _ => line
+            .str("this CPU supports ")
+            .str(SETTING)
+            .push(level_name(cpu).as_bytes()),
+    };
 }
