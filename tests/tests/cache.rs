@@ -709,6 +709,28 @@ fn a_symlinked_cache_directory_is_resolved() {
     assert_good_entry(&entry, build);
 }
 
+/// A cache directory written loosely (doubled and trailing slashes, which the launcher walks as
+/// written, or `.` and `..`, which it resolves through `/proc`) is run from by its plain path.
+#[test]
+fn a_loosely_written_cache_directory_is_run_by_its_plain_path() {
+    let (dir, real) = scratch("cache-loose");
+    std::fs::create_dir(&real).unwrap();
+    std::fs::create_dir(dir.join("sub")).unwrap();
+    let bundle = cache_bundle(&dir.join("prog"), c_probe_static(), Compression::None);
+    let (level, build) = best(c_probe_static());
+    let entry = cache_entry(&real, &bundle, &level);
+    let name = real.file_name().unwrap().to_str().unwrap();
+    let slashes = format!("{}//{name}/", dir.display());
+    let dots = format!("{}/./sub/../{name}", dir.display());
+    for (written, first) in [(slashes, true), (dots, false)] {
+        let (report, line) = logged(&mut cached(&bundle, Path::new(&written)), &written);
+        let expected = if first { made(&entry) } else { found(&entry) };
+        assert_eq!(line, expected, "{written}");
+        assert_eq!(exe(&report), entry.to_str().unwrap(), "{written}");
+    }
+    assert_good_entry(&entry, build);
+}
+
 /// A set-user-ID root bundle packed for the cache path, run by `nobody` (secure-execution mode):
 /// the caller's XDG_CACHE_HOME and MGODEBUG=cache choose nothing, the program runs from a memfd
 /// and nothing is written (a launcher running as root would otherwise write root's files where

@@ -19,7 +19,8 @@ use crate::target::proc_fd_path;
 /// The base directory (`$XDG_CACHE_HOME`, else `$HOME/.cache`; a relative or empty setting is
 /// unset, as the XDG specification says), created with mode 0700 if it is missing (its parent
 /// must exist), and opened at the end of a checked walk from `/`. Returns it with the path that
-/// was walked (without symbolic links, when `/proc` says what they lead to).
+/// was walked (without symbolic links: as written when it has none, else as `/proc` says where
+/// they lead).
 pub(super) fn base_dir(start: &StartInfo, euid: u32) -> Result<(OwnedFd, Path), Unusable> {
     let var = |name: &[u8]| {
         start
@@ -36,8 +37,16 @@ pub(super) fn base_dir(start: &StartInfo, euid: u32) -> Result<(OwnedFd, Path), 
         }
         (None, None) => return Err(Unusable::NoBase),
     }
-    let (walked, create) = resolve(&literal)?;
-    let base = walk(&walked, create, euid)?;
+    // Most bases have no symbolic link on their way: walked as written, they need no trip through
+    // `/proc`. Any other outcome (a link, `..`, a missing parent) is left to the walk of the path
+    // `/proc` resolves, which says what went wrong where.
+    let (base, walked) = match walk(&literal, true, euid) {
+        Ok(walked) => walked,
+        Err(_) => {
+            let (resolved, create) = resolve(&literal)?;
+            walk(&resolved, create, euid)?
+        }
+    };
     // Before anything is made there: nothing could run from it. (Not knowing is no reason to
     // give up: exec will tell.)
     match rustix::fs::fstatvfs(&base) {
@@ -90,11 +99,13 @@ pub(super) fn resolve(literal: &Path) -> Result<(Path, bool), Unusable> {
 /// Opens `path` one directory at a time from `/`, never following a symbolic link, and checks
 /// each: a directory of root's or the user's that nobody else may write to (or that is sticky, as
 /// `/tmp` is: there nobody may rename what is not theirs). `create`: the last one may be made.
-pub(super) fn walk(path: &Path, create: bool, euid: u32) -> Result<OwnedFd, Unusable> {
+/// Returns the last one with the path walked, its empty components left out.
+pub(super) fn walk(path: &Path, create: bool, euid: u32) -> Result<(OwnedFd, Path), Unusable> {
     let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let mut dir = rustix::fs::open(c"/", flags, Mode::empty())
         .map_err(|e| Unusable::Failed(Place::Above, "open /", e))?;
     trusted(&dir, Place::Above, euid)?;
+    let mut walked = Path::root();
     let mut parts = path.parts().peekable();
     while let Some(part) = parts.next() {
         let place = match parts.peek() {
@@ -105,6 +116,7 @@ pub(super) fn walk(path: &Path, create: bool, euid: u32) -> Result<OwnedFd, Unus
             return Err(Unusable::NotDirectory(place));
         }
         let name = Name::new(part).ok_or(Unusable::TooLong)?;
+        walked.push(part)?;
         let mut opened = rustix::fs::openat(&dir, name.as_cstr(), flags, Mode::empty());
         if matches!(place, Place::Base) && create && matches!(opened, Err(Errno::NOENT)) {
             match rustix::fs::mkdirat(&dir, name.as_cstr(), Mode::from_raw_mode(PRIVATE_DIR)) {
@@ -120,7 +132,7 @@ pub(super) fn walk(path: &Path, create: bool, euid: u32) -> Result<OwnedFd, Unus
         };
         trusted(&dir, place, euid)?;
     }
-    Ok(dir)
+    Ok((dir, walked))
 }
 
 pub(super) fn trusted(dir: &OwnedFd, place: Place, euid: u32) -> Result<(), Unusable> {
