@@ -6,7 +6,7 @@
 
 use core::cell::Cell;
 
-use mgo_format::{level, Arch, Encoding, FormatError, ENTRY_CACHE, ENTRY_DIRECT};
+use mgo_format::{level, Arch, Bundle, Encoding, Entry, FormatError, ENTRY_CACHE, ENTRY_DIRECT};
 use mgo_runtime::cpu::NATIVE;
 use mgo_runtime::exit;
 use mgo_runtime::message::Line;
@@ -105,17 +105,8 @@ pub fn run(start: &StartInfo, watchdog: Watchdog) -> Result<i32, Failure> {
         .then(|| direct::launch(start, &bundle, entry, &place, || announce(Path::Direct)));
     // Never in secure-execution mode: the caller's environment (HOME, XDG_CACHE_HOME) would
     // choose where the program comes from.
-    let missed = (first == LaunchPath::Cache && !start.secure()).then(|| {
-        let ready = match cache::entry(start, &bundle, entry) {
-            Ok(ready) => ready,
-            Err(Missed::Damaged(level)) => return Err(Failure::Damaged(level)),
-            Err(Missed::Unusable(why)) => return Ok(why),
-        };
-        announce(Path::Cache(&ready));
-        let e = exec::exec_file(start, ready.path());
-        ready.refused(e);
-        Ok(Unusable::Exec(e))
-    });
+    let missed = (first == LaunchPath::Cache && !start.secure())
+        .then(|| start_cached(start, &bundle, entry, announce));
     let missed = missed.transpose()?;
 
     let fill = |target: &_| decode::write_variant(target, &bundle, entry);
@@ -144,11 +135,33 @@ pub fn run(start: &StartInfo, watchdog: Watchdog) -> Result<i32, Failure> {
     Err(failed(Some(last)))
 }
 
+/// Starts the program from its file in the user's cache, found or made; returns why it could not.
+/// Out of line: the entry's path takes a page of stack, a page fault, that the other paths need
+/// not pay.
+#[inline(never)]
+fn start_cached(
+    start: &StartInfo,
+    bundle: &Bundle<'_>,
+    entry: &Entry,
+    announce: impl Fn(Path<'_>),
+) -> Result<Unusable, Failure> {
+    let mut at = cache::EntryPath::new();
+    let ready = match cache::entry(start, bundle, entry, &mut at) {
+        Ok(ready) => ready,
+        Err(Missed::Damaged(level)) => return Err(Failure::Damaged(level)),
+        Err(Missed::Unusable(why)) => return Ok(why),
+    };
+    announce(Path::Cache(&ready));
+    let e = exec::exec_file(start, ready.path());
+    ready.refused(e);
+    Ok(Unusable::Exec(e))
+}
+
 /// The launch path about to start the program, as `MGODEBUG=log` names it.
 enum Path<'a> {
     Direct,
     /// The cache's entry, found or made.
-    Cache(&'a cache::Ready),
+    Cache(&'a cache::Ready<'a>),
     /// The memfd, and why the path chosen before it was not taken.
     Memfd(Option<Refusal>, Option<Unusable>),
 }

@@ -73,9 +73,18 @@ pub enum How {
     Remade,
 }
 
+/// Where an entry's absolute path is written: a page of stack that only the cache path takes.
+pub struct EntryPath(Path);
+
+impl EntryPath {
+    pub fn new() -> EntryPath {
+        EntryPath(Path::root())
+    }
+}
+
 /// A checked entry, ready to be exec'd by its path.
-pub struct Ready {
-    path: Path,
+pub struct Ready<'p> {
+    path: &'p EntryPath,
     /// How this launch came by it.
     pub how: How,
     /// The variant's directory and the entry's name in it, to remove an entry the kernel would
@@ -84,10 +93,10 @@ pub struct Ready {
     name: Name,
 }
 
-impl Ready {
+impl Ready<'_> {
     /// The entry's absolute path.
     pub fn path(&self) -> &CStr {
-        self.path.as_cstr()
+        self.path.0.as_cstr()
     }
 
     /// After the kernel refused to exec the entry: one that is not an executable at all (its
@@ -99,9 +108,15 @@ impl Ready {
     }
 }
 
-/// Finds the entry for `entry` of `bundle`, or makes it, checked either way. In secure-execution
-/// mode the caller must not get here (the environment would choose where the program comes from).
-pub fn entry(start: &StartInfo, bundle: &Bundle<'_>, entry: &Entry) -> Result<Ready, Missed> {
+/// Finds the entry for `entry` of `bundle`, or makes it, checked either way, and writes its path
+/// to `at`. In secure-execution mode the caller must not get here (the environment would choose
+/// where the program comes from).
+pub fn entry<'p>(
+    start: &StartInfo,
+    bundle: &Bundle<'_>,
+    entry: &Entry,
+    at: &'p mut EntryPath,
+) -> Result<Ready<'p>, Missed> {
     let mut own = [0u8; PATH_MAX];
     let own = own_path(start, &mut own).ok_or(Unusable::NoBundlePath)?;
     if own.bytes.first() != Some(&b'/') {
@@ -121,7 +136,8 @@ pub fn entry(start: &StartInfo, bundle: &Bundle<'_>, entry: &Entry) -> Result<Re
     variant.push(level_name(entry.level).as_bytes());
 
     let euid = rustix::process::geteuid().as_raw();
-    let (base, mut path) = base_dir(start, euid)?;
+    let path = &mut at.0;
+    let base = base_dir(start, euid, path)?;
     for part in [CACHE_DIR, key.as_cstr(), variant.as_cstr()] {
         path.push(part.to_bytes())?;
     }
@@ -129,10 +145,7 @@ pub fn entry(start: &StartInfo, bundle: &Bundle<'_>, entry: &Entry) -> Result<Re
     let cache = private_dir(base.as_fd(), CACHE_DIR, Place::Cache, euid)?;
     let bundle_dir = private_dir(cache.fd.as_fd(), key.as_cstr(), Place::Bundle, euid)?;
     if bundle_dir.created {
-        let mut link = Path::root();
-        if link.push(own.bytes).is_ok() {
-            let _ = rustix::fs::symlinkat(link.as_cstr(), &bundle_dir.fd, BUNDLE_LINK);
-        }
+        link_bundle(&bundle_dir.fd, own.bytes);
     }
     let variant_dir = private_dir(
         bundle_dir.fd.as_fd(),
@@ -176,10 +189,21 @@ pub fn entry(start: &StartInfo, bundle: &Bundle<'_>, entry: &Entry) -> Result<Re
     if made || touched {
         remove_unused(cache.fd.as_fd(), key.as_cstr(), now);
     }
+    let at: &'p EntryPath = at;
     Ok(Ready {
-        path,
+        path: at,
         how,
         dir: variant_dir.fd,
         name: file_name,
     })
+}
+
+/// Names the bundle in its new directory in the cache (`mgo-pack cache` lists it). Out of line:
+/// its path buffer would otherwise take a page of stack, a page fault, at every start.
+#[inline(never)]
+fn link_bundle(dir: &OwnedFd, bundle: &[u8]) {
+    let mut link = Path::root();
+    if link.push(bundle).is_ok() {
+        let _ = rustix::fs::symlinkat(link.as_cstr(), dir, BUNDLE_LINK);
+    }
 }

@@ -18,41 +18,55 @@ use crate::target::proc_fd_path;
 
 /// The base directory (`$XDG_CACHE_HOME`, else `$HOME/.cache`; a relative or empty setting is
 /// unset, as the XDG specification says), created with mode 0700 if it is missing (its parent
-/// must exist), and opened at the end of a checked walk from `/`. Returns it with the path that
+/// must exist), and opened at the end of a checked walk from `/`. `walked` is set to the path that
 /// was walked (without symbolic links: as written when it has none, else as `/proc` says where
 /// they lead).
-pub(super) fn base_dir(start: &StartInfo, euid: u32) -> Result<(OwnedFd, Path), Unusable> {
+pub(super) fn base_dir(
+    start: &StartInfo,
+    euid: u32,
+    walked: &mut Path,
+) -> Result<OwnedFd, Unusable> {
     let var = |name: &[u8]| {
         start
             .env()
             .find_map(|e| e.strip_prefix(name)?.strip_prefix(b"="))
             .filter(|value| value.first() == Some(&b'/'))
     };
-    let mut literal = Path::root();
-    match (var(b"XDG_CACHE_HOME"), var(b"HOME")) {
-        (Some(xdg), _) => literal.push(xdg)?,
-        (None, Some(home)) => {
-            literal.push(home)?;
-            literal.push(b".cache")?;
-        }
+    let (dir, under): (&[u8], &[u8]) = match (var(b"XDG_CACHE_HOME"), var(b"HOME")) {
+        (Some(xdg), _) => (xdg, b""),
+        (None, Some(home)) => (home, b".cache"),
         (None, None) => return Err(Unusable::NoBase),
-    }
+    };
+    let parts = || dir.split(|&b| b == b'/').chain([under]);
     // Most bases have no symbolic link on their way: walked as written, they need no trip through
     // `/proc`. Any other outcome (a link, `..`, a missing parent) is left to the walk of the path
     // `/proc` resolves, which says what went wrong where.
-    let (base, walked) = match walk(&literal, true, euid) {
-        Ok(walked) => walked,
-        Err(_) => {
-            let (resolved, create) = resolve(&literal)?;
-            walk(&resolved, create, euid)?
-        }
+    let base = match walk(parts(), true, euid, walked) {
+        Ok(base) => base,
+        Err(_) => walk_resolved(parts(), euid, walked)?,
     };
     // Before anything is made there: nothing could run from it. (Not knowing is no reason to
     // give up: exec will tell.)
     match rustix::fs::fstatvfs(&base) {
         Ok(st) if st.f_flag.contains(StatVfsMountFlags::NOEXEC) => Err(Unusable::Noexec),
-        _ => Ok((base, walked)),
+        _ => Ok(base),
     }
+}
+
+/// [`walk`] along the path `/proc` resolves `parts` to. Out of line: its two path buffers would
+/// otherwise take stack pages, each a page fault, at every start, for a path rarely taken.
+#[inline(never)]
+fn walk_resolved<'a>(
+    parts: impl Iterator<Item = &'a [u8]>,
+    euid: u32,
+    walked: &mut Path,
+) -> Result<OwnedFd, Unusable> {
+    let mut literal = Path::root();
+    for part in parts.filter(|part| !part.is_empty()) {
+        literal.push(part)?;
+    }
+    let (resolved, create) = resolve(&literal)?;
+    walk(resolved.parts(), create, euid, walked)
 }
 
 /// The base's path without symbolic links, as `/proc/self/fd` names the directory it leads to
@@ -96,17 +110,23 @@ pub(super) fn resolve(literal: &Path) -> Result<(Path, bool), Unusable> {
     Ok((resolved, missing.is_some()))
 }
 
-/// Opens `path` one directory at a time from `/`, never following a symbolic link, and checks
-/// each: a directory of root's or the user's that nobody else may write to (or that is sticky, as
-/// `/tmp` is: there nobody may rename what is not theirs). `create`: the last one may be made.
-/// Returns the last one with the path walked, its empty components left out.
-pub(super) fn walk(path: &Path, create: bool, euid: u32) -> Result<(OwnedFd, Path), Unusable> {
+/// Opens the path that `parts` make one directory at a time from `/`, never following a symbolic
+/// link, and checks each: a directory of root's or the user's that nobody else may write to (or
+/// that is sticky, as `/tmp` is: there nobody may rename what is not theirs). `create`: the last
+/// one may be made.
+/// Returns the last one, and sets `walked` to the path walked, its empty components left out.
+pub(super) fn walk<'a>(
+    parts: impl Iterator<Item = &'a [u8]>,
+    create: bool,
+    euid: u32,
+    walked: &mut Path,
+) -> Result<OwnedFd, Unusable> {
     let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let mut dir = rustix::fs::open(c"/", flags, Mode::empty())
         .map_err(|e| Unusable::Failed(Place::Above, "open /", e))?;
     trusted(&dir, Place::Above, euid)?;
-    let mut walked = Path::root();
-    let mut parts = path.parts().peekable();
+    walked.cut(0);
+    let mut parts = parts.filter(|part| !part.is_empty()).peekable();
     while let Some(part) = parts.next() {
         let place = match parts.peek() {
             Some(_) => Place::Above,
@@ -132,7 +152,7 @@ pub(super) fn walk(path: &Path, create: bool, euid: u32) -> Result<(OwnedFd, Pat
         };
         trusted(&dir, place, euid)?;
     }
-    Ok((dir, walked))
+    Ok(dir)
 }
 
 pub(super) fn trusted(dir: &OwnedFd, place: Place, euid: u32) -> Result<(), Unusable> {
