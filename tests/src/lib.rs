@@ -11,4 +11,5 @@ pub mod fixtures_riscv64;
 pub mod guest_checks;
 pub mod harness;
 pub mod hostile;
+pub mod page_cache;
 pub mod qemu_user;

@@ -78,6 +78,22 @@ pub fn write_variant(target: &OwnedFd, bundle: &Bundle<'_>, entry: &Entry) -> Re
     codec::decode_into_memfd(target, bundle, entry)
 }
 
+/// Writes the variant's original bytes into the regular file `file` with `write`, failing if they
+/// do not match the hash: a compressed one is decoded into anonymous memory first. Not through a
+/// mapping of the file: the page cache keeps pages written through a mapping as single pages,
+/// and a program exec'd from such a file starts measurably slower (13% for `go version`) than
+/// from one written with `write`, which the file system caches in large folios.
+pub fn write_variant_to_file(
+    file: &OwnedFd,
+    bundle: &Bundle<'_>,
+    entry: &Entry,
+) -> Result<(), Spoiled> {
+    if entry.encoding == Encoding::Stored {
+        return copy_checked(file, bundle.stored(entry), entry);
+    }
+    codec::decode_and_write(file.as_fd(), bundle, entry)
+}
+
 /// `MGODEBUG=extract`: writes the variant to stdout, only if it matches its hash (a compressed one
 /// is decoded into anonymous memory first).
 pub fn extract(bundle: &Bundle<'_>, entry: &Entry) -> Result<(), Spoiled> {
@@ -120,6 +136,14 @@ mod codec {
     pub fn extract(_: &Bundle<'_>, entry: &Entry) -> Result<(), Spoiled> {
         Err(Spoiled::Damaged(entry.level))
     }
+
+    pub fn decode_and_write(
+        _: BorrowedFd<'_>,
+        _: &Bundle<'_>,
+        entry: &Entry,
+    ) -> Result<(), Spoiled> {
+        Err(Spoiled::Damaged(entry.level))
+    }
 }
 
 #[cfg(any(feature = "zstd", feature = "deflate"))]
@@ -128,7 +152,7 @@ pub mod codec {
     use core::sync::atomic::{AtomicI32, Ordering};
 
     use mgo_format::{content_hash, Bundle, Encoding, Entry};
-    use rustix::fd::OwnedFd;
+    use rustix::fd::{BorrowedFd, OwnedFd};
     use rustix::io::Errno;
     use rustix::mm::{MapFlags, ProtFlags};
 
@@ -222,10 +246,19 @@ pub mod codec {
     }
 
     pub fn extract(bundle: &Bundle<'_>, entry: &Entry) -> Result<(), Spoiled> {
+        decode_and_write(stdout(), bundle, entry)
+    }
+
+    /// Decodes the variant into anonymous memory, checks its hash, and writes it to `out`.
+    pub fn decode_and_write(
+        out: BorrowedFd<'_>,
+        bundle: &Bundle<'_>,
+        entry: &Entry,
+    ) -> Result<(), Spoiled> {
         let len = variant_len(entry)?;
-        let out = Mapping::anonymous(len)?;
-        decode_checked(bundle, entry, &out)?;
-        write_all(stdout(), out.bytes()).map_err(|e| Spoiled::Copy(Step::Write, e))
+        let decoded = Mapping::anonymous(len)?;
+        decode_checked(bundle, entry, &decoded)?;
+        write_all(out, decoded.bytes()).map_err(|e| Spoiled::Copy(Step::Write, e))
     }
 
     fn decode_checked(bundle: &Bundle<'_>, entry: &Entry, out: &Mapping) -> Result<(), Spoiled> {

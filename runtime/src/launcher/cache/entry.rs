@@ -3,7 +3,7 @@
 
 use core::ffi::CStr;
 
-use mgo_format::{content_hash, Bundle, Encoding, Entry};
+use mgo_format::{content_hash, Bundle, Entry};
 use rustix::fd::OwnedFd;
 use rustix::fs::{AtFlags, FallocateFlags, Mode, OFlags};
 use rustix::io::Errno;
@@ -133,8 +133,8 @@ impl Slot<'_> {
         result
     }
 
-    /// Reserves the entry's blocks, writes (or decodes) the variant into it, checking its hash,
-    /// and makes sure that a name given to it afterwards never runs missing blocks after a
+    /// Reserves the entry's blocks, writes the variant (decoded if need be) into it, checking its
+    /// hash, and makes sure that a name given to it afterwards never runs missing blocks after a
     /// crash: by recording this boot on the variant's directory (a later boot hashes the entry
     /// before it runs it, `boot.rs`), or where no record can be written, by syncing it.
     fn fill(
@@ -144,15 +144,13 @@ impl Slot<'_> {
         boot: Option<&Boot>,
     ) -> Result<(), Missed> {
         let entry = self.entry;
+        // A full disk or quota is known before anything is decoded. Where blocks cannot be
+        // reserved, write(2) says ENOSPC itself.
         match rustix::fs::fallocate(write, FallocateFlags::empty(), 0, entry.original_len) {
-            Ok(()) => {}
-            // A stored variant is written with write(2), which says ENOSPC; a compressed one is
-            // decoded through a shared mapping, where a full disk would be SIGBUS.
-            Err(Errno::OPNOTSUPP | Errno::NOSYS) if entry.encoding == Encoding::Stored => {}
-            Err(Errno::OPNOTSUPP | Errno::NOSYS) => return Err(Unusable::NoReserve.into()),
+            Ok(()) | Err(Errno::OPNOTSUPP | Errno::NOSYS) => {}
             Err(e) => return Err(failed("fallocate", e)),
         }
-        match decode::write_variant(write, bundle, entry) {
+        match decode::write_variant_to_file(write, bundle, entry) {
             Ok(()) => {}
             Err(Spoiled::Damaged(level)) => return Err(Missed::Damaged(level)),
             Err(Spoiled::Copy(step, e)) => return Err(failed(step.name(), e)),

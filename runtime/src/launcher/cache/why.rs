@@ -56,9 +56,6 @@ pub enum Unusable {
     NotPrivate,
     /// The cache is on a file system mounted `noexec`.
     Noexec,
-    /// A compressed variant is decoded through a shared mapping of its file, where a full disk is
-    /// a SIGBUS unless the space is reserved first, and this file system cannot reserve it.
-    NoReserve,
     /// A system call failed: where, which step, and the errno.
     Failed(Place, &'static str, Errno),
     /// The entry was ready, and exec refused it.
@@ -93,9 +90,6 @@ impl Unusable {
             }
             Unusable::Noexec => {
                 line.str("the cache directory is mounted noexec");
-            }
-            Unusable::NoReserve => {
-                line.str("its file system cannot reserve space for decoding (fallocate)");
             }
             Unusable::Failed(place, step, e) => {
                 line.str(place.name()).str(": ").str(step).str(": ");
