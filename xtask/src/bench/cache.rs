@@ -375,7 +375,10 @@ pub(super) fn render(section: &Section, effort: Effort, alone: Option<&str>, s: 
          to reach the disk: a start in a later boot hashes the entry once before it runs it, so a \
          crash never runs missing blocks (docs/ARCHITECTURE.md, \"The cache\"). Only where the \
          file system keeps no extended attributes does it still wait for the disk (`fdatasync`). \
-         The CPU ratio leaves out any wait for the disk. Every row of a fixture and mode is one \
+         The CPU ratio leaves out any wait for the disk. The builds are rewritten with \
+         write(2) before they are timed, as installing them would: a file a linker wrote \
+         through a mapping is cached in single pages and starts slower than one written with \
+         write(2), which the cache's entries are. Every row of a fixture and mode is one \
          hyperfine invocation, {} runs per command ({} interleaved rounds of {}, after {} \
          warm-up runs each); the cache's base is `{CACHE_HOME}` (`XDG_CACHE_HOME`), on the same \
          file system as the bundles, and the first start's `--prepare` removes its `mgo-pack` \

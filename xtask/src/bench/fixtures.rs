@@ -231,7 +231,26 @@ pub(super) fn build_fixture(
             e => e.into(),
         })
         .with_context(|| format!("building {}", spec.name))?;
+    for path in &rel {
+        reinstall(&root.join(path)).with_context(|| format!("rewriting {}", path.display()))?;
+    }
     Ok((rel, shown))
+}
+
+/// Rewrites a build with write(2), under its own name, as installing it would (cp, install, a
+/// package manager). Linkers write their output through a mapping, which leaves it in the page
+/// cache in single pages; a file written with write(2) is cached in large folios, and a program
+/// started from it spends less time in page faults (13% less for `go version` here). The builds
+/// are timed, run directly and through the floors, in the state of an installed program, the
+/// state the cache's entries are written in.
+fn reinstall(path: &Path) -> Result<()> {
+    let bytes = std::fs::read(path)?;
+    let permissions = std::fs::metadata(path)?.permissions();
+    let temp = path.with_extension("reinstall");
+    std::fs::write(&temp, &bytes)?;
+    std::fs::set_permissions(&temp, permissions)?;
+    std::fs::rename(&temp, path)?;
+    Ok(())
 }
 
 /// A hermetic `go build ARGS`: no user settings, no network, caches inside target/bench.
