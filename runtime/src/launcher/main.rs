@@ -88,10 +88,17 @@ unsafe extern "C" fn entry(sp: *const usize) -> ! {
 fn panic(_: &core::panic::PanicInfo) -> ! {
     // Every error is handled as a value; a panic is a bug (or damaged code), reported without
     // formatting machinery (which would triple the image's size), once: a panic while reporting
-    // one exits at once instead of going round for ever.
+    // one exits at once instead of going round for ever. A line that cannot be written ends on
+    // a signal, never on a status without its line: damaged code that jumps into this handler
+    // past the setting of its arguments fails the write (as a panic with stderr closed does,
+    // which has no way left to say so either).
     static PANICKING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
     if !PANICKING.swap(true, core::sync::atomic::Ordering::Relaxed) {
-        report::write_stderr(b"mgo: internal error in the launcher\n");
+        // SAFETY: descriptor 2 is stderr or invalid.
+        let stderr = unsafe { rustix::fd::BorrowedFd::borrow_raw(2) };
+        if report::write_all(stderr, b"mgo: internal error in the launcher\n").is_err() {
+            sys::trap();
+        }
     }
     sys::exit(mgo_runtime::exit::CANNOT_EXECUTE)
 }
