@@ -93,12 +93,11 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
     // past the setting of its arguments fails the write (as a panic with stderr closed does,
     // which has no way left to say so either).
     static PANICKING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
-    if !PANICKING.swap(true, core::sync::atomic::Ordering::Relaxed) {
-        // SAFETY: descriptor 2 is stderr or invalid.
-        let stderr = unsafe { rustix::fd::BorrowedFd::borrow_raw(2) };
-        if report::write_all(stderr, b"mgo: internal error in the launcher\n").is_err() {
-            sys::trap();
-        }
+    let line = b"mgo: internal error in the launcher\n";
+    if !PANICKING.swap(true, core::sync::atomic::Ordering::Relaxed)
+        && report::write_all(report::stderr(), line).is_err()
+    {
+        sys::trap();
     }
     sys::exit(mgo_runtime::exit::CANNOT_EXECUTE)
 }

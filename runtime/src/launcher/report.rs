@@ -43,14 +43,18 @@ pub fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> Result<(), Errno> {
     Ok(())
 }
 
+/// Descriptor 2, where every report goes.
+pub fn stderr() -> BorrowedFd<'static> {
+    // SAFETY: descriptor 2 is stderr, open for the whole process, or invalid (EBADF).
+    unsafe { BorrowedFd::borrow_raw(2) }
+}
+
 pub fn write_stderr(bytes: &[u8]) {
-    // SAFETY: descriptor 2 is stderr or invalid.
-    let stderr = unsafe { BorrowedFd::borrow_raw(2) };
     // A line the kernel cannot read (EFAULT) is one no correct code passes: damaged code, before
     // the self-check, that jumped into a report past the setting of its pointer. It ends on a
     // signal, never on a status without its line. Any other failure (stderr closed, a broken
     // pipe) is ignored on purpose: there is nowhere else to report it.
-    if write_all(stderr, bytes) == Err(Errno::FAULT) {
+    if write_all(stderr(), bytes) == Err(Errno::FAULT) {
         crate::sys::trap();
     }
 }
