@@ -16,6 +16,23 @@ const PRESENT: u64 = 1 << 63;
 /// `None` where the kernel does not say (page frame numbers read as 0 without CAP_SYS_ADMIN, or
 /// no `/proc/kpageflags`).
 pub fn large_folio_share(path: &Path) -> Option<f64> {
+    folios(path).map(|f| f.in_large as f64 / f.pages as f64)
+}
+
+/// How the page cache holds a file.
+#[derive(Clone, Copy, Debug)]
+pub struct Folios {
+    /// The file's pages.
+    pub pages: usize,
+    /// Those that belong to a large folio.
+    pub in_large: usize,
+    /// The folios that hold them (a single page is one): the fewer, the larger.
+    pub count: usize,
+}
+
+/// How the page cache holds `path`, read through a fresh mapping of it; `None` where the kernel
+/// does not say (see [`large_folio_share`]).
+pub fn folios(path: &Path) -> Option<Folios> {
     let file = File::open(path).ok()?;
     let len = usize::try_from(file.metadata().ok()?.len()).ok()?;
     let page = 4096;
@@ -40,6 +57,7 @@ pub fn large_folio_share(path: &Path) -> Option<f64> {
         return None;
     }
     let mut compound = 0usize;
+    let mut count = 0usize;
     let mut seen = 0usize;
     let mut known = true;
     for offset in (0..len).step_by(page) {
@@ -64,11 +82,21 @@ pub fn large_folio_share(path: &Path) -> Option<f64> {
             break;
         }
         seen += 1;
-        if u64::from_ne_bytes(flags) & (KPF_COMPOUND_HEAD | KPF_COMPOUND_TAIL) != 0 {
+        let flags = u64::from_ne_bytes(flags);
+        if flags & (KPF_COMPOUND_HEAD | KPF_COMPOUND_TAIL) != 0 {
             compound += 1;
+        }
+        // A folio starts at its head, or is a single page; a tail at the start of the mapping
+        // starts the part of its folio that the file shows.
+        if flags & KPF_COMPOUND_TAIL == 0 || seen == 1 {
+            count += 1;
         }
     }
     // SAFETY: the mapping made above, no longer used.
     unsafe { libc::munmap(base, len) };
-    (known && seen > 0).then(|| compound as f64 / seen as f64)
+    (known && seen > 0).then_some(Folios {
+        pages: seen,
+        in_large: compound,
+        count,
+    })
 }
