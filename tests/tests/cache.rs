@@ -347,6 +347,43 @@ fn a_stored_entry_is_cached_in_folios_as_large_as_a_copy_written_at_once() {
     );
 }
 
+/// A bundle started by the path of a symbolic link is cached under that path, with the link's
+/// name, which is also the name the kernel gives a program started by that link (comm, `ps`,
+/// `pgrep`): the process looks as its build started the same way does. The launcher takes the
+/// path the kernel recorded (`AT_EXECFN`) and does not ask `/proc` where the link leads.
+#[test]
+fn a_bundle_started_by_a_link_is_cached_under_the_link() {
+    let (level, build) = best(c_probe_static());
+    let (dir, home) = scratch("cache-linked-bundle");
+    let bundle = cache_bundle(&dir.join("app"), c_probe_static(), Compression::None);
+    let link = dir.join("tool");
+    std::os::unix::fs::symlink(&bundle, &link).unwrap();
+    let build_link = dir.join("build").join("tool");
+    std::fs::create_dir(build_link.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(build, &build_link).unwrap();
+
+    let info = mgo_pack::inspect(&bundle).unwrap();
+    let variant = info
+        .variants
+        .iter()
+        .find(|v| v.level_name() == level)
+        .unwrap();
+    let key = mgo_format::content_hash(link.as_os_str().as_encoded_bytes());
+    let entry = home
+        .join("mgo-pack")
+        .join(format!("{key:016x}"))
+        .join(format!("{:016x} GOAMD64={level}", variant.content_hash))
+        .join("tool");
+    let (report, line) = logged(&mut cached(&link, &home), "by a link");
+    assert_eq!(line, made(&entry));
+    assert_good_entry(&entry, build);
+    let direct = ok_report(&run(&mut command(&build_link)), "build by a link");
+    assert_eq!(report.get_str("comm"), direct.get_str("comm"));
+    assert_eq!(report.get_str("comm").as_deref(), Some("tool"));
+    let (_, again) = logged(&mut cached(&link, &home), "by a link, again");
+    assert_eq!(again, found(&entry));
+}
+
 /// The extended attribute on a variant's directory that says when its entry is trusted.
 const RECORD: &str = "user.mgo-pack.entry";
 /// A boot that is not this one.

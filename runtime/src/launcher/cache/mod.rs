@@ -8,7 +8,8 @@
 //! ```
 //!
 //! (`~/.cache` without `XDG_CACHE_HOME`), where `<key>` is the XXH3-64 of the bundle's absolute
-//! path and `<content hash>` the variant's, both as 16 hex digits.
+//! path (the path it was started by, when that is absolute: [`bundle_path`]) and `<content hash>`
+//! the variant's, both as 16 hex digits.
 //!
 //! What the launcher trusts, and how (docs/ARCHITECTURE.md, "The cache"):
 //! - The path that is exec'd is walked first, one directory at a time from `/`, without following
@@ -117,18 +118,16 @@ pub fn entry<'p>(
     entry: &Entry,
     at: &'p mut EntryPath,
 ) -> Result<Ready<'p>, Missed> {
-    let mut own = [0u8; PATH_MAX];
-    let own = own_path(start, &mut own).ok_or(Unusable::NoBundlePath)?;
-    if own.bytes.first() != Some(&b'/') {
-        return Err(Unusable::NoBundlePath.into());
-    }
-    if own.resolved && own.bytes.ends_with(b" (deleted)") {
-        return Err(Unusable::BundleGone.into());
-    }
-    let file_name = own.bytes.rsplit(|&b| b == b'/').next().unwrap_or(b"");
-    let file_name = Name::new(file_name).ok_or(Unusable::NoBundlePath)?;
-    let mut key = Name::empty();
-    key.hex(content_hash(own.bytes));
+    // The bundle's path is read into the buffer the entry's path is then written over: one page
+    // of stack less, one page fault less.
+    let (key, file_name) = {
+        let own = bundle_path(start, &mut at.0.buf)?;
+        let file_name = own.rsplit(|&b| b == b'/').next().unwrap_or(b"");
+        let file_name = Name::new(file_name).ok_or(Unusable::NoBundlePath)?;
+        let mut key = Name::empty();
+        key.hex(content_hash(own));
+        (key, file_name)
+    };
     let mut variant = Name::empty();
     variant.hex(entry.content_hash);
     variant.push(b" ");
@@ -145,7 +144,7 @@ pub fn entry<'p>(
     let cache = private_dir(base.as_fd(), CACHE_DIR, Place::Cache, euid)?;
     let bundle_dir = private_dir(cache.fd.as_fd(), key.as_cstr(), Place::Bundle, euid)?;
     if bundle_dir.created {
-        link_bundle(&bundle_dir.fd, own.bytes);
+        link_bundle(start, &bundle_dir.fd);
     }
     let variant_dir = private_dir(
         bundle_dir.fd.as_fd(),
@@ -198,12 +197,39 @@ pub fn entry<'p>(
     })
 }
 
+/// The bundle's path, which keys and names its entries: the path it was exec'd by
+/// (`AT_EXECFN`, on the initial stack) where that is absolute and names the file itself rather
+/// than a descriptor (`fexecve` passes `/dev/fd/N`), else the file `/proc/self/exe` names. The
+/// first costs no system call; the second, a process's first look into its own `/proc`
+/// directory, costs about 10 µs (docs/ARCHITECTURE.md, "What a warm start costs beyond its
+/// floor"). A bundle started by two paths (a symbolic link and its target) has two keys, each
+/// with the file name it was started by, which is also what the kernel names the process after.
+fn bundle_path<'b>(start: &StartInfo, buf: &'b mut [u8; PATH_MAX]) -> Result<&'b [u8], Unusable> {
+    let names_a_file = |p: &&[u8]| {
+        p.first() == Some(&b'/') && !p.starts_with(b"/dev/fd/") && !p.starts_with(b"/proc/")
+    };
+    if let Some(path) = start.execfn().map(CStr::to_bytes).filter(names_a_file) {
+        return Ok(path);
+    }
+    let own = own_path(start, buf).ok_or(Unusable::NoBundlePath)?;
+    if own.bytes.first() != Some(&b'/') {
+        return Err(Unusable::NoBundlePath);
+    }
+    if own.resolved && own.bytes.ends_with(b" (deleted)") {
+        return Err(Unusable::BundleGone);
+    }
+    Ok(own.bytes)
+}
+
 /// Names the bundle in its new directory in the cache (`mgo-pack cache` lists it). Out of line:
-/// its path buffer would otherwise take a page of stack, a page fault, at every start.
+/// its path buffers would otherwise take stack pages, each a page fault, at every start.
 #[inline(never)]
-fn link_bundle(dir: &OwnedFd, bundle: &[u8]) {
+fn link_bundle(start: &StartInfo, dir: &OwnedFd) {
+    let mut own = [0u8; PATH_MAX];
     let mut link = Path::root();
-    if link.push(bundle).is_ok() {
-        let _ = rustix::fs::symlinkat(link.as_cstr(), dir, BUNDLE_LINK);
+    if let Ok(bundle) = bundle_path(start, &mut own) {
+        if link.push(bundle).is_ok() {
+            let _ = rustix::fs::symlinkat(link.as_cstr(), dir, BUNDLE_LINK);
+        }
     }
 }
