@@ -14,6 +14,7 @@ pub const EM_RISCV: u16 = 243;
 pub const EM_PPC64: u16 = 21;
 pub const PT_NULL: u32 = 0;
 pub const PT_LOAD: u32 = 1;
+pub const PF_X: u32 = 1;
 pub const PF_R: u32 = 4;
 /// The ELF64 header's and program header's sizes (the direct path reads ELF64 only).
 pub const EHDR_LEN: usize = 64;

@@ -11,9 +11,14 @@
 //! is taken, `strip` rewrites them, and nothing that runs reads them) and the payload region's
 //! program header (`strip` and `objcopy` move the region in the file; the header and index
 //! hashes check what it maps).
+//!
+//! Nor does it cover the decoder segment of an image that has one ([`is_decoder_segment`]): the
+//! C decoders, whose pages a start that decodes nothing never needs. That segment's own hash is
+//! in its program header's `p_paddr`, which the launcher hash covers with the other program
+//! headers; the launcher checks the segment against it before its first decode.
 
-use crate::elf::{Elf, ProgramHeader, PHDR_MAX, PT_LOAD};
-use crate::{Arch, ContentHasher, FormatError};
+use crate::elf::{Elf, ProgramHeader, PF_X, PHDR_MAX, PT_LOAD};
+use crate::{content_hash, Arch, ContentHasher, FormatError};
 
 /// Hashes the launcher's segments: for each program header in `phdrs` that is a launcher
 /// `PT_LOAD`, the bytes `bytes_of` gives for it (its `p_filesz` file bytes). `None` if one of
@@ -27,7 +32,10 @@ pub fn launcher_hash<'a>(
     let phdr_len = class.phdr_len();
     let payload = phdrs.clone().position(|ph| arch.is_payload_segment(&ph));
     let mut hasher = ContentHasher::new();
-    for ph in phdrs.filter(|ph| ph.p_type == PT_LOAD && !arch.is_payload_segment(ph)) {
+    let own = |ph: &ProgramHeader| {
+        ph.p_type == PT_LOAD && !arch.is_payload_segment(ph) && !is_decoder_segment(arch, ph)
+    };
+    for ph in phdrs.filter(own) {
         let bytes = bytes_of(&ph)?;
         if ph.p_offset != 0 || bytes.len() < class.ehdr_len() {
             hasher.update(bytes);
@@ -66,6 +74,64 @@ pub fn launcher_hash_in_phdr(payload: &ProgramHeader) -> Option<u64> {
     (payload.p_paddr != 0 && payload.p_paddr != payload.p_vaddr).then_some(payload.p_paddr)
 }
 
+/// Whether `ph` is a launcher image's decoder segment: an executable `PT_LOAD` that does not
+/// start the file (the launcher's own code does, with the ELF and program headers in it). The
+/// linker scripts put the C decoders there. Its `p_paddr` holds the hash of its file bytes
+/// ([`record_decoder_hashes`]; in ELF32 the low half), so a segment that is checked
+/// ([`decoder_hash_matches`]) is the one the launcher hash vouches for through that header.
+pub fn is_decoder_segment(arch: Arch, ph: &ProgramHeader) -> bool {
+    ph.p_type == PT_LOAD
+        && ph.p_offset != 0
+        && ph.p_flags & PF_X != 0
+        && !arch.is_payload_segment(ph)
+}
+
+/// Whether `bytes` are the decoder segment `ph`'s, as its `p_paddr` records them.
+pub fn decoder_hash_matches(arch: Arch, ph: &ProgramHeader, bytes: &[u8]) -> bool {
+    arch.hash_in_phdr(content_hash(bytes)) == ph.p_paddr
+}
+
+/// Writes each decoder segment's hash into its `p_paddr`, in a launcher image as linked (`cargo
+/// xtask runtime` does, before the image is committed). Returns how many there were.
+pub fn record_decoder_hashes(image: &mut [u8]) -> Result<usize, FormatError> {
+    let elf = Elf::parse(image)?;
+    let arch = Arch::from_elf_machine(elf.machine).ok_or(FormatError::UnknownArch)?;
+    let class = elf.class;
+    let mut updates = [(0usize, ProgramHeader::default()); 4];
+    let mut count = 0;
+    for i in 0..elf.phnum() {
+        let mut ph = elf.phdr(i);
+        if !is_decoder_segment(arch, &ph) {
+            continue;
+        }
+        let bytes = segment_bytes(image, &ph).ok_or(FormatError::Truncated)?;
+        ph.p_paddr = arch.hash_in_phdr(content_hash(bytes));
+        *updates.get_mut(count).ok_or(FormatError::UnsupportedElf)? = (elf.phdr_offset(i), ph);
+        count += 1;
+    }
+    for (at, ph) in &updates[..count] {
+        ph.write(class, &mut image[*at..*at + class.phdr_len()]);
+    }
+    Ok(count)
+}
+
+/// Whether every decoder segment of a bundle or image file matches the hash its program header
+/// records.
+pub fn decoders_of_file_intact(file: &[u8]) -> Result<bool, FormatError> {
+    let elf = Elf::parse(file)?;
+    let arch = Arch::from_elf_machine(elf.machine).ok_or(FormatError::UnknownArch)?;
+    let intact = elf
+        .phdrs()
+        .filter(|ph| is_decoder_segment(arch, ph))
+        .all(|ph| segment_bytes(file, &ph).is_some_and(|b| decoder_hash_matches(arch, &ph, b)));
+    Ok(intact)
+}
+
+fn segment_bytes<'a>(file: &'a [u8], ph: &ProgramHeader) -> Option<&'a [u8]> {
+    let end = ph.p_offset.checked_add(ph.p_filesz)?;
+    file.get(usize::try_from(ph.p_offset).ok()?..usize::try_from(end).ok()?)
+}
+
 /// Stands in for masked bytes (a program header is the longest).
 const ZEROS: [u8; PHDR_MAX] = [0; PHDR_MAX];
 
@@ -73,15 +139,14 @@ const ZEROS: [u8; PHDR_MAX] = [0; PHDR_MAX];
 pub fn launcher_hash_of_file(file: &[u8]) -> Result<u64, FormatError> {
     let elf = Elf::parse(file)?;
     let arch = Arch::from_elf_machine(elf.machine).ok_or(FormatError::UnknownArch)?;
-    launcher_hash(arch, elf.phdrs(), |ph| {
-        let end = ph.p_offset.checked_add(ph.p_filesz)?;
-        file.get(usize::try_from(ph.p_offset).ok()?..usize::try_from(end).ok()?)
-    })
-    .ok_or(FormatError::Truncated)
+    launcher_hash(arch, elf.phdrs(), |ph| segment_bytes(file, ph)).ok_or(FormatError::Truncated)
 }
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
+    use std::vec::Vec;
+
     use super::*;
     use crate::elf::Class;
 
@@ -156,6 +221,60 @@ mod tests {
             for at in skipped {
                 assert!(!hash_changes(class, at), "{class:?} byte {at}");
             }
+        }
+    }
+
+    /// [`image`] with a fourth program header: a decoder segment of 128 bytes at the end of the
+    /// file, whose `p_paddr` holds its address (no hash recorded yet).
+    fn with_decoders(class: Class) -> Vec<u8> {
+        let (ehdr, phdr) = (class.ehdr_len(), class.phdr_len());
+        let mut f = image(class).to_vec();
+        f.extend((0..128u32).map(|i| (i * 3) as u8));
+        let at = class.phentsize_at();
+        f[at + 2..at + 4].copy_from_slice(&4u16.to_le_bytes());
+        let vaddr = 0x100_3000;
+        let ph = ProgramHeader {
+            p_type: PT_LOAD,
+            p_flags: 5,
+            p_offset: 512,
+            p_vaddr: vaddr,
+            p_paddr: vaddr,
+            p_filesz: 128,
+            p_memsz: 128,
+            p_align: 0x1000,
+        };
+        ph.write(class, &mut f[ehdr + 3 * phdr..ehdr + 4 * phdr]);
+        f
+    }
+
+    #[test]
+    fn the_decoder_segment_is_vouched_for_by_its_header_not_hashed_with_the_launcher() {
+        for class in [Class::Elf64, Class::Elf32] {
+            let (ehdr, phdr) = (class.ehdr_len(), class.phdr_len());
+            let mut f = with_decoders(class);
+            assert!(
+                !decoders_of_file_intact(&f).unwrap(),
+                "{class:?}: no hash recorded"
+            );
+            assert_eq!(record_decoder_hashes(&mut f).unwrap(), 1);
+            assert!(decoders_of_file_intact(&f).unwrap(), "{class:?}");
+            let hash = launcher_hash_of_file(&f).unwrap();
+
+            // Damage in the decoders: the launcher's hash holds, the decoders' check fails.
+            let mut damaged = f.clone();
+            damaged[600] ^= 1;
+            assert_eq!(launcher_hash_of_file(&damaged).unwrap(), hash, "{class:?}");
+            assert!(!decoders_of_file_intact(&damaged).unwrap(), "{class:?}");
+
+            // Damage in the hash the header records: the launcher's hash covers it.
+            let p_paddr = match class {
+                Class::Elf64 => 24,
+                Class::Elf32 => 12,
+            };
+            let mut damaged = f.clone();
+            damaged[ehdr + 3 * phdr + p_paddr] ^= 1;
+            assert_ne!(launcher_hash_of_file(&damaged).unwrap(), hash, "{class:?}");
+            assert!(!decoders_of_file_intact(&damaged).unwrap(), "{class:?}");
         }
     }
 

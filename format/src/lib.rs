@@ -20,7 +20,10 @@ pub mod level;
 pub use direct::{ENTRY_DIRECT, ENTRY_OWN_LOCATION};
 pub use error::{FormatError, LAUNCHER_CORRUPT};
 pub use hash::{content_hash, ContentHasher};
-pub use launcher::{launcher_hash, launcher_hash_in_phdr, launcher_hash_of_file};
+pub use launcher::{
+    decoder_hash_matches, decoders_of_file_intact, is_decoder_segment, launcher_hash,
+    launcher_hash_in_phdr, launcher_hash_of_file, record_decoder_hashes,
+};
 pub use layout::{
     Arch, Bundle, Encoding, Entry, Header, Region, ENTRY_CACHE, ENTRY_LEN, FORMAT_VERSION,
     HEADER_LEN, MAGIC, NO_DICTIONARY,

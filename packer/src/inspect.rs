@@ -324,6 +324,13 @@ impl BundleFile {
                 FormatError::LauncherCorrupt.message()
             )));
         }
+        // The decoders' segment, which the launcher checks only before it decodes.
+        if !mgo_format::decoders_of_file_intact(&self.bytes).unwrap_or(false) {
+            return Err(damaged(format!(
+                "{}: its decoders do not match the hash their program header records",
+                FormatError::LauncherCorrupt.message()
+            )));
+        }
         // The copy the launcher checks itself against first (in the payload program header).
         let copy = mgo_format::elf::Elf::parse(&self.bytes)
             .ok()

@@ -999,6 +999,70 @@ fn a_damaged_report_of_a_damaged_launcher_is_never_silent() {
 
 /// `verify` refuses a bundle whose launcher was damaged, naming the launcher, and the launcher
 /// refuses it with its own line.
+/// The C decoders' segment of the x86-64 gzip and zstd images is checked only before the first
+/// decode (docs/FORMAT.md): damage there refuses every start that decodes, with the damaged
+/// launcher's line and status 122, and `verify` refuses the file; a warm start from the cache,
+/// which decodes nothing, never reads those pages and runs its entry, which was made and
+/// hash-checked before the damage.
+#[test]
+fn damaged_decoders_are_refused_where_they_would_run_and_never_read_elsewhere() {
+    let line = "mgo: this bundle is damaged: the launcher does not match its checksum (its code or program headers are damaged)\n";
+    for (name, compression) in [
+        ("zstd", Compression::Zstd(3)),
+        ("gzip", Compression::Gzip(6)),
+    ] {
+        let dir = scratch_dir(&format!("bad-decoders-{name}"));
+        let home = dir.join("xdg");
+        let probe = c_probe_static();
+        let variants: Vec<(u32, &Path)> =
+            (0..4).map(|i| (i as u32 + 1, probe[i].as_path())).collect();
+        let options = BundleOptions::default()
+            .with_launch(Launch::Cache)
+            .with_compression(compression);
+        let path = mgo_tests::harness::pack_options(&dir.join("bundle"), &variants, &options);
+        let cached = |path: &Path| {
+            let mut cmd = command(path);
+            cmd.env("XDG_CACHE_HOME", &home);
+            cmd.output().unwrap()
+        };
+        // The entry, made before the damage.
+        let made = cached(&path);
+        assert!(made.status.success(), "{name}: {made:?}");
+
+        let mut bytes = std::fs::read(&path).unwrap();
+        let elf = Elf::parse(&bytes).unwrap();
+        let arch = mgo_format::Arch::from_elf_machine(elf.machine).unwrap();
+        let decoders = elf
+            .phdrs()
+            .find(|ph| mgo_format::is_decoder_segment(arch, ph))
+            .unwrap_or_else(|| panic!("{name}: the image has no decoder segment"));
+        let at = (decoders.p_offset + decoders.p_filesz / 2) as usize;
+        bytes[at] ^= 0x04;
+        write_executable(&path, &bytes).unwrap();
+
+        let warm = cached(&path);
+        assert!(warm.status.success(), "{name}: the warm start: {warm:?}");
+        assert!(
+            !warm.stdout.is_empty(),
+            "{name}: the warm start ran nothing"
+        );
+        let decoding = command(&path).env("MGODEBUG", "memfd").output().unwrap();
+        assert_eq!(
+            decoding.status.code(),
+            Some(BAD_BUNDLE),
+            "{name}: {decoding:?}"
+        );
+        assert_eq!(String::from_utf8_lossy(&decoding.stderr), line, "{name}");
+        assert!(decoding.stdout.is_empty(), "{name}");
+        let err = mgo_pack::verify(&path)
+            .unwrap()
+            .into_result()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("its decoders do not match"), "{name}: {err}");
+    }
+}
+
 #[test]
 fn damaged_launcher_is_refused_by_verify_and_by_itself() {
     let (path, mut bytes) = memfd_bundle("bad-launcher-verify");

@@ -26,6 +26,14 @@ struct Image {
     baseline: Option<Baseline>,
 }
 
+impl Image {
+    /// How many decoder segments an image must have: one where the linker script gives the C
+    /// decoders a segment of their own (x86-64 so far) and the image has some, else none.
+    fn decoder_segments(&self, codec: &Codec) -> usize {
+        usize::from(self.arch == "x86_64" && !codec.sources.is_empty())
+    }
+}
+
 /// Instructions an image must not contain, checked on a disassembly of the image as built
 /// before stripping, whose mapping symbols tell code from literal data.
 struct Baseline {
@@ -245,8 +253,18 @@ pub fn main(args: &[String]) -> Result<()> {
         let built = build(&root, image, codec, &sources)?;
         let name = format!("{}{}", image.arch, codec.suffix);
         let committed = root.join("runtime/image").join(format!("{name}.elf"));
-        let bytes =
+        let mut bytes =
             std::fs::read(&built).with_context(|| format!("reading {}", built.display()))?;
+        // The decoders' segment carries its own hash, checked before the first decode.
+        let decoders = mgo_format::record_decoder_hashes(&mut bytes)
+            .map_err(|e| anyhow::anyhow!("image {name}: {}", e.message()))?;
+        if decoders != image.decoder_segments(codec) {
+            bail!(
+                "image {name}: {decoders} decoder segments, where its linker script ({}) makes {}",
+                image.linker_script,
+                image.decoder_segments(codec)
+            );
+        }
         zero_fill_outside_hashed_bytes(&bytes).with_context(|| format!("image {name}"))?;
         if let Some(baseline) = &image.baseline {
             let symbols = run_cargo(&root, image, codec, &sources, Cargo::Symbols)?;

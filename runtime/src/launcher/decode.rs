@@ -344,6 +344,7 @@ pub mod codec {
 
     /// Lists `entry`'s frames; `None` if its stored bytes are not frames of its encoding.
     pub fn list_frames(bundle: &Bundle<'_>, entry: &Entry, frames: &mut Frames) -> Option<()> {
+        crate::own_image::check_decoders();
         let stored = bundle.stored(entry);
         match entry.encoding {
             #[cfg(feature = "zstd")]
@@ -391,6 +392,7 @@ pub mod codec {
         /// Decoders for `encoding` on up to `threads` threads. Call from the launcher's own
         /// thread, before any helper exists.
         pub fn new(encoding: Encoding, threads: usize) -> Result<Decoders, Errno> {
+            crate::own_image::check_decoders();
             let work = match encoding {
                 #[cfg(feature = "deflate")]
                 Encoding::Deflate => crate::deflate::WORKSPACE,

@@ -4,9 +4,17 @@
 //! and no name can point the launcher at another file.
 //!
 //! Before anything else trusts the launcher's own code and tables, its loaded segments are hashed
-//! and compared with the hash the packer recorded in the region's header.
+//! and compared with the hash the packer recorded in the region's header. The C decoders' segment,
+//! in the images that have one, is hashed only before the first decode ([`check_decoders`]):
+//! a warm start from the cache decodes nothing, and its pages are most of a codec image.
+
+#[cfg(any(feature = "zstd", feature = "deflate"))]
+use core::sync::atomic::AtomicBool;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use mgo_format::elf::{Class, ProgramHeader};
+#[cfg(any(feature = "zstd", feature = "deflate"))]
+use mgo_format::{decoder_hash_matches, is_decoder_segment};
 use mgo_format::{launcher_hash, launcher_hash_in_phdr, Bundle, FormatError, Header, HEADER_LEN};
 use mgo_runtime::cpu::NATIVE;
 use rustix::io::Errno;
@@ -128,6 +136,9 @@ impl LoadedHeaders {
             None if recorded != 0 => self.check_self(|hash| hash == recorded),
             None => {}
         }
+        // The program headers are checked: they say where the decoders are, and their hash.
+        CHECKED_HEADERS.store(self.at, Ordering::Relaxed);
+        CHECKED_COUNT.store(self.count, Ordering::Relaxed);
         Bundle::parse_region(NATIVE, region).map_err(damaged)
     }
 
@@ -165,6 +176,37 @@ impl LoadedHeaders {
             .map(|ph| ph.p_vaddr.saturating_add(ph.p_memsz) as usize)
             .max()
             .unwrap_or(0)
+    }
+}
+
+/// Where the launcher's program headers are, and how many, once they have passed the check (0
+/// before: zeroed memory, outside the hashed bytes).
+static CHECKED_HEADERS: AtomicUsize = AtomicUsize::new(0);
+static CHECKED_COUNT: AtomicUsize = AtomicUsize::new(0);
+#[cfg(any(feature = "zstd", feature = "deflate"))]
+static DECODERS_CHECKED: AtomicBool = AtomicBool::new(false);
+
+/// Checks the decoders' segment (an image without one has nothing to check) against the hash its
+/// program header records, the first time a decoder is about to run; damage there is the
+/// launcher's damage, reported as such, and the process exits. Called on the launcher's own
+/// thread, before any helper thread exists.
+#[cfg(any(feature = "zstd", feature = "deflate"))]
+pub fn check_decoders() {
+    if DECODERS_CHECKED.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    let headers = LoadedHeaders {
+        at: CHECKED_HEADERS.load(Ordering::Relaxed),
+        count: CHECKED_COUNT.load(Ordering::Relaxed),
+    };
+    // Decoding before the launcher checked itself: damaged code took a path it never takes.
+    if headers.at == 0 {
+        crate::damaged::launcher();
+    }
+    for ph in headers.iter().filter(|ph| is_decoder_segment(NATIVE, ph)) {
+        if !loaded(&ph).is_some_and(|bytes| decoder_hash_matches(NATIVE, &ph, bytes)) {
+            crate::damaged::launcher();
+        }
     }
 }
 
