@@ -999,8 +999,8 @@ fn a_damaged_report_of_a_damaged_launcher_is_never_silent() {
 
 /// `verify` refuses a bundle whose launcher was damaged, naming the launcher, and the launcher
 /// refuses it with its own line.
-/// The C decoders' segment of the x86-64 gzip and zstd images is checked only before the first
-/// decode (docs/FORMAT.md): damage there refuses every start that decodes, with the damaged
+/// The C decoders' segment of the gzip and zstd images is checked only before the first decode
+/// (docs/FORMAT.md): damage there refuses every start that decodes, with the damaged
 /// launcher's line and status 122, and `verify` refuses the file; a warm start from the cache,
 /// which decodes nothing, never reads those pages and runs its entry, which was made and
 /// hash-checked before the damage.

@@ -27,10 +27,10 @@ struct Image {
 }
 
 impl Image {
-    /// How many decoder segments an image must have: one where the linker script gives the C
-    /// decoders a segment of their own (x86-64 so far) and the image has some, else none.
+    /// How many decoder segments an image must have: one where it has C decoders (every linker
+    /// script gives them a segment of their own), else none.
     fn decoder_segments(&self, codec: &Codec) -> usize {
-        usize::from(self.arch == "x86_64" && !codec.sources.is_empty())
+        usize::from(!codec.sources.is_empty())
     }
 }
 
