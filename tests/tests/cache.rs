@@ -30,7 +30,7 @@ use mgo_tests::harness::{
 use mgo_tests::hostile::{
     best_static, can_mount_privately, nobody, setuid_bundle, with_tmpfs_options,
 };
-use mgo_tests::page_cache::{folios, large_folio_share};
+use mgo_tests::page_cache::{folios, large_folio_share, Folios};
 
 const PATH: Launch = Launch::Cache;
 const SECCOMP_RUN: &str = env!("CARGO_BIN_EXE_mgo-seccomp-run");
@@ -257,6 +257,22 @@ fn compressed_bundles_decode_once() {
     }
 }
 
+/// How the page cache holds a copy of `build` written at once into `dir`: what the folio tests
+/// compare an entry with. `None`, and `test` reported skipped, where the kernel does not show
+/// page flags.
+fn written_copy(test: &str, dir: &Path, build: &Path) -> Option<Folios> {
+    let reference = dir.join("reference");
+    std::fs::write(&reference, std::fs::read(build).unwrap()).unwrap();
+    let held = folios(&reference);
+    if held.is_none() {
+        skipped(
+            test,
+            "the kernel does not show page flags (/proc/kpageflags)",
+        );
+    }
+    held
+}
+
 /// A compressed variant is written into its entry with write(2), as any installed program is, not
 /// through a shared mapping: the page cache then holds the entry in large folios, like the build
 /// itself, and the program starts from it as fast as from the build (from an entry written
@@ -268,14 +284,10 @@ fn a_decoded_entry_is_cached_like_a_written_file() {
     let test = "a_decoded_entry_is_cached_like_a_written_file";
     let (level, build) = best(c_probe_static());
     let (dir, home) = scratch("cache-folios");
-    let reference = dir.join("reference");
-    std::fs::write(&reference, std::fs::read(build).unwrap()).unwrap();
-    let Some(written) = large_folio_share(&reference) else {
-        return skipped(
-            test,
-            "the kernel does not show page flags (/proc/kpageflags)",
-        );
+    let Some(written) = written_copy(test, &dir, build) else {
+        return;
     };
+    let written = written.in_large as f64 / written.pages as f64;
     if written < 0.5 {
         return skipped(
             test,
@@ -314,13 +326,8 @@ fn a_stored_entry_is_cached_in_folios_as_large_as_a_copy_written_at_once() {
     let test = "a_stored_entry_is_cached_in_folios_as_large_as_a_copy_written_at_once";
     let (level, build) = best(go_probe());
     let (dir, home) = scratch("cache-stored-folios");
-    let reference = dir.join("reference");
-    std::fs::write(&reference, std::fs::read(build).unwrap()).unwrap();
-    let Some(written) = folios(&reference) else {
-        return skipped(
-            test,
-            "the kernel does not show page flags (/proc/kpageflags)",
-        );
+    let Some(written) = written_copy(test, &dir, build) else {
+        return;
     };
     let in_128k_writes = written.pages.div_ceil(32);
     if written.count * 2 > in_128k_writes {

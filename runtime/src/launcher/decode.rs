@@ -61,7 +61,7 @@ impl Step {
 /// Copy and hash in chunks small enough to stay in cache between the hash and the copy.
 const CHUNK: usize = 128 * 1024;
 
-/// A file is written in writes this long (hashed a `CHUNK` at a time before each), because the
+/// A file is written in writes this long (each hashed just before it is written), because the
 /// page cache sizes a file's folios by the writes that filled it: written 128 KiB at a time, a
 /// cache entry sits in 128 KiB folios, and a program exec'd from it starts slower than from the
 /// same bytes written in 2 MiB writes, which fill 2 MiB folios that the kernel maps with fewer
@@ -119,8 +119,8 @@ fn stdout() -> BorrowedFd<'static> {
     unsafe { BorrowedFd::borrow_raw(1) }
 }
 
-/// Copies `data` into `target` in writes of `write_len` bytes (a multiple of `CHUNK`), each
-/// hashed just before it is written.
+/// Copies `data` into `target` in writes of `write_len` bytes, each hashed just before it is
+/// written.
 fn copy_checked(
     target: &OwnedFd,
     data: &[u8],
@@ -129,9 +129,7 @@ fn copy_checked(
 ) -> Result<(), Spoiled> {
     let mut hasher = ContentHasher::new();
     for write in data.chunks(write_len) {
-        for chunk in write.chunks(CHUNK) {
-            hasher.update(chunk);
-        }
+        hasher.update(write);
         write_all(target.as_fd(), write).map_err(|e| Spoiled::Copy(Step::Write, e))?;
     }
     if hasher.finish() != entry.content_hash {
