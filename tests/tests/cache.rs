@@ -795,8 +795,10 @@ fn refused_system_calls_fall_back_to_the_memfd() {
 }
 
 /// Without `/proc` the bundle's path is the one exec was given, and the entry is made under a
-/// temporary name in its private directory, linked in whole; a bundle started by a relative path
-/// then has no known path, and starts through the memfd.
+/// temporary name in its private directory, linked in whole. A relative path is made absolute
+/// against the working directory, where exec looked it up, so `./prog` finds the entry that
+/// `/dir/prog` made; one with `..` (which a symbolic link could make lie) has no known path then,
+/// and starts through the memfd.
 #[test]
 fn without_proc_the_entry_is_made_under_a_temporary_name() {
     let test = "without_proc_the_entry_is_made_under_a_temporary_name";
@@ -815,16 +817,27 @@ fn without_proc_the_entry_is_made_under_a_temporary_name() {
     assert_good_entry(&entry, build);
     assert_eq!(names(entry.parent().unwrap()), ["prog"]);
 
-    let mut cmd = command(Path::new("./prog"));
-    cmd.current_dir(&dir)
-        .env("XDG_CACHE_HOME", &home)
-        .env("MGODEBUG", "log");
-    let out = run(with_tmpfs_options(&mut cmd, &[Path::new("/proc")], 0, ""));
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(
-        path_line(&out),
-        memfd_because("the bundle's path is unknown (no /proc, and a relative path was run)")
-    );
+    let dir_name = dir.file_name().unwrap().to_str().unwrap();
+    for (relative, line) in [
+        ("./prog".to_string(), found(&entry)),
+        (".//./prog".to_string(), found(&entry)),
+        (
+            format!("../{dir_name}/prog"),
+            memfd_because(
+                "the bundle's path is unknown (no /proc, and a relative path was run that cannot \
+                 be made absolute)",
+            ),
+        ),
+    ] {
+        let mut cmd = command(Path::new(&relative));
+        cmd.current_dir(&dir)
+            .env("XDG_CACHE_HOME", &home)
+            .env("MGODEBUG", "log");
+        let out = run(with_tmpfs_options(&mut cmd, &[Path::new("/proc")], 0, ""));
+        assert!(out.status.success(), "{relative}: {}", stderr(&out));
+        assert_eq!(path_line(&out), line, "{relative}");
+    }
+    assert_eq!(names(entry.parent().unwrap()), ["prog"]);
 }
 
 /// A symbolic link in the cache directory's path (`XDG_CACHE_HOME` pointing at another disk, as

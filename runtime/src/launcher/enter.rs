@@ -101,7 +101,7 @@ pub fn enter(
     }
     process_view::describe(start, image, bias, start.page_size(), place.launcher_end);
     ready();
-    xfsz::release();
+    let _ = xfsz::release();
     let code = trampoline.page;
     core::mem::forget(trampoline);
     // SAFETY: `code` is the trampoline's executable copy, outside everything it unmaps; the stack

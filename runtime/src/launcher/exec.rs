@@ -256,9 +256,11 @@ pub fn exec_file(start: &StartInfo, path: &CStr) -> Errno {
 
 /// Runs `exec` with the caller's `SIGXFSZ` disposition, which the program inherits.
 fn as_the_caller<T>(exec: impl FnOnce() -> T) -> T {
-    xfsz::release();
+    let held = xfsz::release();
     let failed = exec();
-    xfsz::hold();
+    if held {
+        xfsz::hold();
+    }
     failed
 }
 

@@ -65,8 +65,8 @@ pub fn run(start: &StartInfo, watchdog: Watchdog) -> Result<i32, Failure> {
     let entry = &choice.entry;
     let switches = choice.switches;
 
-    xfsz::hold();
     if switches.extract {
+        xfsz::hold();
         return decode::extract(&bundle, entry)
             .map(|()| 0)
             .map_err(Failure::Extract);
@@ -111,6 +111,7 @@ pub fn run(start: &StartInfo, watchdog: Watchdog) -> Result<i32, Failure> {
 
     let fill = |target: &_| decode::write_variant(target, &bundle, entry);
     let ready = || announce(Path::Memfd(refused, missed));
+    xfsz::hold();
     let tried = match exec::launch(start, entry, fill, ready, switches.log) {
         Stopped::Damaged(level) => return Err(Failure::Damaged(level)),
         Stopped::Tried(tried) => tried,

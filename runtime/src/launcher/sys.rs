@@ -11,6 +11,7 @@ use rustix::io::Errno;
 mod nr {
     pub const EXECVE: usize = 59;
     pub const EXIT_GROUP: usize = 231;
+    pub const GETCWD: usize = 79;
     pub const EXECVEAT: usize = 322;
     pub const RT_SIGACTION: usize = 13;
     pub const BRK: usize = 12;
@@ -30,6 +31,7 @@ mod nr {
 mod nr {
     pub const EXECVE: usize = 221;
     pub const EXIT_GROUP: usize = 94;
+    pub const GETCWD: usize = 17;
     pub const EXECVEAT: usize = 281;
     pub const RT_SIGACTION: usize = 134;
     pub const BRK: usize = 214;
@@ -48,6 +50,7 @@ mod nr {
 mod nr {
     pub const EXECVE: usize = 221;
     pub const EXIT_GROUP: usize = 94;
+    pub const GETCWD: usize = 17;
     pub const EXECVEAT: usize = 281;
     pub const RT_SIGACTION: usize = 134;
     pub const BRK: usize = 214;
@@ -67,6 +70,7 @@ mod nr {
 mod nr {
     pub const EXECVE: usize = 11;
     pub const EXIT_GROUP: usize = 248;
+    pub const GETCWD: usize = 183;
     pub const EXECVEAT: usize = 387;
     pub const RT_SIGACTION: usize = 174;
     pub const BRK: usize = 45;
@@ -85,6 +89,7 @@ mod nr {
 mod nr {
     pub const EXECVE: usize = 11;
     pub const EXIT_GROUP: usize = 234;
+    pub const GETCWD: usize = 182;
     pub const EXECVEAT: usize = 362;
     pub const RT_SIGACTION: usize = 173;
     pub const BRK: usize = 45;
@@ -311,6 +316,16 @@ pub fn set_ignored(signal: usize, ignore: bool) -> Result<bool, Errno> {
 pub fn current_brk() -> usize {
     // SAFETY: brk with 0 only reports.
     unsafe { syscall5(nr::BRK, 0, 0, 0, 0, 0) as usize }
+}
+
+/// Writes the working directory's path into `buf`, as a C string; returns its length without the
+/// terminating NUL. ENOENT if the directory was removed; a path that does not start with `/`
+/// (outside this process's root) is the caller's to refuse.
+pub fn getcwd(buf: &mut [u8]) -> Result<usize, Errno> {
+    // SAFETY: `buf` is writable for its length.
+    let ret = unsafe { syscall5(nr::GETCWD, buf.as_mut_ptr() as usize, buf.len(), 0, 0, 0) };
+    // The kernel counts the NUL.
+    result(ret)?.checked_sub(1).ok_or(Errno::INVAL)
 }
 
 /// Fills `buf` from the kernel's random source without blocking.

@@ -1,4 +1,5 @@
-//! `SIGXFSZ` while the launcher writes the program somewhere. Under an `RLIMIT_FSIZE` smaller
+//! `SIGXFSZ` while the launcher writes the program somewhere (held from just before the first
+//! write: a start that writes nothing, such as a warm start from the cache, leaves it alone). Under an `RLIMIT_FSIZE` smaller
 //! than the program, a write past the limit raises it, and its default action would kill the
 //! launcher without a word where the program itself would have run. Ignored, the write fails
 //! with EFBIG instead and the launch moves on to the next place (in the end, the direct path).
@@ -24,9 +25,11 @@ pub fn hold() {
     }
 }
 
-/// Gives the signal back its caller's disposition.
-pub fn release() {
-    if STATE.swap(UNCHANGED, Ordering::Relaxed) == WAS_DEFAULT {
+/// Gives the signal back its caller's disposition. Returns whether `hold` had changed it.
+pub fn release() -> bool {
+    let held = STATE.swap(UNCHANGED, Ordering::Relaxed) == WAS_DEFAULT;
+    if held {
         let _ = sys::set_ignored(SIGXFSZ, false);
     }
+    held
 }

@@ -144,6 +144,7 @@ impl Slot<'_> {
         boot: Option<&Boot>,
     ) -> Result<(), Missed> {
         let entry = self.entry;
+        crate::xfsz::hold();
         // A full disk or quota is known before anything is decoded. Where blocks cannot be
         // reserved, write(2) says ENOSPC itself.
         match rustix::fs::fallocate(write, FallocateFlags::empty(), 0, entry.original_len) {

@@ -198,18 +198,21 @@ pub fn entry<'p>(
 }
 
 /// The bundle's path, which keys and names its entries: the path it was exec'd by
-/// (`AT_EXECFN`, on the initial stack) where that is absolute and names the file itself rather
-/// than a descriptor (`fexecve` passes `/dev/fd/N`), else the file `/proc/self/exe` names. The
-/// first costs no system call; the second, a process's first look into its own `/proc`
-/// directory, costs about 10 µs (docs/ARCHITECTURE.md, "What a warm start costs beyond its
-/// floor"). A bundle started by two paths (a symbolic link and its target) has two keys, each
-/// with the file name it was started by, which is also what the kernel names the process after.
+/// (`AT_EXECFN`, on the initial stack) where that names the file itself rather than a descriptor
+/// (`fexecve` passes `/dev/fd/N`): as it is when absolute, else joined to the working directory
+/// ([`from_working_dir`]). Failing that, the file `/proc/self/exe` names. The first two cost at
+/// most a `getcwd`; the last, a process's first look into its own `/proc` directory, costs about
+/// 10 µs (docs/ARCHITECTURE.md, "What a warm start costs beyond its floor"). A bundle started by
+/// two paths (a symbolic link and its target) has two keys, each with the file name it was
+/// started by, which is also what the kernel names the process after.
 fn bundle_path<'b>(start: &StartInfo, buf: &'b mut [u8; PATH_MAX]) -> Result<&'b [u8], Unusable> {
-    let names_a_file = |p: &&[u8]| {
-        p.first() == Some(&b'/') && !p.starts_with(b"/dev/fd/") && !p.starts_with(b"/proc/")
-    };
-    if let Some(path) = start.execfn().map(CStr::to_bytes).filter(names_a_file) {
-        return Ok(path);
+    let by_exec = start.execfn().map(CStr::to_bytes).unwrap_or(b"");
+    if by_exec.first() == Some(&b'/') {
+        if !by_exec.starts_with(b"/dev/fd/") && !by_exec.starts_with(b"/proc/") {
+            return Ok(by_exec);
+        }
+    } else if let Some(len) = from_working_dir(by_exec, buf) {
+        return Ok(&buf[..len]);
     }
     let own = own_path(start, buf).ok_or(Unusable::NoBundlePath)?;
     if own.bytes.first() != Some(&b'/') {
@@ -219,6 +222,37 @@ fn bundle_path<'b>(start: &StartInfo, buf: &'b mut [u8; PATH_MAX]) -> Result<&'b
         return Err(Unusable::BundleGone);
     }
     Ok(own.bytes)
+}
+
+/// `relative`, the path exec was given, made absolute in `buf` against the working directory,
+/// where exec looked it up (the launcher has not moved since); returns its length. `.` and empty
+/// components are left out, so that `./app` and `app` are one bundle. `None` for a path with
+/// `..` (after a symbolic link, the text would name another file than the one exec found), for
+/// an empty one, and where the working directory has no path (removed, or outside this process's
+/// root).
+fn from_working_dir(relative: &[u8], buf: &mut [u8; PATH_MAX]) -> Option<usize> {
+    let parts = || relative.split(|&b| b == b'/');
+    if relative.is_empty() || parts().any(|part| part == b"..") {
+        return None;
+    }
+    let mut len = sys::getcwd(&mut buf[..]).ok()?;
+    if buf.first() != Some(&b'/') {
+        return None;
+    }
+    // `/` itself: its components are appended after the one slash.
+    if len == 1 {
+        len = 0;
+    }
+    for part in parts().filter(|part| !part.is_empty() && *part != b".") {
+        let end = len + 1 + part.len();
+        if end >= PATH_MAX {
+            return None;
+        }
+        buf[len] = b'/';
+        buf[len + 1..end].copy_from_slice(part);
+        len = end;
+    }
+    Some(len)
 }
 
 /// Names the bundle in its new directory in the cache (`mgo-pack cache` lists it). Out of line:

@@ -41,7 +41,8 @@ impl Place {
 pub enum Unusable {
     /// Neither `XDG_CACHE_HOME` nor `HOME` is an absolute path.
     NoBase,
-    /// No `/proc`, and the bundle was exec'd by a relative path.
+    /// No `/proc`, and the bundle was exec'd by a relative path that cannot be made absolute
+    /// (with `..`, or the working directory removed).
     NoBundlePath,
     /// `/proc/self/exe` says the bundle's file is gone: its name is no longer its own.
     BundleGone,
@@ -69,7 +70,10 @@ impl Unusable {
                 line.str("neither XDG_CACHE_HOME nor HOME is an absolute path");
             }
             Unusable::NoBundlePath => {
-                line.str("the bundle's path is unknown (no /proc, and a relative path was run)");
+                line.str(
+                    "the bundle's path is unknown (no /proc, and a relative path was run that \
+                     cannot be made absolute)",
+                );
             }
             Unusable::BundleGone => {
                 line.str("the bundle's file was removed or replaced since it started");
