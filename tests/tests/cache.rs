@@ -1118,6 +1118,9 @@ fn an_entry_from_another_boot_is_hashed_once_then_marked_current() {
         assert_eq!(record(variant_dir), Some(current.clone()), "{what}");
         let (_, line) = logged(&mut cached(&bundle, &home), what);
         assert_eq!(line, found(&entry), "{what}: hashed again");
+        // That start, the first to find it good in this boot, synced it.
+        let synced = vouching(&entry, "synced");
+        assert_eq!(record(variant_dir), Some(synced), "{what}: not synced");
     }
     assert_eq!(identity(&entry), made_as, "the entry was rewritten");
     assert_good_entry(&entry, build);
@@ -1126,6 +1129,48 @@ fn an_entry_from_another_boot_is_hashed_once_then_marked_current() {
     let (_, line) = logged(&mut cached(&bundle, &home), "synced");
     assert_eq!(line, found(&entry));
     assert_eq!(record(variant_dir), Some(vouching(&entry, "synced")));
+}
+
+/// The start after the one that made an entry (in the same boot: the record names it) syncs the
+/// entry and records it synced; the starts after that trust the record alone and never read the
+/// boot's id (an open in `/proc`) nor sync again. Seen from outside, with strace.
+#[test]
+fn the_first_warm_start_syncs_the_entry_so_later_ones_read_no_boot_id() {
+    let test = "the_first_warm_start_syncs_the_entry_so_later_ones_read_no_boot_id";
+    if !mgo_tests::fidelity::tool(test, "strace", &["-V"]) {
+        return;
+    }
+    let (dir, home) = scratch("cache-synced-later");
+    let bundle = cache_bundle(&dir.join("prog"), c_probe_static(), Compression::None);
+    let (level, _) = best(c_probe_static());
+    let entry = cache_entry(&home, &bundle, &level);
+    let variant_dir = entry.parent().unwrap();
+    let log = dir.join("strace.log");
+    let traced = |what: &str| {
+        let mut cmd = command(Path::new("strace"));
+        cmd.args(["-f", "-qq", "-e", "trace=open,openat,fdatasync", "-o"])
+            .arg(&log)
+            .arg(&bundle)
+            .env("XDG_CACHE_HOME", &home)
+            .env("MGODEBUG", "log");
+        let out = run(&mut cmd);
+        ok_report(&out, what);
+        let calls = std::fs::read_to_string(&log).unwrap();
+        let boot_read = calls.contains("/proc/sys/kernel/random/boot_id");
+        let synced = calls.contains("fdatasync(");
+        (path_line(&out), boot_read, synced)
+    };
+    let this_boot = boot_id();
+    let expected = [
+        ("first start", made(&entry), true, false, this_boot.as_str()),
+        ("second start", found(&entry), true, true, "synced"),
+        ("third start", found(&entry), false, false, "synced"),
+    ];
+    for (what, line, boot_read, synced_now, record_after) in expected {
+        assert_eq!(traced(what), (line, boot_read, synced_now), "{what}");
+        let record_after = vouching(&entry, record_after);
+        assert_eq!(record(variant_dir), Some(record_after), "{what}");
+    }
 }
 
 /// `command` in a mount namespace of its own with a ramfs (a file system without user extended

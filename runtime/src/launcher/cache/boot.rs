@@ -15,8 +15,15 @@
 //! name, and says why that file may run:
 //!
 //! - `<inode>:<boot id>`: written (or hashed) in that boot; trusted only in that boot;
-//! - `<inode>:synced`: its blocks were forced to disk (`fdatasync`) before it got its name;
-//!   trusted in every boot, as every entry was before records existed.
+//! - `<inode>:synced`: its blocks were forced to disk (`fdatasync`); trusted in every boot, as
+//!   every entry was before records existed.
+//!
+//! A record of the first kind is read against the current `boot_id` (an open and a read in
+//! `/proc`, about 7 µs of every start that needs it), so it does not stay: the next start in the
+//! same boot, the first to run the entry from the cache, syncs it and records it synced. By then
+//! the kernel has usually written the blocks already (the first start wrote them moments, or
+//! more, before); the sync waits at most for what is left, once per entry. Every start after
+//! that reads one record and no `boot_id`.
 //!
 //! Anything else (no record, another inode, another boot, a value this launcher does not read)
 //! means: hash it before running it. Where the file system has no user extended attributes
@@ -53,6 +60,7 @@ const BOOT_ID_LEN: usize = 36;
 const RECORD_MAX: usize = 16 + 1 + BOOT_ID_LEN;
 
 /// This boot, as the kernel names it.
+#[derive(Clone, Copy)]
 pub struct Boot {
     id: [u8; BOOT_ID_LEN],
 }
@@ -80,24 +88,38 @@ impl Boot {
     }
 }
 
-/// What the record says of the entry with inode `ino`.
+/// What the record on a variant's directory says of the entry with inode `ino`.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Vouched {
-    /// It may run without being hashed: synced, or written (or hashed) in this boot, or on a file
-    /// system that keeps no records (every entry there was synced).
-    Yes,
-    /// It must be hashed before it runs: written in another boot, or nothing says when.
-    No,
+pub enum Record {
+    /// It may run in any boot: synced, or on a file system that keeps no records (every entry
+    /// there was synced). No boot need be read.
+    Synced,
+    /// Written (or hashed) in the boot with this id: trusted in that boot only.
+    InBoot([u8; BOOT_ID_LEN]),
+    /// Nothing says when it was written: no record, one for another inode, one this launcher
+    /// does not read. It must be hashed before it runs.
+    Unknown,
+}
+
+impl Record {
+    /// Whether the record lets the entry run unhashed in `boot` (the current one, if known).
+    pub fn vouches_in(&self, boot: Option<&Boot>) -> bool {
+        match self {
+            Record::Synced => true,
+            Record::InBoot(id) => boot.is_some_and(|boot| *id == boot.id),
+            Record::Unknown => false,
+        }
+    }
 }
 
 /// Reads the record on the variant's directory `dir` for the entry with inode `ino`.
-pub fn read(dir: &OwnedFd, ino: u64, boot: Option<&Boot>) -> Vouched {
+pub fn read(dir: &OwnedFd, ino: u64) -> Record {
     let mut buf = [0u8; RECORD_MAX];
     let value = match rustix::fs::fgetxattr(dir, RECORD, &mut buf[..]) {
         Ok(len) => &buf[..len],
-        Err(Errno::OPNOTSUPP) => return Vouched::Yes,
+        Err(Errno::OPNOTSUPP) => return Record::Synced,
         // ENODATA (none), ERANGE (longer than any this launcher writes), anything else.
-        Err(_) => return Vouched::No,
+        Err(_) => return Record::Unknown,
     };
     let mut digits = [0u8; 16];
     hex(&mut digits, ino);
@@ -105,13 +127,14 @@ pub fn read(dir: &OwnedFd, ino: u64, boot: Option<&Boot>) -> Vouched {
         .strip_prefix(&digits[..])
         .and_then(|rest| rest.strip_prefix(b":"))
     else {
-        return Vouched::No;
+        return Record::Unknown;
     };
-    let current = boot.is_some_and(|boot| rest == boot.id);
-    if rest == SYNCED || current {
-        Vouched::Yes
-    } else {
-        Vouched::No
+    if rest == SYNCED {
+        return Record::Synced;
+    }
+    match <[u8; BOOT_ID_LEN]>::try_from(rest) {
+        Ok(id) => Record::InBoot(id),
+        Err(_) => Record::Unknown,
     }
 }
 

@@ -216,6 +216,25 @@ impl Slot<'_> {
         Ok(true)
     }
 
+    /// The entry found under the name (inode `ino`), which its record vouches for in this boot
+    /// only, forced to disk and recorded as synced: later starts need not read the boot's id.
+    /// Nothing changes where it cannot be (the entry is replaced meanwhile, the sync fails): it
+    /// runs anyway, being good in this boot, and a later start tries again.
+    pub(super) fn mark_synced(&self, ino: u64) {
+        let Ok(fd) = rustix::fs::openat(
+            self.dir,
+            self.name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) else {
+            return;
+        };
+        let same = rustix::fs::fstat(&fd).is_ok_and(|st| st.st_ino == ino);
+        if same && rustix::fs::fdatasync(&fd).is_ok() {
+            let _ = boot::write(self.dir, ino, None);
+        }
+    }
+
     /// The outcome of linking a finished entry in: done, or (EEXIST) another launcher's entry,
     /// used if it checks out (if not, this launch does without the cache).
     fn settle(&self, linked: Result<(), Errno>, boot: Option<&Boot>) -> Result<bool, Missed> {

@@ -20,7 +20,9 @@
 //! - An entry is run only if it is a regular file of the user's with mode 0500 and exactly the
 //!   variant's length; anything else under its name is removed and the entry made again. An
 //!   entry written in an earlier boot and never synced is hashed in full once before it runs in
-//!   this one (`boot.rs`); if it does not match, it is removed and made again.
+//!   this one (`boot.rs`); if it does not match, it is removed and made again. The first start
+//!   to find an entry good in the boot it was written in syncs it, so that the starts after it
+//!   need not read the boot's id.
 //! - An entry is made as an unnamed file (`O_TMPFILE`), filled and hash-checked, recorded as
 //!   written in this boot (or, where no record can be written, synced), closed for writing and
 //!   made 0500, and only then linked under its name: a name never shows an incomplete entry,
@@ -52,7 +54,7 @@ use crate::own_image::{own_path, PATH_MAX};
 use crate::report::{level_name, SETTING};
 use crate::start::StartInfo;
 use crate::sys;
-use boot::{Boot, Vouched};
+use boot::{Boot, Record};
 use bounds::{remove, remove_other_builds, remove_unused, touch};
 use entry::{Found, Slot};
 use path::{Name, Path, BUNDLE_LINK, CACHE_DIR, TOUCH_EVERY};
@@ -159,22 +161,30 @@ pub fn entry<'p>(
         entry,
         euid,
     };
-    let boot = Boot::current();
     let how = match slot.checked()? {
-        Found::Good(ino) => match boot::read(&variant_dir.fd, ino, boot.as_ref()) {
-            Vouched::Yes => How::Found,
-            Vouched::No if slot.verify(ino, boot.as_ref())? => How::Verified,
-            Vouched::No => {
-                slot.remove_if(ino)?;
-                slot.make(bundle, boot.as_ref())?;
-                How::Remade
+        // The warm start's case: synced, so no boot need be read.
+        Found::Good(ino) => match boot::read(&variant_dir.fd, ino) {
+            Record::Synced => How::Found,
+            record => {
+                let boot = Boot::current();
+                if record.vouches_in(boot.as_ref()) {
+                    // Written in this boot: synced now, so that later starts skip `boot_id`.
+                    slot.mark_synced(ino);
+                    How::Found
+                } else if slot.verify(ino, boot.as_ref())? {
+                    How::Verified
+                } else {
+                    slot.remove_if(ino)?;
+                    slot.make(bundle, boot.as_ref())?;
+                    How::Remade
+                }
             }
         },
         found => {
             if let Found::Bad = found {
                 remove(variant_dir.fd.as_fd(), slot.name, 1);
             }
-            slot.make(bundle, boot.as_ref())?;
+            slot.make(bundle, Boot::current().as_ref())?;
             How::Made
         }
     };
