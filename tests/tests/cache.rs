@@ -1173,6 +1173,56 @@ fn the_first_warm_start_syncs_the_entry_so_later_ones_read_no_boot_id() {
     }
 }
 
+/// A warm start (its entry synced, its bundle's use recorded within the day) looks the cache up
+/// by path, one `stat` per directory, with the walk's checks: between its own exec and the
+/// entry's it opens nothing, and so closes nothing. Seen from outside, with strace.
+#[test]
+fn a_warm_start_opens_nothing_before_it_execs_the_entry() {
+    let test = "a_warm_start_opens_nothing_before_it_execs_the_entry";
+    if !mgo_tests::fidelity::tool(test, "strace", &["-V"]) {
+        return;
+    }
+    let (dir, home) = scratch("cache-warm-look");
+    let bundle = cache_bundle(&dir.join("prog"), c_probe_static(), Compression::None);
+    let (level, _) = best(c_probe_static());
+    let entry = cache_entry(&home, &bundle, &level);
+    // Made, then synced by the first warm start.
+    for what in ["first start", "second start"] {
+        logged(&mut cached(&bundle, &home), what);
+    }
+    let log = dir.join("strace.log");
+    let mut cmd = command(Path::new("strace"));
+    cmd.args([
+        "-f",
+        "-qq",
+        "-e",
+        "trace=open,openat,openat2,close,execve",
+        "-o",
+    ])
+    .arg(&log)
+    .arg(&bundle)
+    .env("XDG_CACHE_HOME", &home)
+    .env("MGODEBUG", "log");
+    let out = run(&mut cmd);
+    ok_report(&out, "warm start");
+    assert_eq!(path_line(&out), found(&entry));
+    let calls = std::fs::read_to_string(&log).unwrap();
+    let calls: Vec<&str> = calls
+        .lines()
+        .filter_map(|line| Some(line.split_once(' ')?.1.trim_start()))
+        .collect();
+    let entry_exec = format!("execve(\"{}\"", entry.display());
+    let execs: Vec<usize> = (0..calls.len())
+        .filter(|&i| calls[i].starts_with("execve("))
+        .collect();
+    assert!(
+        execs.len() >= 2 && calls[execs[1]].starts_with(&entry_exec),
+        "{calls:#?}"
+    );
+    let launcher = &calls[execs[0] + 1..execs[1]];
+    assert!(launcher.is_empty(), "the launcher opened: {launcher:#?}");
+}
+
 /// `command` in a mount namespace of its own with a ramfs (a file system without user extended
 /// attributes) mounted over `over`.
 fn with_ramfs<'a>(cmd: &'a mut Command, over: &Path) -> &'a mut Command {

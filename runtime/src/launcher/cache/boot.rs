@@ -115,8 +115,21 @@ impl Record {
 /// Reads the record on the variant's directory `dir` for the entry with inode `ino`.
 pub fn read(dir: &OwnedFd, ino: u64) -> Record {
     let mut buf = [0u8; RECORD_MAX];
-    let value = match rustix::fs::fgetxattr(dir, RECORD, &mut buf[..]) {
-        Ok(len) => &buf[..len],
+    let len = rustix::fs::fgetxattr(dir, RECORD, &mut buf[..]);
+    parse(len.map(|len| &buf[..len]), ino)
+}
+
+/// [`read`] for the variant's directory at `path` (not followed if a symbolic link).
+pub fn read_at(path: &CStr, ino: u64) -> Record {
+    let mut buf = [0u8; RECORD_MAX];
+    let len = rustix::fs::lgetxattr(path, RECORD, &mut buf[..]);
+    parse(len.map(|len| &buf[..len]), ino)
+}
+
+/// What a record's value (or the error reading it gave) says of the entry with inode `ino`.
+fn parse(value: Result<&[u8], Errno>, ino: u64) -> Record {
+    let value = match value {
+        Ok(value) => value,
         Err(Errno::OPNOTSUPP) => return Record::Synced,
         // ENODATA (none), ERANGE (longer than any this launcher writes), anything else.
         Err(_) => return Record::Unknown,

@@ -41,11 +41,7 @@ impl Slot<'_> {
     pub(super) fn checked(&self) -> Result<Found, Unusable> {
         match rustix::fs::statat(self.dir, self.name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => {
-                let mode = st.st_mode;
-                let good = mode & S_IFMT == S_IFREG
-                    && st.st_uid == self.euid
-                    && mode & 0o7777 == ENTRY_MODE
-                    && st.st_size as u64 == self.entry.original_len;
+                let good = may_run(&st, self.euid, self.entry);
                 Ok(if good {
                     Found::Good(st.st_ino)
                 } else {
@@ -255,6 +251,15 @@ impl Slot<'_> {
             Err(e) => Err(failed("link", e)),
         }
     }
+}
+
+/// Whether `st` (not followed if a symbolic link) is an entry that may run: a regular file of
+/// the user's, mode 0500, exactly `entry`'s length.
+pub(super) fn may_run(st: &rustix::fs::Stat, euid: u32, entry: &Entry) -> bool {
+    st.st_mode & S_IFMT == S_IFREG
+        && st.st_uid == euid
+        && st.st_mode & 0o7777 == ENTRY_MODE
+        && st.st_size as u64 == entry.original_len
 }
 
 /// The content hash of the first `len` bytes of `fd`, read through a private read-only mapping.

@@ -16,7 +16,9 @@
 //!   symbolic links, each opened relative to its parent's descriptor and checked: every directory
 //!   above the cache belongs to root or the user and is writable by nobody else (unless sticky),
 //!   and the cache's own (`mgo-pack` and below) belong to the user with mode 0700. So nobody
-//!   else can change what the path names between the check and the exec.
+//!   else can change what the path names between the check and the exec. A warm start makes the
+//!   same checks, in the same order, with one `stat` of each directory's path (`warm.rs`) and
+//!   leaves to the walk anything it does not find as it must be.
 //! - An entry is run only if it is a regular file of the user's with mode 0500 and exactly the
 //!   variant's length; anything else under its name is removed and the entry made again. An
 //!   entry written in an earlier boot and never synced is hashed in full once before it runs in
@@ -41,6 +43,7 @@ mod bounds;
 mod entry;
 mod path;
 mod walk;
+mod warm;
 mod why;
 
 use core::ffi::CStr;
@@ -90,10 +93,6 @@ pub struct Ready<'p> {
     path: &'p EntryPath,
     /// How this launch came by it.
     pub how: How,
-    /// The variant's directory and the entry's name in it, to remove an entry the kernel would
-    /// not execute.
-    dir: OwnedFd,
-    name: Name,
 }
 
 impl Ready<'_> {
@@ -103,10 +102,11 @@ impl Ready<'_> {
     }
 
     /// After the kernel refused to exec the entry: one that is not an executable at all (its
-    /// blocks lost in a crash, say) is removed, so that the next start makes it again.
+    /// blocks lost in a crash, say) is removed, so that the next start makes it again. By its
+    /// path, which names what was checked, as for the exec.
     pub fn refused(&self, e: Errno) {
         if e == Errno::NOEXEC {
-            let _ = rustix::fs::unlinkat(&self.dir, self.name.as_cstr(), AtFlags::empty());
+            let _ = rustix::fs::unlinkat(rustix::fs::CWD, self.path(), AtFlags::empty());
         }
     }
 }
@@ -138,6 +138,19 @@ pub fn entry<'p>(
 
     let euid = rustix::process::geteuid().as_raw();
     let path = &mut at.0;
+    let names = [
+        CACHE_DIR,
+        key.as_cstr(),
+        variant.as_cstr(),
+        file_name.as_cstr(),
+    ];
+    if warm::found(start, euid, names, entry, path) {
+        let at: &'p EntryPath = at;
+        return Ok(Ready {
+            path: at,
+            how: How::Found,
+        });
+    }
     let base = base_dir(start, euid, path)?;
     for part in [CACHE_DIR, key.as_cstr(), variant.as_cstr()] {
         path.push(part.to_bytes())?;
@@ -199,12 +212,7 @@ pub fn entry<'p>(
         remove_unused(cache.fd.as_fd(), key.as_cstr(), now);
     }
     let at: &'p EntryPath = at;
-    Ok(Ready {
-        path: at,
-        how,
-        dir: variant_dir.fd,
-        name: file_name,
-    })
+    Ok(Ready { path: at, how })
 }
 
 /// The bundle's path, which keys and names its entries: the path it was exec'd by

@@ -54,6 +54,10 @@ impl Path {
         Ok(())
     }
 
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
     /// Keeps the first `len` bytes.
     pub(super) fn cut(&mut self, len: usize) {
         self.len = len;

@@ -26,17 +26,7 @@ pub(super) fn base_dir(
     euid: u32,
     walked: &mut Path,
 ) -> Result<OwnedFd, Unusable> {
-    let var = |name: &[u8]| {
-        start
-            .env()
-            .find_map(|e| e.strip_prefix(name)?.strip_prefix(b"="))
-            .filter(|value| value.first() == Some(&b'/'))
-    };
-    let (dir, under): (&[u8], &[u8]) = match (var(b"XDG_CACHE_HOME"), var(b"HOME")) {
-        (Some(xdg), _) => (xdg, b""),
-        (None, Some(home)) => (home, b".cache"),
-        (None, None) => return Err(Unusable::NoBase),
-    };
+    let (dir, under) = base_setting(start)?;
     let parts = || dir.split(|&b| b == b'/').chain([under]);
     // Most bases have no symbolic link on their way: walked as written, they need no trip through
     // `/proc`. Any other outcome (a link, `..`, a missing parent) is left to the walk of the path
@@ -50,6 +40,22 @@ pub(super) fn base_dir(
     match rustix::fs::fstatvfs(&base) {
         Ok(st) if st.f_flag.contains(StatVfsMountFlags::NOEXEC) => Err(Unusable::Noexec),
         _ => Ok(base),
+    }
+}
+
+/// Where the environment puts the base: `$XDG_CACHE_HOME` (and nothing under it), else `$HOME`
+/// and `.cache` under it. A relative or empty setting is unset, as the XDG specification says.
+pub(super) fn base_setting(start: &StartInfo) -> Result<(&[u8], &'static [u8]), Unusable> {
+    let var = |name: &[u8]| {
+        start
+            .env()
+            .find_map(|e| e.strip_prefix(name)?.strip_prefix(b"="))
+            .filter(|value| value.first() == Some(&b'/'))
+    };
+    match (var(b"XDG_CACHE_HOME"), var(b"HOME")) {
+        (Some(xdg), _) => Ok((xdg, b"")),
+        (None, Some(home)) => Ok((home, b".cache")),
+        (None, None) => Err(Unusable::NoBase),
     }
 }
 
@@ -157,6 +163,13 @@ pub(super) fn walk<'a>(
 
 pub(super) fn trusted(dir: &OwnedFd, place: Place, euid: u32) -> Result<(), Unusable> {
     let st = rustix::fs::fstat(dir).map_err(|e| Unusable::Failed(place, "fstat", e))?;
+    trusted_dir(&st, place, euid)
+}
+
+/// Whether `st` is a directory that may lie on the way to the cache: root's or the user's, and
+/// writable by nobody else (unless sticky, as `/tmp` is: there nobody may rename what is not
+/// theirs).
+pub(super) fn trusted_dir(st: &Stat, place: Place, euid: u32) -> Result<(), Unusable> {
     let mode = st.st_mode;
     if mode & S_IFMT != S_IFDIR {
         return Err(Unusable::NotDirectory(place));
@@ -173,6 +186,15 @@ pub(super) struct Private {
     pub(super) fd: OwnedFd,
     pub(super) stat: Stat,
     pub(super) created: bool,
+}
+
+/// Whether `st` is one of the cache's own directories as it must be: the user's, mode 0700. (The
+/// set-group-ID bit, inherited from a parent that has it, only gives new files the directory's
+/// group, which has no access here.)
+pub(super) fn is_private(st: &Stat, euid: u32) -> bool {
+    st.st_mode & S_IFMT == S_IFDIR
+        && st.st_uid == euid
+        && st.st_mode & !S_ISGID & 0o7777 == PRIVATE_DIR
 }
 
 /// Opens (or makes) `name` in `parent` as a directory of the user's with mode 0700. One that is
@@ -194,14 +216,11 @@ pub(super) fn private_dir(
             Ok(fd) => {
                 let stat =
                     rustix::fs::fstat(&fd).map_err(|e| Unusable::Failed(place, "fstat", e))?;
-                let mode = stat.st_mode;
-                let mine = mode & S_IFMT == S_IFDIR && stat.st_uid == euid;
-                // The set-group-ID bit, inherited from a parent that has it, only gives new
-                // files the directory's group, which has no access here.
-                let mode = mode & !S_ISGID;
-                if mine && mode & 0o7777 == PRIVATE_DIR {
+                if is_private(&stat, euid) {
                     return Ok(Private { fd, stat, created });
                 }
+                let mine = stat.st_mode & S_IFMT == S_IFDIR && stat.st_uid == euid;
+                let mode = stat.st_mode & !S_ISGID;
                 // Made by this user under an odd umask that took some of the user's own bits.
                 if mine
                     && mode & 0o7077 == 0
