@@ -25,6 +25,19 @@ const FIRST_OVER_MEMFD: f64 = 1.10;
 /// ignores a relative `XDG_CACHE_HOME`, as the XDG specification says).
 const CACHE_HOME: &str = "target/bench/cache-home";
 
+/// This section's sampling: as many runs as the others', in rounds four times as many and a
+/// quarter as long. Its targets are ratios of a few percent, timed on a machine whose speed
+/// drifts over seconds; shorter rounds put a warm start and its floor closer together in time,
+/// so that a drift falls on both alike.
+fn interleaved(effort: Effort) -> Effort {
+    Effort {
+        rounds: effort.rounds * 4,
+        runs: (effort.runs / 4).max(1),
+        warmup: effort.warmup.min(1),
+        ..effort
+    }
+}
+
 /// One way of starting the build, a row of the section.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Start {
@@ -130,6 +143,7 @@ pub(super) fn measure(
     fixtures: &[&Fixture],
     effort: Effort,
 ) -> Result<Section> {
+    let effort = interleaved(effort);
     let home = work.join("cache-home");
     std::fs::create_dir_all(&home)?;
     let entries = home.join("mgo-pack");
@@ -346,6 +360,7 @@ fn shorten(taken: &str) -> String {
 /// The section, from its heading to the blank line after its commands; `alone` is the command
 /// that measured it apart from the rest of the report, if one did.
 pub(super) fn render(section: &Section, effort: Effort, alone: Option<&str>, s: &mut String) {
+    let effort = interleaved(effort);
     writeln!(s, "{HEADING}\n").unwrap();
     if let Some(command) = alone {
         writeln!(
@@ -373,8 +388,12 @@ pub(super) fn render(section: &Section, effort: Effort, alone: Option<&str>, s: 
          path's work with a file instead of a memfd, and records on the variant's directory the \
          boot it was written in (an extended attribute) instead of waiting for the file's blocks \
          to reach the disk: a start in a later boot hashes the entry once before it runs it, so a \
-         crash never runs missing blocks (docs/ARCHITECTURE.md, \"The cache\"). Only where the \
-         file system keeps no extended attributes does it still wait for the disk (`fdatasync`). \
+         crash never runs missing blocks (docs/ARCHITECTURE.md, \"The cache\"); the next start \
+         syncs the entry and records it synced, and the warm starts after it read that record \
+         and no boot id (the start that checks the entry before each round, or the warm-up run \
+         after it, is that one). Only where the \
+         file system keeps no extended attributes does the first start still wait for the disk \
+         (`fdatasync`). \
          The CPU ratio leaves out any wait for the disk. The builds are rewritten with \
          write(2) before they are timed, as installing them would: a file a linker wrote \
          through a mapping is cached in single pages and starts slower than one written with \
