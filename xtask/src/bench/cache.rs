@@ -399,14 +399,15 @@ pub(super) fn render(section: &Section, effort: Effort, alone: Option<&str>, s: 
          through a mapping is cached in single pages and starts slower than one written with \
          write(2), which the cache's entries are. Every row of a fixture and mode is one \
          hyperfine invocation, {} runs per command ({} interleaved rounds of {}, after {} \
-         warm-up runs each); the cache's base is `{CACHE_HOME}` (`XDG_CACHE_HOME`), on the same \
+         warm-up run{} each); the cache's base is `{CACHE_HOME}` (`XDG_CACHE_HOME`), on the same \
          file system as the bundles, and the first start's `--prepare` removes its `mgo-pack` \
          directory before each run. Ratios divide medians; the CPU ratios divide hyperfine's \
          mean user + system times.\n",
         effort.rounds * effort.runs,
         effort.rounds,
         effort.runs,
-        effort.warmup
+        effort.warmup,
+        if effort.warmup == 1 { "" } else { "s" }
     )
     .unwrap();
     let met = |ratio: f64, limit: f64| if ratio <= limit { "yes" } else { "**no**" };
