@@ -71,17 +71,14 @@ fn look(
         return None;
     }
     let [cache, key, variant, file] = names;
-    let mut last_use = 0;
-    for (i, name) in [cache, key, variant].into_iter().enumerate() {
+    let mut private = |name: &CStr| {
         path.push(name.to_bytes()).ok()?;
         let st = stat(path)?;
-        if !is_private(&st, euid) {
-            return None;
-        }
-        if i == 1 {
-            last_use = st.st_mtime;
-        }
-    }
+        is_private(&st, euid).then_some(st)
+    };
+    private(cache)?;
+    let last_use = private(key)?.st_mtime;
+    private(variant)?;
     if sys::now() - last_use >= TOUCH_EVERY {
         return None;
     }
