@@ -14,8 +14,11 @@
 //!
 //! Nor does it cover the decoder segment of an image that has one ([`is_decoder_segment`]): the
 //! C decoders, whose pages a start that decodes nothing never needs. That segment's own hash is
-//! in its program header's `p_paddr`, which the launcher hash covers with the other program
-//! headers; the launcher checks the segment against it before its first decode.
+//! kept in the launcher's own bytes, after [`DECODER_HASH_MARK`] (a static of the launcher's,
+//! filled in by [`record_decoder_hashes`]), which the launcher hash covers; the launcher checks
+//! the segment against it before its first decode. Not in the segment's program header: `strip`
+//! and `objcopy` lay segments out in the order of their `p_paddr`, so a hash there moved the
+//! decoders behind the payload whenever it was the larger number.
 
 use crate::elf::{Elf, ProgramHeader, PF_X, PHDR_MAX, PT_LOAD};
 use crate::{content_hash, Arch, ContentHasher, FormatError};
@@ -76,9 +79,8 @@ pub fn launcher_hash_in_phdr(payload: &ProgramHeader) -> Option<u64> {
 
 /// Whether `ph` is a launcher image's decoder segment: an executable `PT_LOAD` that does not
 /// start the file (the launcher's own code does, with the ELF and program headers in it). The
-/// linker scripts put the C decoders there. Its `p_paddr` holds the hash of its file bytes
-/// ([`record_decoder_hashes`]; in ELF32 the low half), so a segment that is checked
-/// ([`decoder_hash_matches`]) is the one the launcher hash vouches for through that header.
+/// linker scripts put the C decoders there; its hash is in the launcher's own bytes
+/// ([`DECODER_HASH_MARK`]).
 pub fn is_decoder_segment(arch: Arch, ph: &ProgramHeader) -> bool {
     ph.p_type == PT_LOAD
         && ph.p_offset != 0
@@ -86,45 +88,92 @@ pub fn is_decoder_segment(arch: Arch, ph: &ProgramHeader) -> bool {
         && !arch.is_payload_segment(ph)
 }
 
-/// Whether `bytes` are the decoder segment `ph`'s, as its `p_paddr` records them.
-pub fn decoder_hash_matches(arch: Arch, ph: &ProgramHeader, bytes: &[u8]) -> bool {
-    arch.hash_in_phdr(content_hash(bytes)) == ph.p_paddr
+/// What precedes the decoder segment's hash in a launcher image that has one: the launcher's
+/// static holds this mark and then the hash, 8 bytes little-endian, in one of its own (hashed)
+/// segments. The mark lets a reader of the file find the hash without symbols.
+pub const DECODER_HASH_MARK: [u8; 16] = *b"mgo:decoder-hash";
+
+/// The launcher's static: the mark, then the hash (0 until [`record_decoder_hashes`] fills it).
+pub const DECODER_HASH_SLOT_LEN: usize = DECODER_HASH_MARK.len() + 8;
+
+/// Whether `bytes` are the decoder segment's, whose hash the launcher records as `recorded`.
+pub fn decoder_hash_matches(recorded: u64, bytes: &[u8]) -> bool {
+    content_hash(bytes) == recorded
 }
 
-/// Writes each decoder segment's hash into its `p_paddr`, in a launcher image as linked (`cargo
-/// xtask runtime` does, before the image is committed). Returns how many there were.
-pub fn record_decoder_hashes(image: &mut [u8]) -> Result<usize, FormatError> {
-    let elf = Elf::parse(image)?;
-    let arch = Arch::from_elf_machine(elf.machine).ok_or(FormatError::UnknownArch)?;
-    let class = elf.class;
-    let mut updates = [(0usize, ProgramHeader::default()); 4];
-    let mut count = 0;
-    for i in 0..elf.phnum() {
-        let mut ph = elf.phdr(i);
-        if !is_decoder_segment(arch, &ph) {
-            continue;
+/// The decoder segment's hash as a launcher slot holds it.
+pub fn decoder_hash_in_slot(slot: &[u8; DECODER_HASH_SLOT_LEN]) -> u64 {
+    let mut hash = [0u8; 8];
+    hash.copy_from_slice(&slot[DECODER_HASH_MARK.len()..]);
+    u64::from_le_bytes(hash)
+}
+
+/// Where the slot's hash is in `file`: after the one [`DECODER_HASH_MARK`] in the launcher's own
+/// segments. `None` if there is none, or more than one.
+fn decoder_hash_at(file: &[u8], elf: &Elf<'_>, arch: Arch) -> Option<usize> {
+    let own = |ph: &ProgramHeader| {
+        ph.p_type == PT_LOAD && !arch.is_payload_segment(ph) && !is_decoder_segment(arch, ph)
+    };
+    let mut found = None;
+    for ph in elf.phdrs().filter(own) {
+        let bytes = segment_bytes(file, &ph)?;
+        let start = usize::try_from(ph.p_offset).ok()?;
+        for (i, window) in bytes.windows(DECODER_HASH_SLOT_LEN).enumerate() {
+            if window.starts_with(&DECODER_HASH_MARK) {
+                if found.is_some() {
+                    return None;
+                }
+                found = Some(start + i + DECODER_HASH_MARK.len());
+            }
         }
-        let bytes = segment_bytes(image, &ph).ok_or(FormatError::Truncated)?;
-        ph.p_paddr = arch.hash_in_phdr(content_hash(bytes));
-        *updates.get_mut(count).ok_or(FormatError::UnsupportedElf)? = (elf.phdr_offset(i), ph);
-        count += 1;
     }
-    for (at, ph) in &updates[..count] {
-        ph.write(class, &mut image[*at..*at + class.phdr_len()]);
-    }
-    Ok(count)
+    found
 }
 
-/// Whether every decoder segment of a bundle or image file matches the hash its program header
-/// records.
+/// Writes the decoder segment's hash into the launcher's slot, in a launcher image as linked
+/// (`cargo xtask runtime` does, before the image is committed). Returns how many decoder
+/// segments there were: 0 (nothing written) or 1. An image with more than one, or with one and
+/// no single slot, is refused.
+pub fn record_decoder_hashes(image: &mut [u8]) -> Result<usize, FormatError> {
+    let (hash, at) = {
+        let elf = Elf::parse(image)?;
+        let arch = Arch::from_elf_machine(elf.machine).ok_or(FormatError::UnknownArch)?;
+        let mut decoders = elf.phdrs().filter(|ph| is_decoder_segment(arch, ph));
+        let Some(ph) = decoders.next() else {
+            return Ok(0);
+        };
+        if decoders.next().is_some() {
+            return Err(FormatError::UnsupportedElf);
+        }
+        let hash = content_hash(segment_bytes(image, &ph).ok_or(FormatError::Truncated)?);
+        let at = decoder_hash_at(image, &elf, arch).ok_or(FormatError::UnsupportedElf)?;
+        (hash, at)
+    };
+    image[at..at + 8].copy_from_slice(&hash.to_le_bytes());
+    Ok(1)
+}
+
+/// Whether every decoder segment of a bundle or image file matches the hash the launcher
+/// records for it.
 pub fn decoders_of_file_intact(file: &[u8]) -> Result<bool, FormatError> {
     let elf = Elf::parse(file)?;
     let arch = Arch::from_elf_machine(elf.machine).ok_or(FormatError::UnknownArch)?;
-    let intact = elf
+    let mut decoders = elf
         .phdrs()
         .filter(|ph| is_decoder_segment(arch, ph))
-        .all(|ph| segment_bytes(file, &ph).is_some_and(|b| decoder_hash_matches(arch, &ph, b)));
-    Ok(intact)
+        .peekable();
+    if decoders.peek().is_none() {
+        return Ok(true);
+    }
+    let Some(at) = decoder_hash_at(file, &elf, arch) else {
+        return Ok(false);
+    };
+    let mut recorded = [0u8; 8];
+    recorded.copy_from_slice(&file[at..at + 8]);
+    let recorded = u64::from_le_bytes(recorded);
+    Ok(decoders.all(|ph| {
+        segment_bytes(file, &ph).is_some_and(|bytes| decoder_hash_matches(recorded, bytes))
+    }))
 }
 
 fn segment_bytes<'a>(file: &'a [u8], ph: &ProgramHeader) -> Option<&'a [u8]> {
@@ -224,11 +273,16 @@ mod tests {
         }
     }
 
+    /// Where [`with_decoders`] puts the launcher's slot for the decoders' hash: in its code.
+    const SLOT: usize = 300;
+
     /// [`image`] with a fourth program header: a decoder segment of 128 bytes at the end of the
-    /// file, whose `p_paddr` holds its address (no hash recorded yet).
+    /// file, and the launcher's empty slot for its hash (no hash recorded yet).
     fn with_decoders(class: Class) -> Vec<u8> {
         let (ehdr, phdr) = (class.ehdr_len(), class.phdr_len());
         let mut f = image(class).to_vec();
+        f[SLOT..SLOT + 16].copy_from_slice(&DECODER_HASH_MARK);
+        f[SLOT + 16..SLOT + 24].fill(0);
         f.extend((0..128u32).map(|i| (i * 3) as u8));
         let at = class.phentsize_at();
         f[at + 2..at + 4].copy_from_slice(&4u16.to_le_bytes());
@@ -248,9 +302,8 @@ mod tests {
     }
 
     #[test]
-    fn the_decoder_segment_is_vouched_for_by_its_header_not_hashed_with_the_launcher() {
+    fn the_decoder_segment_is_vouched_for_by_the_launcher_not_hashed_with_it() {
         for class in [Class::Elf64, Class::Elf32] {
-            let (ehdr, phdr) = (class.ehdr_len(), class.phdr_len());
             let mut f = with_decoders(class);
             assert!(
                 !decoders_of_file_intact(&f).unwrap(),
@@ -266,15 +319,28 @@ mod tests {
             assert_eq!(launcher_hash_of_file(&damaged).unwrap(), hash, "{class:?}");
             assert!(!decoders_of_file_intact(&damaged).unwrap(), "{class:?}");
 
-            // Damage in the hash the header records: the launcher's hash covers it.
-            let p_paddr = match class {
-                Class::Elf64 => 24,
-                Class::Elf32 => 12,
-            };
-            let mut damaged = f.clone();
-            damaged[ehdr + 3 * phdr + p_paddr] ^= 1;
-            assert_ne!(launcher_hash_of_file(&damaged).unwrap(), hash, "{class:?}");
-            assert!(!decoders_of_file_intact(&damaged).unwrap(), "{class:?}");
+            // Damage in the hash the launcher records, or in its mark: the launcher's hash
+            // covers both.
+            for at in [SLOT + 20, SLOT + 3] {
+                let mut damaged = f.clone();
+                damaged[at] ^= 1;
+                assert_ne!(launcher_hash_of_file(&damaged).unwrap(), hash, "{class:?}");
+                assert!(
+                    !decoders_of_file_intact(&damaged).unwrap(),
+                    "{class:?} {at}"
+                );
+            }
+
+            // The segment's program header keeps the address the linker gave it: tools that
+            // lay segments out in `p_paddr` order keep the decoders where they are.
+            let elf = Elf::parse(&f).unwrap();
+            let ph = elf.phdr(3);
+            assert_eq!(ph.p_paddr, ph.p_vaddr, "{class:?}");
+
+            // A second mark in the launcher leaves no slot to trust.
+            let mut twice = with_decoders(class);
+            twice[SLOT + 40..SLOT + 56].copy_from_slice(&DECODER_HASH_MARK);
+            assert!(record_decoder_hashes(&mut twice).is_err(), "{class:?}");
         }
     }
 

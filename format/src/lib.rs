@@ -21,8 +21,9 @@ pub use direct::{ENTRY_DIRECT, ENTRY_OWN_LOCATION};
 pub use error::{FormatError, LAUNCHER_CORRUPT};
 pub use hash::{content_hash, ContentHasher};
 pub use launcher::{
-    decoder_hash_matches, decoders_of_file_intact, is_decoder_segment, launcher_hash,
-    launcher_hash_in_phdr, launcher_hash_of_file, record_decoder_hashes,
+    decoder_hash_in_slot, decoder_hash_matches, decoders_of_file_intact, is_decoder_segment,
+    launcher_hash, launcher_hash_in_phdr, launcher_hash_of_file, record_decoder_hashes,
+    DECODER_HASH_MARK, DECODER_HASH_SLOT_LEN,
 };
 pub use layout::{
     Arch, Bundle, Encoding, Entry, Header, Region, ENTRY_CACHE, ENTRY_LEN, FORMAT_VERSION,

@@ -255,7 +255,7 @@ pub fn main(args: &[String]) -> Result<()> {
         let committed = root.join("runtime/image").join(format!("{name}.elf"));
         let mut bytes =
             std::fs::read(&built).with_context(|| format!("reading {}", built.display()))?;
-        // The decoders' segment carries its own hash, checked before the first decode.
+        // The launcher's slot gets the decoders' segment's hash, checked before the first decode.
         let decoders = mgo_format::record_decoder_hashes(&mut bytes)
             .map_err(|e| anyhow::anyhow!("image {name}: {}", e.message()))?;
         if decoders != image.decoder_segments(codec) {
@@ -266,6 +266,7 @@ pub fn main(args: &[String]) -> Result<()> {
             );
         }
         zero_fill_outside_hashed_bytes(&bytes).with_context(|| format!("image {name}"))?;
+        physical_addresses_in_file_order(&bytes).with_context(|| format!("image {name}"))?;
         if let Some(baseline) = &image.baseline {
             let symbols = run_cargo(&root, image, codec, &sources, Cargo::Symbols)?;
             check_baseline(&symbols, baseline).with_context(|| format!("image {name}"))?;
@@ -304,6 +305,27 @@ pub fn main(args: &[String]) -> Result<()> {
                 "runtime image {name}: {} bytes -> {}",
                 bytes.len(),
                 committed.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Every loaded segment's `p_paddr` is its address, as the linker set it. `strip` and `objcopy`
+/// order segments in the file by `p_paddr`; a segment whose field held anything else (the
+/// decoders' hash, once) could be moved behind the payload, and the launcher's hash, which covers
+/// the program headers, would no longer match.
+fn physical_addresses_in_file_order(elf: &[u8]) -> Result<()> {
+    let parsed = mgo_format::elf::Elf::parse(elf)
+        .map_err(|e| anyhow::anyhow!("not an ELF file the packer reads: {e}"))?;
+    for ph in parsed.phdrs() {
+        if ph.p_type == mgo_format::elf::PT_LOAD && ph.p_paddr != ph.p_vaddr {
+            bail!(
+                "the segment at offset {:#x} has p_paddr {:#x}, not its address {:#x}: strip and \
+                 objcopy lay segments out in p_paddr order and would move it",
+                ph.p_offset,
+                ph.p_paddr,
+                ph.p_vaddr
             );
         }
     }

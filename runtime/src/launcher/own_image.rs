@@ -14,7 +14,10 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 
 use mgo_format::elf::{Class, ProgramHeader};
 #[cfg(any(feature = "zstd", feature = "deflate"))]
-use mgo_format::{decoder_hash_matches, is_decoder_segment};
+use mgo_format::{
+    decoder_hash_in_slot, decoder_hash_matches, is_decoder_segment, DECODER_HASH_MARK,
+    DECODER_HASH_SLOT_LEN,
+};
 use mgo_format::{launcher_hash, launcher_hash_in_phdr, Bundle, FormatError, Header, HEADER_LEN};
 use mgo_runtime::cpu::NATIVE;
 use rustix::io::Errno;
@@ -186,8 +189,23 @@ static CHECKED_COUNT: AtomicUsize = AtomicUsize::new(0);
 #[cfg(any(feature = "zstd", feature = "deflate"))]
 static DECODERS_CHECKED: AtomicBool = AtomicBool::new(false);
 
-/// Checks the decoders' segment (an image without one has nothing to check) against the hash its
-/// program header records, the first time a decoder is about to run; damage there is the
+/// The decoders' hash, in the launcher's own bytes, which the self-check covers: the mark, then
+/// the hash, which `cargo xtask runtime` writes after linking (`record_decoder_hashes`, which
+/// finds the slot by its mark).
+#[cfg(any(feature = "zstd", feature = "deflate"))]
+#[used]
+static DECODER_HASH: [u8; DECODER_HASH_SLOT_LEN] = {
+    let mut slot = [0u8; DECODER_HASH_SLOT_LEN];
+    let mut i = 0;
+    while i < DECODER_HASH_MARK.len() {
+        slot[i] = DECODER_HASH_MARK[i];
+        i += 1;
+    }
+    slot
+};
+
+/// Checks the decoders' segment (an image without one has nothing to check) against the hash the
+/// launcher records for it, the first time a decoder is about to run; damage there is the
 /// launcher's damage, reported as such, and the process exits. Called on the launcher's own
 /// thread, before any helper thread exists.
 #[cfg(any(feature = "zstd", feature = "deflate"))]
@@ -203,8 +221,11 @@ pub fn check_decoders() {
     if headers.at == 0 {
         crate::damaged::launcher();
     }
+    // SAFETY: a static of the launcher's, read as bytes. Volatile: its contents are written into
+    // the image after the compiler saw the zeros.
+    let recorded = decoder_hash_in_slot(&unsafe { core::ptr::read_volatile(&DECODER_HASH) });
     for ph in headers.iter().filter(|ph| is_decoder_segment(NATIVE, ph)) {
-        if !loaded(&ph).is_some_and(|bytes| decoder_hash_matches(NATIVE, &ph, bytes)) {
+        if !loaded(&ph).is_some_and(|bytes| decoder_hash_matches(recorded, bytes)) {
             crate::damaged::launcher();
         }
     }
