@@ -324,10 +324,11 @@ impl BundleFile {
                 FormatError::LauncherCorrupt.message()
             )));
         }
-        // The decoders' segment, which the launcher checks only before it decodes.
+        // The decoders' segment, which the launcher checks only before it decodes, against the
+        // hash kept in its own bytes.
         if !mgo_format::decoders_of_file_intact(&self.bytes).unwrap_or(false) {
             return Err(damaged(format!(
-                "{}: its decoders do not match the hash their program header records",
+                "{}: its decoders do not match the hash the launcher records for them",
                 FormatError::LauncherCorrupt.message()
             )));
         }

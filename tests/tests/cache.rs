@@ -1131,6 +1131,26 @@ fn an_entry_from_another_boot_is_hashed_once_then_marked_current() {
     assert_eq!(record(variant_dir), Some(vouching(&entry, "synced")));
 }
 
+/// Starts `bundle` (cache in `home`, `MGODEBUG=log`) under `strace -f -e trace=<calls>`, checks it
+/// ran, and returns its `launch path` line and the calls strace saw, pids left out.
+fn traced_start(bundle: &Path, home: &Path, calls: &str, what: &str) -> (String, Vec<String>) {
+    let log = bundle.with_file_name("strace.log");
+    let mut cmd = command(Path::new("strace"));
+    cmd.args(["-f", "-qq", "-e", &format!("trace={calls}"), "-o"])
+        .arg(&log)
+        .arg(bundle)
+        .env("XDG_CACHE_HOME", home)
+        .env("MGODEBUG", "log");
+    let out = run(&mut cmd);
+    ok_report(&out, what);
+    let calls = std::fs::read_to_string(&log).unwrap();
+    let calls = calls
+        .lines()
+        .filter_map(|line| Some(line.split_once(' ')?.1.trim_start().to_string()))
+        .collect();
+    (path_line(&out), calls)
+}
+
 /// The start after the one that made an entry (in the same boot: the record names it) syncs the
 /// entry and records it synced; the starts after that trust the record alone and never read the
 /// boot's id (an open in `/proc`) nor sync again. Seen from outside, with strace.
@@ -1145,20 +1165,13 @@ fn the_first_warm_start_syncs_the_entry_so_later_ones_read_no_boot_id() {
     let (level, _) = best(c_probe_static());
     let entry = cache_entry(&home, &bundle, &level);
     let variant_dir = entry.parent().unwrap();
-    let log = dir.join("strace.log");
     let traced = |what: &str| {
-        let mut cmd = command(Path::new("strace"));
-        cmd.args(["-f", "-qq", "-e", "trace=open,openat,fdatasync", "-o"])
-            .arg(&log)
-            .arg(&bundle)
-            .env("XDG_CACHE_HOME", &home)
-            .env("MGODEBUG", "log");
-        let out = run(&mut cmd);
-        ok_report(&out, what);
-        let calls = std::fs::read_to_string(&log).unwrap();
-        let boot_read = calls.contains("/proc/sys/kernel/random/boot_id");
-        let synced = calls.contains("fdatasync(");
-        (path_line(&out), boot_read, synced)
+        let (line, calls) = traced_start(&bundle, &home, "open,openat,fdatasync", what);
+        let boot_read = calls
+            .iter()
+            .any(|c| c.contains("/proc/sys/kernel/random/boot_id"));
+        let synced = calls.iter().any(|c| c.starts_with("fdatasync("));
+        (line, boot_read, synced)
     };
     let this_boot = boot_id();
     let expected = [
@@ -1190,27 +1203,9 @@ fn a_warm_start_opens_nothing_before_it_execs_the_entry() {
     for what in ["first start", "second start"] {
         logged(&mut cached(&bundle, &home), what);
     }
-    let log = dir.join("strace.log");
-    let mut cmd = command(Path::new("strace"));
-    cmd.args([
-        "-f",
-        "-qq",
-        "-e",
-        "trace=open,openat,openat2,close,execve",
-        "-o",
-    ])
-    .arg(&log)
-    .arg(&bundle)
-    .env("XDG_CACHE_HOME", &home)
-    .env("MGODEBUG", "log");
-    let out = run(&mut cmd);
-    ok_report(&out, "warm start");
-    assert_eq!(path_line(&out), found(&entry));
-    let calls = std::fs::read_to_string(&log).unwrap();
-    let calls: Vec<&str> = calls
-        .lines()
-        .filter_map(|line| Some(line.split_once(' ')?.1.trim_start()))
-        .collect();
+    let calls = "open,openat,openat2,close,execve";
+    let (line, calls) = traced_start(&bundle, &home, calls, "warm start");
+    assert_eq!(line, found(&entry));
     let entry_exec = format!("execve(\"{}\"", entry.display());
     let execs: Vec<usize> = (0..calls.len())
         .filter(|&i| calls[i].starts_with("execve("))
